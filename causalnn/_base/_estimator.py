@@ -1,0 +1,281 @@
+"""The estimator interface every causalnn estimator shares.
+
+:class:`BaseCausalEstimator` does the sklearn bookkeeping once: parameter validation,
+input checks, the treatment as an argument or a DataFrame column, outcome type and
+scaling, device and seed resolution, and the effect API named as in EconML
+(``effect(X, T0, T1)``, ``ate``). A subclass implements ``_fit`` (build modules and train
+them with :class:`causalnn.engine.Trainer`) and ``_predict_outcome``.
+"""
+import copy
+import numbers
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted
+
+from ..engine import Trainer, make_generator, resolve_device
+from ._param_validation import Interval, Options, validate_params
+from ._validation import (check_binary, check_features, check_scalar_or_vector,
+                          check_vector, split_treatment_column)
+
+__all__ = ["BaseCausalEstimator", "PropensityMixin"]
+
+
+class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
+    """Base class of causalnn estimators (not for direct use).
+
+    ``fit(X, y, treatment=t)`` follows sklearn's ``(X, y)`` order so that ``Pipeline``,
+    ``cross_validate`` and ``GridSearchCV`` accept it. ``treatment`` is requested as
+    metadata by ``fit`` and ``score`` by default, so with
+    ``sklearn.set_config(enable_metadata_routing=True)`` it is split per fold like ``X``.
+    """
+
+    # sklearn metadata routing: fit and score ask for the treatment without set_*_request
+    __metadata_request__fit = {"treatment": True}
+    __metadata_request__score = {"treatment": True}
+
+    _parameter_constraints = {
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "optimizer": [Options("adam", "adamw", "sgd")],
+        "batch_size": [Interval(numbers.Integral, 1, None)],
+        "max_epochs": [Interval(numbers.Integral, 1, None)],
+        "patience": [Interval(numbers.Integral, 1, None), None],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "outcome": [Options("auto", "continuous", "binary")],
+        "treatment_col": [str, numbers.Integral, None],
+        "random_state": [numbers.Integral, np.random.RandomState, None],
+        "device": [str, torch.device],
+        "verbose": [Interval(numbers.Integral, 0, None), bool],
+    }
+
+    # ---- what a subclass provides -------------------------------------------------
+    @abstractmethod
+    def _fit(self, X, y, treatment, generator):
+        """Build and train the model on validated arrays; ``y`` is on the training scale."""
+
+    @abstractmethod
+    def _predict_outcome(self, X, *treatments):
+        """Linear predictor of E[Y | x, t] on the training scale for each treatment
+        array in ``treatments``: a list of (n,) arrays (one forward pass can serve all)."""
+
+    def _check_treatment(self, treatment):
+        """Validate the fit-time treatment; binary by default."""
+        check_binary(treatment, name="treatment", owner=type(self).__name__)
+        counts = np.bincount(treatment.astype(int), minlength=2)
+        needed = 2 if self.validation_fraction > 0 else 1
+        for arm, count in enumerate(counts):
+            if count < needed:
+                raise ValueError(
+                    f"treatment arm {arm} has {count} rows; {type(self).__name__} needs "
+                    f"at least {needed} rows in each arm (one to train the arm's outcome "
+                    f"head, one for the validation split).")
+        return treatment
+
+    def _check_treatment_levels(self, treatment, name):
+        """Validate treatment levels asked for at predict time."""
+        check_binary(treatment, name=name, owner=type(self).__name__)
+
+    # ---- fit ------------------------------------------------------------------------
+    def fit(self, X, y, *, treatment=None):
+        """Fit the estimator.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Covariates. With ``treatment_col`` set, a DataFrame holding the treatment in
+            that column.
+        y : array-like of shape (n_samples,)
+            Observed (factual) outcomes.
+        treatment : array-like of shape (n_samples,), default=None
+            Treatment received; required unless ``treatment_col`` is set.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        validate_params(self.get_params(deep=False), self._parameter_constraints,
+                        type(self).__name__)
+        X, treatment = split_treatment_column(X, treatment, self.treatment_col)
+        X, names = check_features(X, name="X")
+        n = X.shape[0]
+        y = check_vector(y, name="y", n_samples=n)
+        treatment = check_vector(treatment, name="treatment", n_samples=n)
+        treatment = self._check_treatment(treatment)
+
+        self.n_features_in_ = X.shape[1]
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.outcome_type_ = self._resolve_outcome(y)
+        if self.outcome_type_ == "continuous":
+            # train on a standardised outcome; effects are reported in the user's units
+            self.y_mean_ = float(y.mean())
+            self.y_scale_ = float(y.std()) or 1.0
+        else:
+            self.y_mean_, self.y_scale_ = 0.0, 1.0
+        self.device_ = resolve_device(self.device)
+        generator = make_generator(self.random_state)
+        self._fit(X, (y - self.y_mean_) / self.y_scale_, treatment, generator)
+        return self
+
+    def _resolve_outcome(self, y):
+        binary_values = np.all(np.isin(np.unique(y), (0.0, 1.0)))
+        if self.outcome == "binary":
+            if not binary_values:
+                raise ValueError(
+                    "outcome='binary' needs y in {0, 1}; got values "
+                    f"{np.unique(y)[:10].tolist()}.")
+            return "binary"
+        if self.outcome == "auto" and binary_values and len(np.unique(y)) == 2:
+            return "binary"
+        return "continuous"
+
+    def _train(self, module, data, generator, *, stratify):
+        """Run the shared engine; record ``history_``, ``best_epoch_`` and ``n_iter_``."""
+        tensors = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in data.items()}
+        trainer = Trainer(
+            loss_fn=self._compute_loss, optimizer=self.optimizer,
+            learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+            batch_size=self.batch_size, max_epochs=self.max_epochs,
+            validation_fraction=self.validation_fraction, patience=self.patience,
+            device=self.device_, generator=generator, verbose=self.verbose)
+        self.history_ = trainer.fit(module, tensors, stratify=stratify)
+        self.best_epoch_ = trainer.early_stopping.best_epoch
+        self.n_iter_ = len(self.history_)
+        return module
+
+    # ---- prediction -----------------------------------------------------------------
+    def _validate_X(self, X):
+        check_is_fitted(self, "n_features_in_")
+        if (self.treatment_col is not None and hasattr(X, "columns")
+                and self.treatment_col in X.columns):
+            X = X.drop(columns=[self.treatment_col])
+        X, _ = check_features(X, name="X", n_features=self.n_features_in_,
+                              feature_names=getattr(self, "feature_names_in_", None),
+                              owner=type(self).__name__)
+        return X
+
+    def _to_outcome_scale(self, eta):
+        if self.outcome_type_ == "binary":
+            return 1.0 / (1.0 + np.exp(-eta))
+        return eta * self.y_scale_ + self.y_mean_
+
+    def _levels(self, value, name, n):
+        levels = check_scalar_or_vector(value, name=name, n_samples=n)
+        self._check_treatment_levels(levels, name)
+        return levels
+
+    def predict_outcome(self, X, treatment=None):
+        """Predicted potential outcome ``mu_t(x) = E[Y(t) | x]``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        treatment : scalar or array-like of shape (n_samples,), default=None
+            Treatment level per row; may come from ``treatment_col``.
+
+        Returns
+        -------
+        mu : ndarray of shape (n_samples,)
+            In the units of ``y`` (a probability for a binary outcome).
+        """
+        X, treatment = split_treatment_column(X, treatment, self.treatment_col)
+        X = self._validate_X(X)
+        t = self._levels(treatment, "treatment", X.shape[0])
+        return self._to_outcome_scale(self._predict_outcome(X, t)[0])
+
+    def effect(self, X, T0=0, T1=1):
+        """Conditional average treatment effect ``E[Y(T1) - Y(T0) | x]``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        T0, T1 : scalar or array-like of shape (n_samples,), default=0 and 1
+            Base and target treatment levels.
+
+        Returns
+        -------
+        tau : ndarray of shape (n_samples,)
+            Effects in the units of ``y`` (probability scale for a binary outcome).
+        """
+        X = self._validate_X(X)
+        n = X.shape[0]
+        t0, t1 = self._levels(T0, "T0", n), self._levels(T1, "T1", n)
+        eta0, eta1 = self._predict_outcome(X, t0, t1)
+        return self._to_outcome_scale(eta1) - self._to_outcome_scale(eta0)
+
+    def predict(self, X):
+        """The CATE ``effect(X)``: what a Pipeline's ``predict`` yields.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        tau : ndarray of shape (n_samples,)
+        """
+        return self.effect(X)
+
+    def ate(self, X, T0=0, T1=1):
+        """Average treatment effect over the rows of ``X``: the mean of ``effect``.
+
+        Returns
+        -------
+        ate : float
+        """
+        return float(np.mean(self.effect(X, T0=T0, T1=T1)))
+
+    def score(self, X, y, treatment=None):
+        """R^2 of the predicted factual outcome ``mu_{t_i}(x_i)`` against ``y``.
+
+        Higher is better. Observed outcomes are all a model can be scored on without
+        knowing the true effects (see :mod:`causalnn.metrics` for PEHE on simulations).
+
+        Returns
+        -------
+        score : float
+        """
+        X, treatment = split_treatment_column(X, treatment, self.treatment_col)
+        mu = self.predict_outcome(X, treatment)
+        y = check_vector(y, name="y", n_samples=len(mu))
+        return float(r2_score(y, mu))
+
+    # ---- pickling across devices ----------------------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        # modules travel on the CPU so a GPU fit unpickles on a machine without CUDA
+        for key, value in list(state.items()):
+            if isinstance(value, torch.nn.Module) and any(
+                    p.device.type != "cpu" for p in value.parameters()):
+                state[key] = copy.deepcopy(value).to("cpu")
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        device = getattr(self, "device_", None)
+        if device is not None:
+            if device.type == "cuda" and not torch.cuda.is_available():
+                self.device_ = torch.device("cpu")
+            for key, value in vars(self).items():
+                if isinstance(value, torch.nn.Module):
+                    value.to(self.device_)
+
+
+class PropensityMixin:
+    """Adds ``predict_propensity`` for estimators with a propensity model."""
+
+    def predict_propensity(self, X):
+        """Estimated propensity ``P(T=1 | x)``.
+
+        Returns
+        -------
+        propensity : ndarray of shape (n_samples,)
+        """
+        return self._predict_propensity(self._validate_X(X))

@@ -1,0 +1,104 @@
+"""A small validator for estimator hyper-parameters.
+
+Each estimator declares ``_parameter_constraints``: a mapping from parameter name to a
+list of accepted forms. A form is a type (``int``, ``str``, ``callable``...), ``None``,
+an :class:`Interval`, or a :class:`Options` set. ``validate_params`` raises a
+``ValueError``/``TypeError`` that names the parameter when none of the forms accepts
+the value. Kept separate from sklearn's private validator so that a scikit-learn
+upgrade cannot break it.
+"""
+import numbers
+
+import numpy as np
+
+__all__ = ["Interval", "Options", "validate_params"]
+
+
+class Interval:
+    """Real or integer interval, ``closed`` in ``{"both", "left", "right", "neither"}``."""
+
+    def __init__(self, kind, left, right, closed="both"):
+        self.kind = kind
+        self.left = left
+        self.right = right
+        self.closed = closed
+
+    def accepts(self, value):
+        if isinstance(value, (bool, np.bool_)):
+            return False
+        if self.kind is numbers.Integral and not isinstance(value, numbers.Integral):
+            return False
+        if not isinstance(value, numbers.Real) or not np.isfinite(value):
+            return False
+        left_ok = self.left is None or (
+            value >= self.left if self.closed in ("both", "left") else value > self.left
+        )
+        right_ok = self.right is None or (
+            value <= self.right if self.closed in ("both", "right") else value < self.right
+        )
+        return left_ok and right_ok
+
+    def __str__(self):
+        kind = "an int" if self.kind is numbers.Integral else "a float"
+        lo = "-inf" if self.left is None else self.left
+        hi = "inf" if self.right is None else self.right
+        lb = "[" if self.closed in ("both", "left") and self.left is not None else "("
+        rb = "]" if self.closed in ("both", "right") and self.right is not None else ")"
+        return f"{kind} in the range {lb}{lo}, {hi}{rb}"
+
+
+class Options:
+    """A finite set of accepted values (typically strings)."""
+
+    def __init__(self, *values):
+        self.values = values
+
+    def accepts(self, value):
+        return isinstance(value, (str, bool, numbers.Number)) and value in self.values
+
+    def __str__(self):
+        return "one of {" + ", ".join(repr(v) for v in self.values) + "}"
+
+
+def _describe(form):
+    if form is None:
+        return "None"
+    if form is callable:
+        return "a callable"
+    if isinstance(form, type):
+        return f"an instance of {form.__name__}"
+    return str(form)
+
+
+def _accepts(form, value):
+    if form is None:
+        return value is None
+    if form is callable:
+        return callable(value)
+    if isinstance(form, type):
+        if form in (int, numbers.Integral) and isinstance(value, (bool, np.bool_)):
+            return False
+        return isinstance(value, form)
+    return form.accepts(value)
+
+
+def validate_params(params, constraints, owner):
+    """Check each parameter in ``params`` against ``constraints``.
+
+    Raises
+    ------
+    ValueError
+        If a value has an accepted type but is out of range / not an option.
+    TypeError
+        If no accepted form has the value's type.
+    """
+    for name, value in params.items():
+        forms = constraints.get(name)
+        if forms is None or any(_accepts(f, value) for f in forms):
+            continue
+        accepted = " or ".join(_describe(f) for f in forms)
+        type_only = all(isinstance(f, type) or f is None or f is callable for f in forms)
+        error = TypeError if type_only else ValueError
+        raise error(
+            f"The {name!r} parameter of {owner} must be {accepted}; got {value!r}."
+        )

@@ -1,0 +1,164 @@
+"""Checks of the data handed to ``fit``/``predict``: one place for every estimator.
+
+Each error names the argument that was wrong and what was wrong with it, so a user never
+meets a torch stack trace for bad input.
+"""
+import numbers
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "split_treatment_column",
+    "check_features",
+    "check_vector",
+    "check_binary",
+    "check_same_length",
+]
+
+
+def _is_frame(X):
+    return isinstance(X, pd.DataFrame)
+
+
+def split_treatment_column(X, treatment, treatment_col, *, required=True):
+    """Return ``(X_without_treatment, treatment)``.
+
+    The treatment comes either as the ``treatment`` argument or, when ``treatment_col``
+    is set, as that column of the DataFrame ``X`` (then it is dropped from ``X``).
+    """
+    if treatment_col is None:
+        if treatment is None and required:
+            raise ValueError(
+                "treatment is required: pass fit(X, y, treatment=t), or set the "
+                "estimator's treatment_col to the name of the DataFrame column that "
+                "holds it. (Inside cross_validate/GridSearchCV, enable metadata routing "
+                "with sklearn.set_config(enable_metadata_routing=True) and pass "
+                "params={'treatment': t}.)"
+            )
+        return X, treatment
+    if not _is_frame(X):
+        raise TypeError(
+            f"treatment_col={treatment_col!r} needs X to be a pandas DataFrame; "
+            f"got {type(X).__name__}."
+        )
+    if treatment_col not in X.columns:
+        if treatment is None and required:
+            raise ValueError(
+                f"treatment_col={treatment_col!r} is not a column of X "
+                f"(columns: {list(map(str, X.columns))[:10]}...)."
+            )
+        return X, treatment
+    if treatment is not None:
+        raise ValueError(
+            f"treatment was given twice: as the treatment argument and as column "
+            f"{treatment_col!r} of X (treatment_col). Pass only one."
+        )
+    return X.drop(columns=[treatment_col]), X[treatment_col].to_numpy()
+
+
+def check_features(X, *, name="X", feature_names=None, n_features=None, owner="estimator"):
+    """Validate a feature matrix and return ``(array float64 (n, d), column names or None)``.
+
+    At predict time ``feature_names``/``n_features`` are the ones seen in ``fit``: a
+    DataFrame must carry exactly those columns (in any order: they are re-ordered), an
+    array the same number of columns.
+    """
+    names = None
+    if _is_frame(X):
+        names = np.asarray([str(c) for c in X.columns], dtype=object)
+        if feature_names is not None:
+            unknown = [c for c in names if c not in set(feature_names)]
+            missing = [c for c in feature_names if c not in set(names)]
+            if unknown or missing:
+                raise ValueError(
+                    f"{name} has different columns than at fit: "
+                    f"unknown columns {unknown}, missing columns {missing}."
+                )
+            X = X.copy()
+            X.columns = names
+            X = X[list(feature_names)]
+            names = np.asarray(feature_names, dtype=object)
+        bad = [str(c) for c, dt in X.dtypes.items()
+               if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
+        if bad:
+            raise TypeError(f"{name} columns must be numeric; non-numeric columns: {bad}.")
+        array = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        try:
+            array = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a numeric array-like; {exc}") from None
+    if array.ndim == 1:
+        raise ValueError(
+            f"{name} must be 2-dimensional (n_samples, n_features); got a 1-d array of "
+            f"shape {array.shape}. Reshape it with X.reshape(-1, 1) for one feature."
+        )
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-dimensional; got shape {array.shape}.")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} has no rows.")
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} has no columns.")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {array.shape[1]} features, but {owner} was fitted with "
+            f"{n_features} features."
+        )
+    _check_finite(array, name)
+    return array, names
+
+
+def _check_finite(array, name):
+    if not np.all(np.isfinite(array)):
+        n_nan = int(np.isnan(array).sum())
+        n_inf = int(np.isinf(array).sum())
+        raise ValueError(
+            f"{name} contains {n_nan} NaN and {n_inf} infinite values; causalnn does "
+            f"not impute: remove or impute them first (e.g. sklearn SimpleImputer)."
+        )
+
+
+def check_vector(v, *, name, n_samples=None):
+    """Return a finite 1-d float64 array (a column vector (n, 1) is accepted)."""
+    if isinstance(v, (pd.Series, pd.DataFrame)):
+        v = v.to_numpy()
+    try:
+        array = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numeric; got {type(v).__name__}.") from None
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional; got shape {array.shape}.")
+    if n_samples is not None and array.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {array.shape[0]} rows but X has {n_samples}: the lengths must match."
+        )
+    _check_finite(array, name)
+    return array
+
+
+def check_same_length(**arrays):
+    lengths = {k: len(v) for k, v in arrays.items() if v is not None}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"Inconsistent numbers of rows: {lengths}.")
+
+
+def check_binary(v, *, name, owner):
+    """Check that ``v`` only holds 0 and 1 and return it as float64."""
+    values = np.unique(v)
+    if not np.all(np.isin(values, (0.0, 1.0))):
+        shown = values[:10].tolist()
+        raise ValueError(
+            f"{name} must be binary (0/1) for {owner}; got values {shown}"
+            f"{'...' if len(values) > 10 else ''}."
+        )
+    return v
+
+
+def check_scalar_or_vector(v, *, name, n_samples):
+    """Treatment levels for ``effect``/``predict_outcome``: a scalar or an (n,) array."""
+    if isinstance(v, numbers.Number) and not isinstance(v, bool):
+        v = np.full(n_samples, float(v))
+    return check_vector(v, name=name, n_samples=n_samples)

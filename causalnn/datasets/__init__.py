@@ -1,0 +1,10 @@
+"""Benchmark data sets for causal-effect estimation.
+
+- :func:`load_ihdp`: the 10 shipped IHDP replications (Hill, 2011), in the
+  form of Shalit et al. (2017).
+- :func:`make_ihdp`: simulate new replications of IHDP response surface "B".
+"""
+
+from ._ihdp import load_ihdp, make_ihdp
+
+__all__ = ["load_ihdp", "make_ihdp"]

@@ -1,0 +1,250 @@
+"""Counterfactual regression: TARNet and CFR.
+
+Shalit, Johansson & Sontag (2017), "Estimating individual treatment effect:
+generalization bounds and algorithms", ICML.
+
+Model: a shared representation ``Phi(x)`` and one outcome head ``h_t(Phi)`` per arm.
+Loss:  ``sum_i w_i L(y_i, h_{t_i}(Phi(x_i))) + alpha * IPM({Phi(x_i)}_{t_i=0}, {Phi(x_i)}_{t_i=1})``
+       with weights ``w_i = t_i / (2u) + (1 - t_i) / (2(1 - u))``, ``u = P(t=1)``, which
+       give both arms the same total weight. TARNet is the case ``alpha = 0``.
+Effect: ``tau(x) = h_1(Phi(x)) - h_0(Phi(x))``.
+"""
+import numbers
+
+import numpy as np
+
+from ..._base import Interval, Options
+from ...losses import IPMS, outcome_loss
+from ._common import RepresentationEstimator
+
+__all__ = ["CFRNet", "TARNet"]
+
+
+class CFRNet(RepresentationEstimator):
+    """Counterfactual regression network with an IPM balancing penalty (CFR).
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Weight of the IPM penalty (the paper's ``alpha``).
+    ipm : {"wasserstein", "mmd_rbf", "mmd_linear"}, default="wasserstein"
+        Distance between the arms' representation distributions: Wasserstein-1 by
+        Sinkhorn iterations (CFR-Wass), squared MMD with a Gaussian kernel, or squared
+        MMD with a linear kernel (CFR-MMD).
+    normalize_representation : bool, default=True
+        Project ``Phi(x)`` onto the unit sphere (the paper's "rep. normalization"), so
+        the penalty cannot be reduced by shrinking the representation.
+    reweight_sample : bool, default=True
+        Use the treatment-balance weights ``w_i`` in the factual loss.
+    representation_layers : tuple of int, default=(200, 200, 200)
+        Hidden widths of ``Phi``.
+    head_layers : tuple of int, default=(100, 100, 100)
+        Hidden widths of each outcome head.
+    activation : {"elu", "relu", "tanh", "selu", "gelu"}, default="elu"
+    learning_rate : float, default=1e-3
+    weight_decay : float, default=1e-4
+        L2 penalty on the weight matrices (not the biases).
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    batch_size : int, default=100
+    max_epochs : int, default=300
+    patience : int or None, default=30
+        Early-stopping patience on the validation loss; the best epoch's weights are
+        restored. ``None`` trains for ``max_epochs``.
+    validation_fraction : float, default=0.3
+        Held-out fraction (stratified by treatment) for early stopping; 0.3 of the
+        training rows gives the paper's 63/27 train/validation split.
+    outcome : {"auto", "continuous", "binary"}, default="auto"
+        ``"auto"`` treats y in {0, 1} as binary (cross-entropy, effects as differences
+        of probabilities), anything else as continuous (squared error on standardised y,
+        effects in the units of y).
+    treatment_col : str or None, default=None
+        Name of the DataFrame column of ``X`` that holds the treatment, for sklearn
+        tools that only pass ``(X, y)``.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialisation, the validation split and batch order.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available.
+    verbose : int, default=0
+        1 shows a progress line, 2 one line per epoch.
+
+    Attributes
+    ----------
+    module_ : torch.nn.ModuleDict
+        The trained network under ``"net"`` (a :class:`causalnn.nets.RepresentationNet`).
+    history_ : list of dict
+        Per-epoch ``train_loss``, ``valid_loss`` and their ``factual``/``ipm`` terms.
+    best_epoch_ : int
+        Epoch whose weights were restored.
+    n_iter_ : int
+        Epochs run.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` was a DataFrame.
+    outcome_type_ : {"continuous", "binary"}
+    y_mean_, y_scale_ : float
+        Standardisation of a continuous outcome.
+    treated_fraction_ : float
+        ``u``, the fraction of treated training rows.
+    device_ : torch.device
+
+    See Also
+    --------
+    TARNet : the same model without the IPM penalty.
+    Dragonnet : a propensity head and targeted regularisation instead of an IPM.
+
+    References
+    ----------
+    .. [1] U. Shalit, F. D. Johansson, D. Sontag. "Estimating individual treatment
+       effect: generalization bounds and algorithms". ICML 2017.
+
+    Examples
+    --------
+    >>> from causalnn import CFRNet
+    >>> from causalnn.datasets import load_ihdp
+    >>> data = load_ihdp(1)
+    >>> est = CFRNet(ipm="wasserstein", random_state=0).fit(
+    ...     data.X, data.y, treatment=data.treatment)
+    >>> tau = est.effect(data.X)
+    """
+
+    _parameter_constraints = {
+        **RepresentationEstimator._parameter_constraints,
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "ipm": [Options(*IPMS)],
+        "normalize_representation": [bool],
+        "reweight_sample": [bool],
+    }
+
+    def __init__(self, *, alpha=1.0, ipm="wasserstein", normalize_representation=True,
+                 reweight_sample=True, representation_layers=(200, 200, 200),
+                 head_layers=(100, 100, 100), activation="elu", learning_rate=1e-3,
+                 weight_decay=1e-4, optimizer="adam", batch_size=100, max_epochs=300,
+                 patience=30, validation_fraction=0.3, outcome="auto", treatment_col=None,
+                 random_state=None, device="auto", verbose=0):
+        self.alpha = alpha
+        self.ipm = ipm
+        self.normalize_representation = normalize_representation
+        self.reweight_sample = reweight_sample
+        self.representation_layers = representation_layers
+        self.head_layers = head_layers
+        self.activation = activation
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.outcome = outcome
+        self.treatment_col = treatment_col
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    @property
+    def _normalize_representation(self):
+        return self.normalize_representation
+
+    def _balance_penalty(self):
+        """``(alpha, ipm function)``; TARNet has none."""
+        return self.alpha, IPMS[self.ipm]
+
+    def _fit(self, X, y, treatment, generator):
+        self.treated_fraction_ = float(treatment.mean())
+        u = self.treated_fraction_
+        if self.reweight_sample:
+            weight = treatment / (2 * u) + (1 - treatment) / (2 * (1 - u))
+        else:
+            weight = np.ones_like(treatment)
+        self.module_ = self._build_module(generator)
+        self._train(self.module_, {"X": X, "y": y, "t": treatment, "w": weight},
+                    generator, stratify=treatment)
+        return self
+
+    def _compute_loss(self, module, batch):
+        out = module["net"](batch["X"])
+        t = batch["t"]
+        eta = out.outcome.gather(1, t.long().unsqueeze(1)).squeeze(1)
+        factual = (batch["w"] * outcome_loss(eta, batch["y"], self.outcome_type_)).mean()
+        alpha, ipm = self._balance_penalty()
+        if alpha == 0:
+            return {"loss": factual}
+        imbalance = ipm(out.representation, t)
+        return {"loss": factual + alpha * imbalance, "factual": factual, "ipm": imbalance}
+
+
+class TARNet(CFRNet):
+    """Treatment-agnostic representation network: CFR without the balancing penalty.
+
+    Same model, loss and parameters as :class:`CFRNet` with ``alpha = 0`` (so without
+    ``alpha`` and ``ipm``), and without representation normalisation by default.
+
+    Parameters
+    ----------
+    normalize_representation : bool, default=True
+    reweight_sample : bool, default=True
+    representation_layers : tuple of int, default=(200, 200, 200)
+    head_layers : tuple of int, default=(100, 100, 100)
+    activation : str, default="elu"
+    learning_rate : float, default=1e-3
+    weight_decay : float, default=1e-4
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    batch_size : int, default=100
+    max_epochs : int, default=300
+    patience : int or None, default=30
+    validation_fraction : float, default=0.3
+    outcome : {"auto", "continuous", "binary"}, default="auto"
+    treatment_col : str or None, default=None
+    random_state : int, RandomState or None, default=None
+    device : str or torch.device, default="auto"
+    verbose : int, default=0
+        See :class:`CFRNet` for each.
+
+    Attributes
+    ----------
+    module_, history_, best_epoch_, n_iter_, n_features_in_, feature_names_in_, outcome_type_, y_mean_, y_scale_, treated_fraction_, device_
+        As in :class:`CFRNet`.
+
+    References
+    ----------
+    .. [1] U. Shalit, F. D. Johansson, D. Sontag. "Estimating individual treatment
+       effect: generalization bounds and algorithms". ICML 2017.
+
+    Examples
+    --------
+    >>> from causalnn import TARNet
+    >>> from causalnn.datasets import load_ihdp
+    >>> data = load_ihdp(1)
+    >>> est = TARNet(random_state=0).fit(data.X, data.y, treatment=data.treatment)
+    >>> ate = est.ate(data.X)
+    """
+
+    _parameter_constraints = {
+        k: v for k, v in CFRNet._parameter_constraints.items() if k not in ("alpha", "ipm")}
+
+    def __init__(self, *, normalize_representation=True, reweight_sample=True,
+                 representation_layers=(200, 200, 200), head_layers=(100, 100, 100),
+                 activation="elu", learning_rate=1e-3, weight_decay=1e-4, optimizer="adam",
+                 batch_size=100, max_epochs=300, patience=30, validation_fraction=0.3,
+                 outcome="auto", treatment_col=None, random_state=None, device="auto",
+                 verbose=0):
+        self.normalize_representation = normalize_representation
+        self.reweight_sample = reweight_sample
+        self.representation_layers = representation_layers
+        self.head_layers = head_layers
+        self.activation = activation
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.outcome = outcome
+        self.treatment_col = treatment_col
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _balance_penalty(self):
+        return 0.0, None

@@ -1,0 +1,19 @@
+"""Exceptions and warnings raised by causalnn."""
+from sklearn.exceptions import NotFittedError
+
+__all__ = ["NotFittedError", "StopTraining", "TrainingDivergedError", "ConvergenceWarning"]
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training after the current epoch.
+
+    The training engine catches it; it never reaches the user.
+    """
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a non-finite (NaN or infinite) loss."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Training stopped at ``max_epochs`` before early stopping triggered."""

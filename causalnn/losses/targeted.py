@@ -1,0 +1,41 @@
+"""Targeted regularisation (Shi, Blei, Veitch 2019, Sec. 3).
+
+With outcome model ``Q(t, x)`` and propensity ``g(x)``, the fluctuated outcome is
+
+    Q~(t, x; eps) = Q(t, x) + eps * H(t, x),  H(t, x) = t / g(x) - (1 - t) / (1 - g(x)),
+
+(on the linear-predictor scale; for a binary outcome this is the logistic fluctuation of
+TMLE). The regulariser is the outcome loss of ``Q~`` on the factual data, minimised jointly
+over the network and the scalar ``eps``. At a stationary point in ``eps`` the
+efficient-influence-curve equation holds, so the plug-in ATE of ``Q~`` is a targeted
+estimate.
+"""
+import torch
+from torch import nn
+
+__all__ = ["TargetedRegularization", "clever_covariate", "fluctuate"]
+
+
+def fluctuate(eta0, eta1, g, epsilon):
+    """Fluctuated linear predictors of both arms, ``(Q~(0, x), Q~(1, x))``.
+
+    Plain arithmetic, so it serves tensors in training and arrays at prediction.
+    """
+    return eta0 - epsilon / (1.0 - g), eta1 + epsilon / g
+
+
+def clever_covariate(t, g):
+    """``H(t, x) = t / g - (1 - t) / (1 - g)``; ``g`` must already be clipped."""
+    return t / g - (1.0 - t) / (1.0 - g)
+
+
+class TargetedRegularization(nn.Module):
+    """Holds the trainable fluctuation parameter ``epsilon`` (initialised at 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epsilon = nn.Parameter(torch.zeros(()))
+
+    def forward(self, eta_factual, t, g):
+        """Fluctuated factual linear predictor ``Q~(t_i, x_i)``."""
+        return eta_factual + self.epsilon * clever_covariate(t, g)

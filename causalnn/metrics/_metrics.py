@@ -1,0 +1,447 @@
+"""Metrics and scikit-learn scorers for causal-effect estimators.
+
+Two kinds of evaluation are provided:
+
+- metrics that need the true effects, only available on (semi-)synthetic
+  data: :func:`pehe` (root of the precision in estimating heterogeneous
+  effects, Hill, 2011) and :func:`ate_error`;
+- scorers usable as ``scoring=`` in :class:`~sklearn.model_selection.GridSearchCV`,
+  :func:`~sklearn.model_selection.cross_validate`, ... : the *factual*
+  scorers (:data:`factual_r2_scorer`, :data:`factual_mse_scorer`) only need
+  observed data, and :data:`pehe_scorer` needs the true effect passed as
+  metadata.
+
+References
+----------
+.. [1] J. L. Hill, "Bayesian nonparametric modeling for causal inference",
+   Journal of Computational and Graphical Statistics, 20(1):217-240, 2011.
+.. [2] U. Shalit, F. D. Johansson and D. Sontag, "Estimating individual
+   treatment effect: generalization bounds and algorithms", ICML, 2017.
+"""
+
+import copy
+import numbers
+
+import numpy as np
+from sklearn.metrics import get_scorer as _sklearn_get_scorer
+from sklearn.metrics import r2_score
+from sklearn.utils.metadata_routing import MetadataRequest
+
+__all__ = [
+    "pehe",
+    "ate_error",
+    "factual_r2_scorer",
+    "factual_mse_scorer",
+    "pehe_scorer",
+    "get_scorer",
+    "get_scorer_names",
+]
+
+
+# --------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------
+
+
+def _check_effect(values, name, *, allow_scalar=False):
+    """Convert ``values`` to a finite float array, 1-d (or 0-d if allowed)."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`{name}` must be numeric, got {values!r}.") from exc
+    if arr.ndim == 0:
+        if not allow_scalar:
+            raise ValueError(f"`{name}` must be a 1-d array, got a scalar.")
+    elif arr.ndim != 1:
+        raise ValueError(
+            f"`{name}` must be 1-d, got an array of shape {arr.shape}."
+        )
+    elif arr.shape[0] == 0:
+        raise ValueError(f"`{name}` must not be empty.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return arr
+
+
+def pehe(true_effect, estimated_effect):
+    """Root of the precision in estimating heterogeneous effects (sqrt PEHE).
+
+    .. math::
+
+        \\sqrt{\\epsilon_{PEHE}} = \\sqrt{\\frac{1}{n} \\sum_{i=1}^n
+        (\\tau(x_i) - \\hat\\tau(x_i))^2}
+
+    Hill (2011) defines the PEHE as the mean squared error of the estimated
+    conditional effects; following Shalit et al. (2017) the square root is
+    returned, so the value is on the scale of the outcome.
+
+    Parameters
+    ----------
+    true_effect : array-like of shape (n_samples,)
+        True conditional effects, e.g. ``mu1 - mu0`` of a simulation.
+    estimated_effect : array-like of shape (n_samples,)
+        Estimated conditional effects, e.g. ``estimator.predict(X)``.
+
+    Returns
+    -------
+    float
+        ``sqrt(mean((true_effect - estimated_effect) ** 2))``; lower is
+        better.
+
+    Raises
+    ------
+    ValueError
+        If an argument is not 1-d, not finite, empty, or if their lengths
+        differ.
+
+    References
+    ----------
+    .. [1] J. L. Hill, "Bayesian nonparametric modeling for causal
+       inference", Journal of Computational and Graphical Statistics,
+       20(1):217-240, 2011.
+    .. [2] U. Shalit, F. D. Johansson and D. Sontag, "Estimating individual
+       treatment effect: generalization bounds and algorithms", ICML, 2017.
+
+    Examples
+    --------
+    >>> from causalnn.metrics import pehe
+    >>> pehe([1.0, 2.0, 3.0], [1.0, 2.0, 6.0])
+    1.7320508075688772
+    """
+    tau = _check_effect(true_effect, "true_effect")
+    tau_hat = _check_effect(estimated_effect, "estimated_effect")
+    if tau.shape[0] != tau_hat.shape[0]:
+        raise ValueError(
+            "`estimated_effect` must have the same length as `true_effect`, "
+            f"got {tau_hat.shape[0]} and {tau.shape[0]}."
+        )
+    return float(np.sqrt(np.mean((tau - tau_hat) ** 2)))
+
+
+def ate_error(true_effect, estimated_effect):
+    """Absolute error on the average treatment effect.
+
+    .. math::
+
+        \\epsilon_{ATE} = \\left| \\frac{1}{n}\\sum_i \\tau(x_i)
+        - \\frac{1}{m}\\sum_j \\hat\\tau(x_j) \\right|
+
+    as reported by Shalit et al. (2017) and Shi et al. (2019).
+
+    Parameters
+    ----------
+    true_effect : float or array-like of shape (n_samples,)
+        True average effect, or true conditional effects (then averaged).
+    estimated_effect : float or array-like of shape (n_samples,)
+        Estimated average effect, or estimated conditional effects (then
+        averaged).
+
+    Returns
+    -------
+    float
+        ``abs(mean(true_effect) - mean(estimated_effect))``; lower is better.
+
+    Raises
+    ------
+    ValueError
+        If an argument is not a scalar or a 1-d array, is empty or not
+        finite, or if both are arrays of different lengths.
+
+    References
+    ----------
+    .. [1] U. Shalit, F. D. Johansson and D. Sontag, "Estimating individual
+       treatment effect: generalization bounds and algorithms", ICML, 2017.
+    .. [2] C. Shi, D. M. Blei and V. Veitch, "Adapting neural networks for the
+       estimation of treatment effects", NeurIPS, 2019.
+
+    Examples
+    --------
+    >>> from causalnn.metrics import ate_error
+    >>> ate_error([1.0, 2.0, 3.0], 2.5)
+    0.5
+    """
+    tau = _check_effect(true_effect, "true_effect", allow_scalar=True)
+    tau_hat = _check_effect(estimated_effect, "estimated_effect", allow_scalar=True)
+    if tau.ndim == 1 and tau_hat.ndim == 1 and tau.shape[0] != tau_hat.shape[0]:
+        raise ValueError(
+            "`estimated_effect` must have the same length as `true_effect`, "
+            f"got {tau_hat.shape[0]} and {tau.shape[0]}."
+        )
+    return float(abs(np.mean(tau) - np.mean(tau_hat)))
+
+
+def _mean_squared_error(y_true, y_pred):
+    return float(np.mean((y_true - y_pred) ** 2))
+
+
+# --------------------------------------------------------------------------
+# Scorers
+# --------------------------------------------------------------------------
+
+
+class _CausalScorer:
+    """Base of the causal scorers: a callable with metadata routing.
+
+    Scikit-learn routes metadata (``treatment``, ``true_effect``) to a scorer
+    when ``sklearn.set_config(enable_metadata_routing=True)`` is set and the
+    scorer's :meth:`get_metadata_routing` requests it (SLEP006).
+
+    Parameters
+    ----------
+    name : str
+        Registry name (see :func:`get_scorer`).
+    score_func : callable
+        ``score_func(y_true, y_pred) -> float``.
+    sign : {1, -1}
+        Multiplies the score so that higher is better.
+    """
+
+    # metadata this scorer can consume -> default request
+    _metadata = {}
+
+    def __init__(self, name, score_func, sign):
+        self.name = name
+        self._score_func = score_func
+        self._sign = sign
+        self._requests = dict(self._metadata)
+
+    def __repr__(self):
+        return f"causalnn.metrics.get_scorer({self.name!r})"
+
+    def get_metadata_routing(self):
+        """Metadata requested by the scorer (its ``score`` method).
+
+        Returns
+        -------
+        routing : :class:`~sklearn.utils.metadata_routing.MetadataRequest`
+            The requests, under ``routing.score``.
+        """
+        request = MetadataRequest(owner=repr(self))
+        for param, alias in self._requests.items():
+            request.score.add_request(param=param, alias=alias)
+        return request
+
+    def set_score_request(self, **kwargs):
+        """Change which metadata the scorer requests (in place).
+
+        Parameters
+        ----------
+        **kwargs : {True, False, None, str}
+            ``param=alias`` as for scikit-learn consumers: ``True`` to
+            request, ``False`` not to, ``None`` to raise if given, or a str to
+            receive the metadata passed under that name.
+
+        Returns
+        -------
+        self : object
+            The scorer. Module-level scorers are shared: use
+            :func:`get_scorer` for a private copy before changing them.
+        """
+        for param, alias in kwargs.items():
+            if param not in self._metadata:
+                raise ValueError(
+                    f"{self!r} does not consume {param!r}; it can consume "
+                    f"{sorted(self._metadata)}."
+                )
+            # validates the alias the same way scikit-learn does
+            MetadataRequest(owner=repr(self)).score.add_request(
+                param=param, alias=alias
+            )
+        self._requests.update(kwargs)
+        return self
+
+    def _accept_sample_weight(self):
+        # Queried by scikit-learn's search estimators and multimetric scorers
+        # when ``sample_weight`` is given without metadata routing.
+        return False
+
+    def _check_metadata(self, metadata):
+        unexpected = set(metadata) - set(self._metadata)
+        if unexpected:
+            raise TypeError(
+                f"{self!r} got unexpected metadata {sorted(unexpected)}; it "
+                f"accepts {sorted(self._metadata)}."
+            )
+
+
+class _FactualScorer(_CausalScorer):
+    """Scores predicted factual outcomes ``mu_t(x)`` against observed ``y``."""
+
+    _metadata = {"treatment": True}
+
+    def __call__(self, estimator, X, y_true, **metadata):
+        """Score the estimator's factual predictions on ``(X, y_true)``.
+
+        Parameters
+        ----------
+        estimator : object
+            Fitted estimator with ``predict_outcome(X, treatment)``.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Covariates (holding the treatment column when the estimator has
+            ``treatment_col`` set).
+        y_true : array-like of shape (n_samples,)
+            Observed outcomes.
+        **metadata : dict
+            ``treatment``: array-like of shape (n_samples,), the observed
+            treatments. Optional when the estimator's ``treatment_col`` is
+            set; routed by scikit-learn when metadata routing is enabled.
+
+        Returns
+        -------
+        float
+            The score (higher is better).
+        """
+        self._check_metadata(metadata)
+        treatment = metadata.get("treatment")
+        if treatment is None and getattr(estimator, "treatment_col", None) is None:
+            raise ValueError(
+                f"{self!r} needs the observed treatment: set `treatment_col` on "
+                "the estimator, or enable metadata routing "
+                "(sklearn.set_config(enable_metadata_routing=True)) and pass "
+                "`treatment` as metadata, e.g. "
+                "cross_validate(..., params={'treatment': t})."
+            )
+        if not hasattr(estimator, "predict_outcome"):
+            raise TypeError(
+                f"{self!r} needs an estimator with a `predict_outcome` method, "
+                f"got {type(estimator).__name__}."
+            )
+        y_pred = np.asarray(estimator.predict_outcome(X, treatment), dtype=np.float64)
+        y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
+        y_pred = y_pred.reshape(-1)
+        if y_pred.shape != y_true.shape:
+            raise ValueError(
+                f"{self!r}: `predict_outcome` returned {y_pred.shape[0]} values "
+                f"for {y_true.shape[0]} outcomes."
+            )
+        return self._sign * float(self._score_func(y_true, y_pred))
+
+
+class _PEHEScorer(_CausalScorer):
+    """Scores predicted effects against known true effects (negated sqrt PEHE)."""
+
+    _metadata = {"true_effect": True}
+
+    def __call__(self, estimator, X, y_true=None, **metadata):
+        """Negated root PEHE of ``estimator.predict(X)``.
+
+        Parameters
+        ----------
+        estimator : object
+            Fitted estimator whose ``predict(X)`` returns conditional effects.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Covariates.
+        y_true : array-like of shape (n_samples,), default=None
+            Ignored (observed outcomes), present for API compatibility.
+        **metadata : dict
+            ``true_effect``: array-like of shape (n_samples,), the true
+            conditional effects; required. Routed by scikit-learn when
+            metadata routing is enabled.
+
+        Returns
+        -------
+        float
+            ``-pehe(true_effect, estimator.predict(X))``.
+        """
+        self._check_metadata(metadata)
+        true_effect = metadata.get("true_effect")
+        if true_effect is None:
+            raise ValueError(
+                f"{self!r} needs the true effects: enable metadata routing "
+                "(sklearn.set_config(enable_metadata_routing=True)) and pass "
+                "`true_effect` as metadata, e.g. "
+                "cross_validate(..., params={'true_effect': tau})."
+            )
+        tau_hat = np.asarray(estimator.predict(X), dtype=np.float64)
+        if tau_hat.ndim == 2 and tau_hat.shape[1] == 1:
+            tau_hat = tau_hat[:, 0]
+        return self._sign * self._score_func(true_effect, tau_hat)
+
+
+factual_r2_scorer = _FactualScorer("factual_r2", r2_score, 1)
+factual_r2_scorer.__doc__ = """R^2 of the predicted factual outcomes (higher is better).
+
+Computes ``r2_score(y, estimator.predict_outcome(X, treatment))``. The
+treatment is taken from the ``treatment`` metadata (requested by default;
+routed by scikit-learn when metadata routing is enabled) or, when it is not
+given, read by the estimator from its ``treatment_col``.
+"""
+
+factual_mse_scorer = _FactualScorer("neg_factual_mse", _mean_squared_error, -1)
+factual_mse_scorer.__doc__ = """Negated MSE of the predicted factual outcomes (higher is better).
+
+Computes ``-mean((y - estimator.predict_outcome(X, treatment)) ** 2)``; the
+treatment is obtained as for :data:`factual_r2_scorer`.
+"""
+
+pehe_scorer = _PEHEScorer("neg_pehe", pehe, -1)
+pehe_scorer.__doc__ = """Negated root PEHE of the predicted effects (higher is better).
+
+Computes ``-pehe(true_effect, estimator.predict(X))``; ``true_effect`` is
+metadata (requested by default), e.g. with metadata routing enabled::
+
+    cross_validate(est, X, y, scoring=pehe_scorer,
+                   params={"treatment": t, "true_effect": tau})
+"""
+
+_SCORERS = {
+    scorer.name: scorer
+    for scorer in (factual_r2_scorer, factual_mse_scorer, pehe_scorer)
+}
+
+
+def get_scorer_names():
+    """Names of the causal scorers available through :func:`get_scorer`.
+
+    Returns
+    -------
+    list of str
+        ``["factual_r2", "neg_factual_mse", "neg_pehe"]``.
+    """
+    return sorted(_SCORERS)
+
+
+def get_scorer(scoring):
+    """Get a scorer from its name.
+
+    Parameters
+    ----------
+    scoring : str or callable
+        One of ``"factual_r2"``, ``"neg_factual_mse"``, ``"neg_pehe"``, or
+        any name known to :func:`sklearn.metrics.get_scorer` (scored on
+        ``estimator.predict``, i.e. the effects). A callable is returned
+        unchanged.
+
+    Returns
+    -------
+    scorer : callable
+        A fresh copy of the scorer, safe to modify with
+        ``set_score_request``.
+
+    Raises
+    ------
+    ValueError
+        If ``scoring`` is an unknown name.
+
+    Examples
+    --------
+    >>> from causalnn.metrics import get_scorer
+    >>> get_scorer("neg_pehe")
+    causalnn.metrics.get_scorer('neg_pehe')
+    """
+    if isinstance(scoring, str):
+        if scoring in _SCORERS:
+            return copy.deepcopy(_SCORERS[scoring])
+        try:
+            return _sklearn_get_scorer(scoring)
+        except ValueError:
+            raise ValueError(
+                f"{scoring!r} is not a valid scorer name: use one of "
+                f"{get_scorer_names()} or a name of "
+                "sklearn.metrics.get_scorer_names()."
+            ) from None
+    if callable(scoring):
+        return scoring
+    raise ValueError(
+        f"`scoring` must be a str or a callable, got {type(scoring).__name__}."
+    )

@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from causalnn import CFRNet, Dragonnet, TARNet
 from causalnn.datasets import load_ihdp
@@ -25,7 +26,8 @@ from causalnn.metrics import ate_error, pehe
 TRAINING_GRID = {"learning_rate": [1e-3, 3e-4], "weight_decay": [1e-4, 1e-3],
                  "batch_size": [64, 128]}
 CANDIDATES = {
-    "tarnet": (TARNet, [dict(zip(TRAINING_GRID, v))
+    "tarnet": (TARNet, [dict(zip(TRAINING_GRID, v), normalize_representation=norm)
+                        for norm in (True, False)
                         for v in itertools.product(*TRAINING_GRID.values())]),
     "dragonnet": (Dragonnet, [dict(zip(TRAINING_GRID, v))
                               for v in itertools.product(*TRAINING_GRID.values())]),
@@ -58,7 +60,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(CANDIDATES))
     parser.add_argument("--replications", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 when sharing the machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     lines = [f"# Default selection by validation factual loss ({platform.node()}, "
              f"{platform.processor() or platform.machine()}, CPU)", "",

@@ -1,4 +1,4 @@
 from ._estimator import BaseCausalEstimator, PropensityMixin
-from ._param_validation import Interval, Options, validate_params
+from ._param_validation import Interval, LayerWidths, Options, validate_params
 
-__all__ = ["BaseCausalEstimator", "Interval", "Options", "PropensityMixin", "validate_params"]
+__all__ = ["BaseCausalEstimator", "Interval", "LayerWidths", "Options", "PropensityMixin", "validate_params"]

@@ -138,7 +138,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _train(self, module, data, generator, *, stratify):
         """Run the shared engine; record ``history_``, ``best_epoch_`` and ``n_iter_``."""
-        tensors = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in data.items()}
+        tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in data.items()}
         trainer = Trainer(
             loss_fn=self._compute_loss, optimizer=self.optimizer,
             learning_rate=self.learning_rate, weight_decay=self.weight_decay,
@@ -232,20 +232,27 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         """
         return float(np.mean(self.effect(X, T0=T0, T1=T1)))
 
-    def score(self, X, y, treatment=None):
+    def score(self, X, y, treatment=None, sample_weight=None):
         """R^2 of the predicted factual outcome ``mu_{t_i}(x_i)`` against ``y``.
 
         Higher is better. Observed outcomes are all a model can be scored on without
         knowing the true effects (see :mod:`causalnn.metrics` for PEHE on simulations).
 
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        treatment : array-like of shape (n_samples,), default=None
+            Required unless ``treatment_col`` is set.
+        sample_weight : array-like of shape (n_samples,), default=None
+
         Returns
         -------
         score : float
         """
-        X, treatment = split_treatment_column(X, treatment, self.treatment_col)
         mu = self.predict_outcome(X, treatment)
         y = check_vector(y, name="y", n_samples=len(mu))
-        return float(r2_score(y, mu))
+        return float(r2_score(y, mu, sample_weight=sample_weight))
 
     # ---- pickling across devices ----------------------------------------------------
     def __getstate__(self):

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Interval", "Options", "validate_params"]
+__all__ = ["Interval", "LayerWidths", "Options", "validate_params"]
 
 
 class Interval:
@@ -58,6 +58,18 @@ class Options:
 
     def __str__(self):
         return "one of {" + ", ".join(repr(v) for v in self.values) + "}"
+
+
+class LayerWidths:
+    """A non-empty tuple or list of positive ints (hidden-layer widths)."""
+
+    def accepts(self, value):
+        return isinstance(value, (tuple, list)) and len(value) > 0 and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v > 0
+            for v in value)
+
+    def __str__(self):
+        return "a non-empty tuple of positive ints"
 
 
 def _describe(form):

@@ -13,7 +13,6 @@ __all__ = [
     "check_features",
     "check_vector",
     "check_binary",
-    "check_same_length",
 ]
 
 
@@ -106,6 +105,8 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
             f"{n_features} features."
         )
     _check_finite(array, name)
+    if not array.flags.writeable:  # pandas copy-on-write hands out read-only views
+        array = array.copy()
     return array, names
 
 
@@ -137,12 +138,6 @@ def check_vector(v, *, name, n_samples=None):
         )
     _check_finite(array, name)
     return array
-
-
-def check_same_length(**arrays):
-    lengths = {k: len(v) for k, v in arrays.items() if v is not None}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"Inconsistent numbers of rows: {lengths}.")
 
 
 def check_binary(v, *, name, owner):

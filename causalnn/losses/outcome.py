@@ -2,12 +2,13 @@
 
 Continuous outcomes use the identity link and squared error; binary outcomes the logit
 link and cross-entropy. Keeping losses on the linear predictor lets targeted
-regularisation fluctuate the same quantity for both.
+regularisation fluctuate the same quantity for both; the estimators map the linear
+predictor back to the outcome scale at prediction.
 """
 import torch
 import torch.nn.functional as F
 
-__all__ = ["outcome_loss", "inverse_link"]
+__all__ = ["outcome_loss"]
 
 
 def outcome_loss(eta, y, kind):
@@ -15,8 +16,3 @@ def outcome_loss(eta, y, kind):
     if kind == "binary":
         return F.binary_cross_entropy_with_logits(eta, y, reduction="none")
     return (eta - y).pow(2)
-
-
-def inverse_link(eta, kind):
-    """Mean outcome from the linear predictor (probability for binary outcomes)."""
-    return torch.sigmoid(eta) if kind == "binary" else eta

@@ -26,8 +26,11 @@ class CFRNet(RepresentationEstimator):
     Parameters
     ----------
     alpha : float, default=1.0
-        Weight of the IPM penalty (the paper's ``alpha``).
-    ipm : {"wasserstein", "mmd_rbf", "mmd_linear"}, default="wasserstein"
+        Weight of the IPM penalty (the paper's ``alpha``). Its useful range depends on the
+        IPM's scale: on IHDP the validation loss chose 1.0 for ``"mmd_linear"``, 0.1 for
+        ``"wasserstein"`` and 0.01 for ``"mmd_rbf"``, and 1.0 collapsed the
+        representation with the latter two (``benchmarks/results/tune_defaults.md``).
+    ipm : {"mmd_linear", "wasserstein", "mmd_rbf"}, default="mmd_linear"
         Distance between the arms' representation distributions: Wasserstein-1 by
         Sinkhorn iterations (CFR-Wass), squared MMD with a Gaussian kernel, or squared
         MMD with a linear kernel (CFR-MMD).
@@ -45,7 +48,7 @@ class CFRNet(RepresentationEstimator):
     weight_decay : float, default=1e-4
         L2 penalty on the weight matrices (not the biases).
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
-    batch_size : int, default=100
+    batch_size : int, default=64
     max_epochs : int, default=300
     patience : int or None, default=30
         Early-stopping patience on the validation loss; the best epoch's weights are
@@ -102,7 +105,7 @@ class CFRNet(RepresentationEstimator):
     >>> from causalnn import CFRNet
     >>> from causalnn.datasets import load_ihdp
     >>> data = load_ihdp(1)
-    >>> est = CFRNet(ipm="wasserstein", random_state=0).fit(
+    >>> est = CFRNet(ipm="wasserstein", alpha=0.1, random_state=0).fit(
     ...     data.X, data.y, treatment=data.treatment)
     >>> tau = est.effect(data.X)
     """
@@ -115,10 +118,10 @@ class CFRNet(RepresentationEstimator):
         "reweight_sample": [bool],
     }
 
-    def __init__(self, *, alpha=1.0, ipm="wasserstein", normalize_representation=True,
+    def __init__(self, *, alpha=1.0, ipm="mmd_linear", normalize_representation=True,
                  reweight_sample=True, representation_layers=(200, 200, 200),
                  head_layers=(100, 100, 100), activation="elu", learning_rate=1e-3,
-                 weight_decay=1e-4, optimizer="adam", batch_size=100, max_epochs=300,
+                 weight_decay=1e-4, optimizer="adam", batch_size=64, max_epochs=300,
                  patience=30, validation_fraction=0.3, outcome="auto", treatment_col=None,
                  random_state=None, device="auto", verbose=0):
         self.alpha = alpha
@@ -176,8 +179,10 @@ class CFRNet(RepresentationEstimator):
 class TARNet(CFRNet):
     """Treatment-agnostic representation network: CFR without the balancing penalty.
 
-    Same model, loss and parameters as :class:`CFRNet` with ``alpha = 0`` (so without
-    ``alpha`` and ``ipm``), and without representation normalisation by default.
+    Same model, loss, parameters and defaults as :class:`CFRNet` with ``alpha = 0`` (so
+    without ``alpha`` and ``ipm``). The unit-sphere representation stays on by default:
+    on IHDP it lowered the validation loss of TARNet too
+    (``benchmarks/results/tune_defaults.md``).
 
     Parameters
     ----------
@@ -189,7 +194,7 @@ class TARNet(CFRNet):
     learning_rate : float, default=1e-3
     weight_decay : float, default=1e-4
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
-    batch_size : int, default=100
+    batch_size : int, default=64
     max_epochs : int, default=300
     patience : int or None, default=30
     validation_fraction : float, default=0.3
@@ -225,7 +230,7 @@ class TARNet(CFRNet):
     def __init__(self, *, normalize_representation=True, reweight_sample=True,
                  representation_layers=(200, 200, 200), head_layers=(100, 100, 100),
                  activation="elu", learning_rate=1e-3, weight_decay=1e-4, optimizer="adam",
-                 batch_size=100, max_epochs=300, patience=30, validation_fraction=0.3,
+                 batch_size=64, max_epochs=300, patience=30, validation_fraction=0.3,
                  outcome="auto", treatment_col=None, random_state=None, device="auto",
                  verbose=0):
         self.normalize_representation = normalize_representation

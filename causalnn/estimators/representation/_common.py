@@ -1,11 +1,9 @@
 """What TARNet/CFR and Dragonnet share: a representation network with one outcome head
 per arm, trained by the shared engine, and prediction of both arms at once."""
-import numbers
-
 import numpy as np
 import torch
 
-from ..._base import BaseCausalEstimator, Interval, Options
+from ..._base import BaseCausalEstimator, LayerWidths, Options
 from ...engine import predict_in_batches
 from ...nets import RepresentationNet, init_weights
 from ...nets.mlp import ACTIVATIONS
@@ -13,28 +11,13 @@ from ...nets.mlp import ACTIVATIONS
 __all__ = ["RepresentationEstimator"]
 
 
-def _widths(value):
-    return isinstance(value, (tuple, list)) and len(value) > 0 and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in value)
-
-
-class _Widths:
-    """Constraint: a non-empty tuple/list of positive ints."""
-
-    def accepts(self, value):
-        return _widths(value)
-
-    def __str__(self):
-        return "a non-empty tuple of positive ints"
-
-
 class RepresentationEstimator(BaseCausalEstimator):
     """Base of the shared-representation estimators (binary treatment)."""
 
     _parameter_constraints = {
         **BaseCausalEstimator._parameter_constraints,
-        "representation_layers": [_Widths()],
-        "head_layers": [_Widths()],
+        "representation_layers": [LayerWidths()],
+        "head_layers": [LayerWidths()],
         "activation": [Options(*ACTIVATIONS)],
     }
     _propensity_head = False

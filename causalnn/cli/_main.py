@@ -1,0 +1,461 @@
+"""The ``causalnn`` command line.
+
+``causalnn estimate`` fits one of the neural estimators and reports the average and
+per-row treatment effects, either on the shipped IHDP benchmark (no ``--data``: the true
+effects are known, so the errors are reported too) or on a user's CSV file.
+
+Errors in the input are reported as one line on stderr starting with
+``causalnn: error:`` and exit code 2, never as a traceback. Only the public API of
+causalnn is used here, so the command is also a worked example of it.
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+import causalnn
+from causalnn import CFRNet, Dragonnet, TARNet
+from causalnn.datasets import load_ihdp
+from causalnn.exceptions import TrainingDivergedError
+from causalnn.metrics import ate_error, pehe
+
+__all__ = ["main", "build_parser"]
+
+PROG = "causalnn"
+EXIT_USAGE = 2
+
+MODELS = {"tarnet": TARNet, "cfr": CFRNet, "dragonnet": Dragonnet}
+DEFAULT_MODEL = "dragonnet"
+DEFAULT_SEED = 0
+N_PREVIEW = 10  # rows of effects shown when --out is not given
+
+
+class UsageError(Exception):
+    """Bad input or arguments: reported as one ``causalnn: error:`` line, exit code 2."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse parser whose errors are one line (argparse prints usage plus an error
+    line prefixed by the sub-command's prog, which is harder to grep and to test)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ---- argument types -------------------------------------------------------------------
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _column_list(text):
+    names = [name.strip() for name in text.split(",")]
+    if not names or any(name == "" for name in names):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated column names, got {text!r}")
+    return names
+
+
+def build_parser():
+    """Build the argument parser of the ``causalnn`` command.
+
+    Returns
+    -------
+    parser : argparse.ArgumentParser
+        Its ``error`` raises :class:`UsageError` instead of exiting, so that ``main``
+        reports every input error the same way.
+    """
+    parser = _ArgumentParser(
+        prog=PROG,
+        description="Neural causal-effect estimators (TARNet, CFR, Dragonnet).")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {causalnn.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    est = commands.add_parser(
+        "estimate",
+        help="fit an estimator and report treatment effects",
+        description=(
+            "Fit a neural estimator and report the average treatment effect (ATE) and "
+            "per-row effects (CATE). Without --data, fits on the IHDP benchmark "
+            "(replication 1, train + validation rows) and compares with the true "
+            "effects in- and out-of-sample. With --data, fits on a CSV file whose "
+            "--treatment column is 0/1 and whose other columns (or --covariates) "
+            "are numeric."))
+    data = est.add_argument_group("data (all optional: without --data, IHDP is used)")
+    data.add_argument("--data", metavar="FILE.csv", help="CSV file with a header row")
+    data.add_argument("--treatment", metavar="COL",
+                      help="column of the 0/1 treatment (required with --data)")
+    data.add_argument("--outcome", metavar="COL",
+                      help="column of the outcome (required with --data)")
+    data.add_argument("--covariates", metavar="A,B,...", type=_column_list,
+                      help="covariate columns (default: all other columns)")
+    data.add_argument("--index-col", metavar="COL",
+                      help="column identifying the rows: copied to the output instead "
+                           "of the row number and not used as a covariate")
+    data.add_argument("--no-scale", action="store_true",
+                      help="do not standardise the covariates of --data before fitting")
+    model = est.add_argument_group("model")
+    model.add_argument("--model", choices=sorted(MODELS), default=DEFAULT_MODEL,
+                       help=f"estimator (default: {DEFAULT_MODEL})")
+    model.add_argument("--seed", metavar="N", type=_non_negative_int, default=DEFAULT_SEED,
+                       help=f"random_state of the estimator (default: {DEFAULT_SEED})")
+    model.add_argument("--max-epochs", metavar="N", type=_positive_int, default=None,
+                       help="maximum training epochs (default: the estimator's, 300)")
+    model.add_argument("--learning-rate", metavar="LR", type=_positive_float, default=None,
+                       help="learning rate (default: the estimator's, 1e-3)")
+    model.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
+                       help="torch device; auto (the default) uses CUDA when available")
+    model.add_argument("--verbose", action="store_true",
+                       help="show training progress on stderr")
+    out = est.add_argument_group("output")
+    out.add_argument("--out", metavar="FILE.csv",
+                     help="write one effect per row to this CSV (columns: the row "
+                          "number or --index-col, and 'effect'); default: print the "
+                          "first rows only")
+    return parser
+
+
+# ---- model ---------------------------------------------------------------------------
+def _make_estimator(args):
+    params = {"random_state": args.seed, "device": args.device,
+              "verbose": 1 if args.verbose else 0}
+    if args.max_epochs is not None:
+        params["max_epochs"] = args.max_epochs
+    if args.learning_rate is not None:
+        params["learning_rate"] = args.learning_rate
+    return MODELS[args.model](**params)
+
+
+def _fit(estimator, X, y, treatment):
+    """Fit and time; warnings become one ``causalnn: warning:`` line each instead of
+    Python's two-line file:line format."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        estimator.fit(X, y, treatment=treatment)
+        elapsed = time.perf_counter() - start
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"{PROG}: warning: {message}", file=sys.stderr)
+    return elapsed
+
+
+def _device_name(estimator):
+    device = estimator.device_
+    if device.type == "cuda":
+        import torch  # only to name the GPU
+
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def _fit_summary(estimator, elapsed):
+    best = getattr(estimator, "best_epoch_", None)
+    epochs = f"{estimator.n_iter_} epoch{'s' if estimator.n_iter_ != 1 else ''}"
+    if best is not None:
+        epochs += f", best epoch {best}"
+    return f"{elapsed:.1f} s ({epochs})"
+
+
+def _print_table(rows, *, numeric=True):
+    """Print ``(label, value, ...)`` rows with the label column left-aligned and the
+    value columns right-aligned when ``numeric`` (numbers line up on their decimal
+    point), else left-aligned."""
+    n_cols = max(len(row) for row in rows)
+    rows = [tuple(row) + ("",) * (n_cols - len(row)) for row in rows]
+    widths = [max(len(row[j]) for row in rows) for j in range(n_cols)]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            cell.rjust(width) if numeric else cell.ljust(width)
+            for cell, width in zip(row[1:], widths[1:])]
+        print("  " + "   ".join(cells).rstrip())
+
+
+def _fmt(value):
+    return f"{value:.4f}"
+
+
+# ---- IHDP job ------------------------------------------------------------------------
+def _run_ihdp(args):
+    data = load_ihdp(1)
+    fit_rows = np.sort(np.concatenate([data.train_index, data.valid_index]))
+    test_rows = data.test_index
+    estimator = _make_estimator(args)
+    elapsed = _fit(estimator, data.X[fit_rows], data.y[fit_rows], data.treatment[fit_rows])
+
+    name = type(estimator).__name__
+    print(f"{name} on IHDP replication 1: fitted on {len(fit_rows)} rows "
+          f"(train + validation), {len(test_rows)} test rows held out")
+    print()
+    results = {}
+    for key, rows in (("in", fit_rows), ("out", test_rows)):
+        X, ite = data.X[rows], data.ite[rows]
+        estimate = estimator.ate(X)
+        results[key] = {"ate": estimate, "true": float(np.mean(ite)),
+                        "ate_error": ate_error(ite, estimate),
+                        "pehe": pehe(ite, estimator.effect(X))}
+    rows = [("", "in-sample", "out-of-sample")]
+    for label, key in (("estimated ATE", "ate"), ("true ATE", "true"),
+                       ("|ATE error|", "ate_error"), ("sqrt(PEHE)", "pehe")):
+        rows.append((label, _fmt(results["in"][key]), _fmt(results["out"][key])))
+    _print_table(rows)
+    print()
+    _print_table([("device", _device_name(estimator)),
+                  ("fit time", _fit_summary(estimator, elapsed))], numeric=False)
+
+    if args.out is not None:
+        effects = pd.DataFrame({"effect": estimator.effect(data.X)})
+        _write_effects(effects, args.out, index_label="row")
+        print(f"\nwrote {len(effects)} effects to {args.out}")
+    return 0
+
+
+# ---- CSV job -------------------------------------------------------------------------
+def _read_csv(path, index_col):
+    if not os.path.exists(path):
+        raise UsageError(f"--data: file not found: {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"--data: {path} is a directory, not a CSV file")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"--data: {path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        # pandas messages can span lines; the first one says what went wrong
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--data: could not parse {path} as CSV: {first}") from None
+    except OSError as exc:  # e.g. no read permission
+        raise UsageError(f"--data: cannot read {path}: {exc.strerror or exc}") from None
+    frame.columns = [str(c) for c in frame.columns]
+    if index_col is not None:
+        _check_columns(frame, [index_col], "--index-col")
+        frame = frame.set_index(index_col)
+    if len(frame) == 0:
+        raise UsageError(f"--data: {path} has a header but no data rows")
+    return frame
+
+
+def _check_columns(frame, names, option):
+    unknown = [name for name in names if name not in frame.columns]
+    if unknown:
+        shown = ", ".join(map(repr, unknown))
+        available = ", ".join(map(repr, frame.columns))
+        word = "column" if len(unknown) == 1 else "columns"
+        raise UsageError(f"{option}: unknown {word} {shown}; available columns: {available}")
+
+
+def _check_no_missing(frame, columns):
+    counts = frame[columns].isna().sum()
+    counts = counts[counts > 0]
+    if len(counts):
+        listed = ", ".join(f"{col!r} ({n} row{'s' if n > 1 else ''})"
+                           for col, n in counts.items())
+        raise UsageError(f"missing values in {listed}; causalnn does not impute: drop "
+                         "or impute those rows first")
+
+
+def _select(frame, args):
+    """Split ``frame`` into covariates, treatment and outcome, checking each."""
+    _check_columns(frame, [args.treatment], "--treatment")
+    _check_columns(frame, [args.outcome], "--outcome")
+    if args.treatment == args.outcome:
+        raise UsageError(f"--treatment and --outcome are the same column {args.treatment!r}")
+    if args.covariates is not None:
+        _check_columns(frame, args.covariates, "--covariates")
+        clash = [c for c in args.covariates if c in (args.treatment, args.outcome)]
+        if clash:
+            raise UsageError(f"--covariates must not include the treatment or outcome "
+                             f"column: {', '.join(map(repr, clash))}")
+        covariates = list(dict.fromkeys(args.covariates))
+    else:
+        covariates = [c for c in frame.columns if c not in (args.treatment, args.outcome)]
+    if not covariates:
+        raise UsageError("no covariate columns: the file has only the treatment and "
+                         "outcome columns")
+    _check_no_missing(frame, [args.treatment, args.outcome] + covariates)
+
+    X = frame[covariates]
+    bad = [c for c in covariates if not (pd.api.types.is_numeric_dtype(X[c])
+                                         or pd.api.types.is_bool_dtype(X[c]))]
+    if bad:
+        plural = len(bad) > 1
+        pronoun = "them" if plural else "it"
+        raise UsageError(
+            f"non-numeric covariate column{'s' if plural else ''} "
+            f"{', '.join(map(repr, bad))}; encode {pronoun} as numbers (e.g. one-hot) "
+            f"or leave {pronoun} out with --covariates")
+    X = X.astype(np.float64)
+
+    t = frame[args.treatment]
+    values = pd.unique(t)
+    if not (pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t)) or not set(
+            np.asarray(values, dtype=object).tolist()) <= {0, 1}:
+        shown = sorted(map(str, values))[:10]
+        raise UsageError(f"--treatment column {args.treatment!r} must hold 0/1 values; "
+                         f"got {', '.join(shown)}{' ...' if len(values) > 10 else ''}")
+    t = t.astype(int).to_numpy()
+
+    y = frame[args.outcome]
+    if not (pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y)):
+        raise UsageError(f"--outcome column {args.outcome!r} must be numeric")
+    return X, t, y.astype(np.float64).to_numpy()
+
+
+def _standardize(X):
+    """Covariates with zero mean and unit variance: networks train poorly on raw scales
+    (a constant column is left centred)."""
+    std = X.std(ddof=0).replace(0.0, 1.0)
+    return (X - X.mean()) / std
+
+
+def _check_out(path):
+    """Fail before the fit, not after it, when ``--out`` cannot be written."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"--out: {path} is a directory")
+
+
+def _write_effects(effects, path, index_label):
+    try:
+        effects.to_csv(path, index_label=index_label)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _run_csv(args):
+    for option in ("treatment", "outcome"):
+        if getattr(args, option) is None:
+            raise UsageError(f"--data needs --{option} COL (the {option} column)")
+    frame = _read_csv(args.data, args.index_col)
+    X, t, y = _select(frame, args)
+    if not args.no_scale:
+        X = _standardize(X)
+    X = X.to_numpy(dtype=np.float64)
+    estimator = _make_estimator(args)
+    elapsed = _fit(estimator, X, y, t)
+    effects = pd.DataFrame({"effect": estimator.effect(X)}, index=frame.index)
+
+    name = type(estimator).__name__
+    n_treated = int(t.sum())
+    scaled = "" if args.no_scale else " (standardised)"
+    print(f"{name} on {args.data}: {len(frame)} rows ({n_treated} treated, "
+          f"{len(frame) - n_treated} control), {X.shape[1]} covariates{scaled}")
+    kind = estimator.outcome_type_
+    if kind == "binary":
+        kind += ": effects are differences of probabilities"
+    print(f"treatment {args.treatment!r}, outcome {args.outcome!r} ({kind})")
+    print()
+    tau = effects["effect"].to_numpy()
+    q05, q50, q95 = np.quantile(tau, [0.05, 0.5, 0.95])
+    _print_table([
+        ("estimated ATE", _fmt(estimator.ate(X))),
+        ("effect per row:  5%", _fmt(q05)),
+        ("                 50%", _fmt(q50)),
+        ("                 95%", _fmt(q95)),
+    ])
+    print()
+    _print_table([("device", _device_name(estimator)),
+                  ("fit time", _fit_summary(estimator, elapsed))], numeric=False)
+    index_label = args.index_col or "row"
+    if args.out is not None:
+        _write_effects(effects, args.out, index_label)
+        print(f"\nwrote {len(effects)} effects to {args.out}")
+    else:
+        print(f"\nfirst {min(N_PREVIEW, len(effects))} of {len(effects)} effects "
+              f"(pass --out FILE.csv to save all):")
+        preview = effects.head(N_PREVIEW).rename_axis(index_label).reset_index()
+        print(preview.to_string(index=False, float_format=_fmt))
+    return 0
+
+
+def _run_estimate(args):
+    _check_out(args.out)
+    if args.data is None:
+        given = [f"--{name.replace('_', '-')}" for name in
+                 ("treatment", "outcome", "covariates", "index_col")
+                 if getattr(args, name) is not None]
+        if args.no_scale:
+            given.append("--no-scale")
+        if given:
+            raise UsageError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} "
+                             "--data FILE.csv")
+        return _run_ihdp(args)
+    return _run_csv(args)
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def main(argv=None):
+    """Run the ``causalnn`` command.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Arguments without the program name; ``None`` reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    code : int
+        Exit status: 0 on success, 2 for bad arguments or input data (reported as one
+        ``causalnn: error:`` line on stderr), 1 when training diverged.
+    """
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version exit from inside argparse
+            return exc.code if isinstance(exc.code, int) else 0
+        if args.command is None:
+            raise UsageError(f"missing command: choose from 'estimate' (see '{PROG} --help')")
+        return _run_estimate(args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        # the library's input checks name the argument and what is wrong with it
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except TrainingDivergedError as exc:
+        print(f"{PROG}: error: {_one_line(exc)} (CLI option: --learning-rate)",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

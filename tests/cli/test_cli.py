@@ -1,0 +1,229 @@
+"""Tests of the ``causalnn`` command line (``causalnn estimate``)."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from causalnn.cli import main
+from causalnn.datasets import load_ihdp
+
+FAST = ["--max-epochs", "3"]
+
+
+@pytest.fixture(scope="module")
+def toy_frame():
+    rng = np.random.default_rng(0)
+    n = 60
+    X = rng.normal(size=(n, 3))
+    t = (rng.random(n) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    y = X[:, 0] + t * (1.0 + X[:, 1]) + 0.5 * rng.normal(size=n)
+    frame = pd.DataFrame(X, columns=["age", "income", "score"])
+    frame.insert(0, "id", [f"u{i}" for i in range(n)])
+    frame["treated"] = t
+    frame["y"] = y
+    return frame
+
+
+@pytest.fixture(scope="module")
+def toy_csv(toy_frame, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "toy.csv"
+    toy_frame.drop(columns="id").to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def toy_csv_with_id(toy_frame, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "toy_id.csv"
+    toy_frame.to_csv(path, index=False)
+    return str(path)
+
+
+def _toy_args(path):
+    return ["estimate", "--data", path, "--treatment", "treated", "--outcome", "y"]
+
+
+# ---- the default job ------------------------------------------------------------------
+def test_default_job_reports_ihdp_errors(capsys):
+    assert main(["estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "Dragonnet on IHDP replication 1" in out
+    for label in ("in-sample", "out-of-sample", "estimated ATE", "true ATE",
+                  "sqrt(PEHE)", "device", "fit time"):
+        assert label in out
+    # the true ATEs are those of the train + validation rows and of the test rows
+    data = load_ihdp(1)
+    fit_rows = np.concatenate([data.train_index, data.valid_index])
+    true_row = next(line for line in out.splitlines() if "true ATE" in line).split()
+    assert float(true_row[-2]) == pytest.approx(data.ite[fit_rows].mean(), abs=1e-4)
+    assert float(true_row[-1]) == pytest.approx(data.ite[data.test_index].mean(), abs=1e-4)
+    pehe_row = next(line for line in out.splitlines() if "sqrt(PEHE)" in line).split()
+    assert all(0 < float(v) < 5 for v in pehe_row[-2:])
+
+
+# ---- a user's CSV ---------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["tarnet", "cfr", "dragonnet"])
+def test_csv_writes_one_effect_per_row(toy_csv, tmp_path, capsys, model):
+    out_path = tmp_path / "effects.csv"
+    code = main(_toy_args(toy_csv) + FAST + ["--model", model, "--out", str(out_path)])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "estimated ATE" in captured.out and "fit time" in captured.out
+    effects = pd.read_csv(out_path)
+    assert list(effects.columns) == ["row", "effect"]
+    assert effects["row"].tolist() == list(range(60))
+    assert np.all(np.isfinite(effects["effect"]))
+    # three epochs cannot reach early stopping: reported as one warning line
+    assert captured.err.startswith("causalnn: warning: Training reached max_epochs=3")
+
+
+def test_csv_without_out_prints_preview(toy_csv, capsys):
+    assert main(_toy_args(toy_csv) + FAST) == 0
+    out = capsys.readouterr().out
+    assert "first 10 of 60 effects" in out
+    assert "effect" in out
+
+
+def test_csv_index_col_and_covariates(toy_csv_with_id, tmp_path, capsys):
+    out_path = tmp_path / "effects.csv"
+    code = main(_toy_args(toy_csv_with_id) + FAST + [
+        "--index-col", "id", "--covariates", "age, income", "--out", str(out_path)])
+    assert code == 0
+    assert "2 covariates" in capsys.readouterr().out
+    effects = pd.read_csv(out_path)
+    assert list(effects.columns) == ["id", "effect"]
+    assert effects["id"].tolist() == [f"u{i}" for i in range(60)]
+
+
+def test_csv_is_reproducible_with_seed(toy_csv, tmp_path):
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    for path in paths:
+        assert main(_toy_args(toy_csv) + FAST + ["--seed", "3", "--out", str(path)]) == 0
+    np.testing.assert_array_equal(pd.read_csv(paths[0])["effect"],
+                                  pd.read_csv(paths[1])["effect"])
+
+
+# ---- errors: one line, exit code 2 ----------------------------------------------------
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _variant(frame, tmp_path, name, **changes):
+    frame = frame.drop(columns="id")
+    for column, values in changes.items():
+        frame[column] = values
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+ERROR_CASES = {
+    "missing file": (
+        lambda f, p: ["estimate", "--data", str(p / "nope.csv"), "--treatment", "treated",
+                      "--outcome", "y"],
+        "file not found"),
+    "unknown treatment column": (
+        lambda f, p: _toy_args(_variant(f, p, "a.csv"))[:4] + ["treat", "--outcome", "y"],
+        "available columns: 'age', 'income', 'score', 'treated', 'y'"),
+    "unknown covariates": (
+        lambda f, p: _toy_args(_variant(f, p, "a.csv")) + ["--covariates", "age,foo"],
+        "unknown column 'foo'"),
+    "missing values": (
+        lambda f, p: _toy_args(_variant(
+            f, p, "nan.csv", age=np.where(np.arange(60) == 3, np.nan, f["age"]))),
+        "missing values in 'age' (1 row)"),
+    "non-binary treatment": (
+        lambda f, p: _toy_args(_variant(f, p, "t2.csv", treated=np.arange(60) % 3)),
+        "must hold 0/1 values; got 0, 1, 2"),
+    "text treatment": (
+        lambda f, p: _toy_args(_variant(
+            f, p, "tyes.csv", treated=np.where(f["treated"] == 1, "yes", "no"))),
+        "must hold 0/1 values; got no, yes"),
+    "non-numeric covariate": (
+        lambda f, p: _toy_args(_variant(f, p, "cat.csv", city="Paris")),
+        "non-numeric covariate column 'city'"),
+    "non-numeric outcome": (
+        lambda f, p: _toy_args(_variant(f, p, "ystr.csv", y="high")),
+        "--outcome column 'y' must be numeric"),
+    "data without treatment": (
+        lambda f, p: ["estimate", "--data", _variant(f, p, "a.csv"), "--outcome", "y"],
+        "--data needs --treatment"),
+    "data without outcome": (
+        lambda f, p: ["estimate", "--data", _variant(f, p, "a.csv"), "--treatment", "t"],
+        "--data needs --outcome"),
+    "treatment without data": (
+        lambda f, p: ["estimate", "--treatment", "treated"],
+        "--treatment needs --data"),
+    "empty file": (
+        lambda f, p: ["estimate", "--data", _write(p, "empty.csv", ""), "--treatment", "a",
+                      "--outcome", "b"],
+        "is empty"),
+    "header only": (
+        lambda f, p: ["estimate", "--data", _write(p, "head.csv", "a,b,c\n"),
+                      "--treatment", "a", "--outcome", "b"],
+        "no data rows"),
+    "malformed csv": (
+        lambda f, p: ["estimate", "--data", _write(p, "bad.csv", "a,b,c\n1,2,3\n4,5,6,7,8\n"),
+                      "--treatment", "a", "--outcome", "b"],
+        "could not parse"),
+    "one treatment arm": (
+        lambda f, p: _toy_args(_variant(f, p, "arm.csv", treated=1)),
+        "treatment arm 0 has 0 rows"),
+    "output folder missing": (
+        lambda f, p: _toy_args(_variant(f, p, "a.csv")) + ["--out", str(p / "no" / "x.csv")],
+        "--out: folder"),
+    "unknown model": (lambda f, p: ["estimate", "--model", "forest"], "invalid choice"),
+    "bad max-epochs": (lambda f, p: ["estimate", "--max-epochs", "0"],
+                       "expected a positive integer"),
+    "bad device": (
+        lambda f, p: _toy_args(_variant(f, p, "a.csv")) + ["--device", "tpu9"],
+        "device='tpu9'"),
+    "no command": (lambda f, p: [], "missing command"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_errors_are_one_line_with_exit_code_2(case, toy_frame, tmp_path, capsys):
+    make_argv, expected = ERROR_CASES[case]
+    code = main(make_argv(toy_frame, tmp_path))
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.startswith("causalnn: error: ")
+    assert captured.err.count("\n") == 1 and captured.err.endswith("\n")
+    assert "Traceback" not in captured.err
+    assert expected in captured.err
+
+
+def test_help_and_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("causalnn ")
+    assert main(["estimate", "--help"]) == 0
+    assert "--treatment COL" in capsys.readouterr().out
+
+
+# ---- as a program ---------------------------------------------------------------------
+def _run_module(args, cwd):
+    # one torch thread, as conftest.py sets in-process: faster for tiny networks and
+    # steady when other processes share the cores
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "causalnn", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_python_m_causalnn(toy_csv, tmp_path):
+    out_path = tmp_path / "effects.csv"
+    result = _run_module(_toy_args(toy_csv) + FAST + ["--out", str(out_path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "estimated ATE" in result.stdout
+    assert len(pd.read_csv(out_path)) == 60
+
+    result = _run_module(_toy_args(toy_csv)[:4] + ["nope", "--outcome", "y"], tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("causalnn: error: --treatment: unknown column 'nope'")
+    assert result.stderr.count("\n") == 1

@@ -1,0 +1,102 @@
+"""The training engine on problems with known answers."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from causalnn.engine import Callback, Trainer, make_generator, stratified_split
+from causalnn.exceptions import ConvergenceWarning, StopTraining
+
+
+def _linear_problem(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 3, generator=g)
+    w = torch.tensor([1.0, -2.0, 0.5])
+    return {"X": X, "y": X @ w + 0.01 * torch.randn(n, generator=g)}, w
+
+
+def _mse(module, batch):
+    return {"loss": (module(batch["X"]).squeeze(1) - batch["y"]).pow(2).mean()}
+
+
+def test_fits_a_linear_model():
+    data, w = _linear_problem()
+    module = torch.nn.Linear(3, 1)
+    trainer = Trainer(loss_fn=_mse, learning_rate=0.05, batch_size=32, max_epochs=200,
+                      patience=20, generator=make_generator(0))
+    history = trainer.fit(module, data)
+    torch.testing.assert_close(module.weight.detach()[0], w, atol=0.02, rtol=0)
+    assert history[-1]["epoch"] == len(history)
+
+
+def test_early_stopping_restores_the_best_weights():
+    data, _ = _linear_problem()
+    snapshots = {}
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, trainer, record):
+            snapshots[record["epoch"]] = trainer.module.weight.detach().clone()
+
+    module = torch.nn.Linear(3, 1)
+    trainer = Trainer(loss_fn=_mse, learning_rate=0.5, batch_size=16, max_epochs=300,
+                      patience=5, generator=make_generator(1), callbacks=[Snapshot()])
+    history = trainer.fit(module, data)
+    best = min(history, key=lambda r: r["valid_loss"])["epoch"]
+    assert trainer.early_stopping.best_epoch == best
+    assert len(history) < 300  # stopped early
+    torch.testing.assert_close(module.weight.detach(), snapshots[best])
+
+
+def test_callback_can_stop_training():
+    data, _ = _linear_problem()
+
+    class StopAtThree(Callback):
+        def on_epoch_end(self, trainer, record):
+            if record["epoch"] == 3:
+                raise StopTraining
+
+    trainer = Trainer(loss_fn=_mse, max_epochs=50, patience=None,
+                      generator=make_generator(0), callbacks=[StopAtThree()])
+    assert len(trainer.fit(torch.nn.Linear(3, 1), data)) == 3
+
+
+def test_every_row_is_used_once_per_epoch():
+    data, _ = _linear_problem(n=103)
+    data["row"] = torch.arange(103, dtype=torch.float32)
+    seen = []
+
+    def loss(module, batch):
+        if module.training:
+            seen.append(batch["row"].long())
+        return _mse(module, batch)
+
+    trainer = Trainer(loss_fn=loss, batch_size=10, max_epochs=1, patience=None,
+                      validation_fraction=0.0, generator=make_generator(0))
+    trainer.fit(torch.nn.Linear(3, 1), data)
+    rows = torch.cat(seen)
+    assert sorted(rows.tolist()) == list(range(103))
+    assert min(len(b) for b in seen) >= 9  # near-equal batches, no tiny remainder
+
+
+def test_stratified_split_keeps_both_arms_in_validation():
+    labels = np.array([0] * 95 + [1] * 5)
+    train, valid = stratified_split(100, 0.2, make_generator(0), stratify=labels)
+    assert len(set(train.tolist()) & set(valid.tolist())) == 0
+    assert len(train) + len(valid) == 100
+    assert set(labels[valid.numpy()]) == {0, 1}
+
+
+def test_max_epochs_without_early_stop_warns():
+    data, _ = _linear_problem()
+    trainer = Trainer(loss_fn=_mse, max_epochs=2, patience=50, generator=make_generator(0))
+    with pytest.warns(ConvergenceWarning):
+        trainer.fit(torch.nn.Linear(3, 1), data)
+
+
+def test_verbose_prints_progress(capsys):
+    data, _ = _linear_problem()
+    Trainer(loss_fn=_mse, max_epochs=3, patience=None, verbose=2,
+            generator=make_generator(0)).fit(torch.nn.Linear(3, 1), data)
+    err = capsys.readouterr().err
+    assert "epoch    3/3" in err and "train" in err and "valid" in err

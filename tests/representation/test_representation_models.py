@@ -1,0 +1,98 @@
+"""Model-specific behaviour of TARNet, CFR and Dragonnet against known answers."""
+import numpy as np
+import pytest
+import torch
+
+from causalnn import CFRNet, Dragonnet, TARNet
+from causalnn.losses import mmd_linear
+
+from conftest import SMALL, simulate
+
+X, Y, T, TAU = simulate(n=300, d=4)
+
+
+def test_tarnet_is_cfr_without_penalty():
+    kw = dict(SMALL, random_state=4)
+    tarnet = TARNet(**kw).fit(X, Y, treatment=T)
+    cfr = CFRNet(alpha=0.0, **kw).fit(X, Y, treatment=T)
+    np.testing.assert_array_equal(tarnet.effect(X), cfr.effect(X))
+
+
+def test_cfr_logs_the_ipm_and_reweights_arms():
+    est = CFRNet(**SMALL, ipm="mmd_linear", random_state=0).fit(X, Y, treatment=T)
+    assert {"train_factual", "train_ipm", "valid_ipm"} <= set(est.history_[0])
+    assert est.treated_fraction_ == pytest.approx(T.mean())
+
+
+def test_penalty_reduces_representation_imbalance():
+    """A large alpha makes the arms' representations closer than alpha = 0 does."""
+    kw = dict(SMALL, max_epochs=30, ipm="mmd_linear", random_state=0)
+    free = CFRNet(alpha=0.0, **kw).fit(X, Y, treatment=T)
+    balanced = CFRNet(alpha=100.0, **kw).fit(X, Y, treatment=T)
+
+    def imbalance(est):
+        with torch.no_grad():
+            phi = est.module_["net"](torch.tensor(X, dtype=torch.float32)).representation
+            return float(mmd_linear(phi, torch.tensor(T, dtype=torch.float32)))
+    assert imbalance(balanced) < 0.2 * imbalance(free)
+
+
+def test_effects_follow_the_units_of_y():
+    """Outcome standardisation is internal: y -> 1000 y + 5 scales effects by 1000."""
+    kw = dict(SMALL, random_state=1)
+    base = TARNet(**kw).fit(X, Y, treatment=T).effect(X)
+    scaled = TARNet(**kw).fit(X, 1000 * Y + 5, treatment=T).effect(X)
+    np.testing.assert_allclose(scaled, 1000 * base, rtol=1e-3, atol=1e-2)
+
+
+@pytest.mark.parametrize("cls", [TARNet, Dragonnet], ids=lambda c: c.__name__)
+def test_binary_outcome_effect_on_the_probability_scale(cls):
+    Xb, yb, tb, tau = simulate(n=3000, d=3, seed=5, binary_outcome=True)
+    est = cls(representation_layers=(32,), head_layers=(16,), max_epochs=40, patience=10,
+              batch_size=128, random_state=0).fit(Xb, yb, treatment=tb)
+    assert est.outcome_type_ == "binary"
+    mu1 = est.predict_outcome(Xb, 1)
+    assert np.all((mu1 > 0) & (mu1 < 1))
+    # true ATE on the probability scale is about 0.18; tolerance 0.04
+    assert abs(est.ate(Xb) - tau.mean()) < 0.04
+
+
+def test_dragonnet_propensity_is_clipped_and_informative():
+    est = Dragonnet(**dict(SMALL, max_epochs=30), random_state=0).fit(X, Y, treatment=T)
+    g = est.predict_propensity(X)
+    assert g.shape == (len(X),)
+    assert g.min() >= est.propensity_clip and g.max() <= 1 - est.propensity_clip
+    true = 1.0 / (1.0 + np.exp(-0.8 * X[:, 0]))
+    assert np.corrcoef(g, true)[0, 1] > 0.8
+
+
+def test_dragonnet_targeted_ate_is_the_fluctuated_plug_in():
+    est = Dragonnet(**dict(SMALL, max_epochs=20), random_state=0).fit(X, Y, treatment=T)
+    g = est.predict_propensity(X)
+    mu0, mu1 = est.predict_outcome(X, 0), est.predict_outcome(X, 1)
+    expected = np.mean(mu1 - mu0 + est.y_scale_ * est.epsilon_ * (1 / g + 1 / (1 - g)))
+    assert est.ate(X, targeted=True) == pytest.approx(expected, rel=1e-5)
+    assert est.ate(X) == pytest.approx(np.mean(mu1 - mu0), rel=1e-5)
+    assert est.ate(X, T0=1, T1=0, targeted=True) == pytest.approx(-expected, rel=1e-5)
+
+
+def test_dragonnet_solves_the_efficient_influence_curve_equation():
+    """At a stationary point in epsilon, mean_i H_i (y_i - Q~(t_i, x_i)) = 0 (Shi et al.
+    2019, Sec. 3): full-batch training without early stopping reaches it."""
+    est = Dragonnet(representation_layers=(32,), head_layers=(16,), batch_size=len(X),
+                    max_epochs=400, patience=None, validation_fraction=0.0,
+                    learning_rate=1e-2, random_state=0).fit(X, Y, treatment=T)
+    g = est.predict_propensity(X)
+    h = T / g - (1 - T) / (1 - g)
+    q_tilde = est.predict_outcome(X, T) + est.y_scale_ * est.epsilon_ * h
+    residual = (Y - q_tilde) / est.y_scale_
+    assert abs(np.mean(h * residual)) < 0.02 * np.mean(np.abs(h * residual))
+
+
+def test_dragonnet_without_targeted_regularization_has_no_epsilon():
+    est = Dragonnet(**SMALL, targeted_regularization=False, random_state=0).fit(
+        X, Y, treatment=T)
+    assert est.epsilon_ == 0.0 and "targeted" not in est.module_
+    assert est.ate(X) == pytest.approx(float(np.mean(est.effect(X))))
+    with pytest.raises(ValueError, match="targeted_regularization=True"):
+        est.ate(X, targeted=True)

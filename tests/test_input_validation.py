@@ -1,0 +1,121 @@
+"""Bad input gets a ValueError/TypeError that names the argument, never a torch trace."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from causalnn import CFRNet, Dragonnet, TARNet
+from causalnn.exceptions import TrainingDivergedError
+
+from conftest import SMALL, simulate
+
+X, Y, T, _ = simulate(n=120, d=3)
+
+
+def est(**kw):
+    return TARNet(**{**SMALL, "max_epochs": 2, **kw})
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("arg", ["X", "y", "treatment"])
+def test_non_finite_values(arg, bad):
+    inputs = {"X": X.copy(), "y": Y.copy(), "treatment": T.copy()}
+    if arg == "X":
+        inputs["X"][3, 1] = bad
+    else:
+        inputs[arg][3] = bad
+    with pytest.raises(ValueError, match=rf"^{arg} contains"):
+        est().fit(inputs["X"], inputs["y"], treatment=inputs["treatment"])
+
+
+@pytest.mark.parametrize("arg", ["y", "treatment"])
+def test_lengths_differ(arg):
+    inputs = {"y": Y, "treatment": T}
+    inputs[arg] = inputs[arg][:-5]
+    with pytest.raises(ValueError, match=rf"{arg} has 115 rows but X has 120"):
+        est().fit(X, inputs["y"], treatment=inputs["treatment"])
+
+
+def test_treatment_not_binary():
+    with pytest.raises(ValueError, match=r"treatment must be binary \(0/1\) for TARNet"):
+        est().fit(X, Y, treatment=T * 2)
+
+
+def test_treatment_missing():
+    with pytest.raises(ValueError, match="treatment is required"):
+        est().fit(X, Y)
+
+
+@pytest.mark.parametrize("n_treated", [0, 1])
+def test_arm_empty_or_too_small(n_treated):
+    t = np.zeros(len(X))
+    t[:n_treated] = 1
+    with pytest.raises(ValueError, match=f"treatment arm 1 has {n_treated} rows"):
+        Dragonnet(**SMALL).fit(X, Y, treatment=t)
+
+
+def test_x_wrong_shape_and_type():
+    with pytest.raises(ValueError, match="X must be 2-dimensional"):
+        est().fit(X[:, 0], Y, treatment=T)
+    with pytest.raises(TypeError, match="X must be a numeric array-like"):
+        est().fit(np.array([["a", "b"]] * len(Y)), Y, treatment=T)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).assign(s="text")
+    with pytest.raises(TypeError, match=r"non-numeric columns: \['s'\]"):
+        est().fit(frame, Y, treatment=T)
+
+
+def test_predict_with_different_number_of_columns():
+    fitted = est(random_state=0).fit(X, Y, treatment=T)
+    with pytest.raises(ValueError, match="X has 2 features, but TARNet was fitted with 3"):
+        fitted.effect(X[:, :2])
+
+
+def test_predict_with_different_dataframe_columns():
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    fitted = est(random_state=0).fit(frame, Y, treatment=T)
+    renamed = frame.rename(columns={"c": "z"})
+    with pytest.raises(ValueError, match=r"unknown columns \['z'\], missing columns \['c'\]"):
+        fitted.effect(renamed)
+    # the same columns in another order are matched by name
+    np.testing.assert_allclose(fitted.effect(frame[["c", "a", "b"]]), fitted.effect(frame))
+
+
+def test_predict_outcome_levels_must_be_binary():
+    fitted = est(random_state=0).fit(X, Y, treatment=T)
+    with pytest.raises(ValueError, match="T1 must be binary"):
+        fitted.effect(X, T1=2)
+
+
+@pytest.mark.parametrize("param, value, error", [
+    ("learning_rate", -1.0, ValueError), ("batch_size", 0, ValueError),
+    ("optimizer", "rmsprop", ValueError), ("validation_fraction", 1.0, ValueError),
+    ("outcome", "count", ValueError), ("representation_layers", (), ValueError),
+    ("activation", "swish", ValueError)])
+def test_bad_hyperparameters_name_the_parameter(param, value, error):
+    with pytest.raises(error, match=f"'{param}' parameter of TARNet"):
+        est(**{param: value}).fit(X, Y, treatment=T)
+
+
+def test_cfr_bad_ipm():
+    with pytest.raises(ValueError, match="'ipm' parameter of CFRNet"):
+        CFRNet(ipm="kl").fit(X, Y, treatment=T)
+
+
+def test_binary_outcome_requested_for_continuous_y():
+    with pytest.raises(ValueError, match=r"outcome='binary' needs y in \{0, 1\}"):
+        est(outcome="binary").fit(X, Y, treatment=T)
+
+
+def test_cuda_requested_without_cuda():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        est(device="cuda").fit(X, Y, treatment=T)
+
+
+def test_diverging_training_stops_with_error():
+    # plain SGD with a huge step on badly scaled input overflows the loss
+    with pytest.raises(TrainingDivergedError, match="Training diverged.*smaller learning_rate"):
+        TARNet(**{**SMALL, "max_epochs": 50}, optimizer="sgd", learning_rate=1e3,
+               random_state=0).fit(
+            X * 1e6, Y, treatment=T)

@@ -93,3 +93,26 @@ def test_score_without_treatment_explains_the_routes():
     est = TARNet(**FAST, random_state=0).fit(X, Y, treatment=T)
     with pytest.raises(ValueError, match="enable_metadata_routing"):
         est.score(X, Y)
+
+
+def test_pehe_scorer_on_simulated_effects(routing):
+    from causalnn.metrics import get_scorer, pehe
+    result = cross_validate(TARNet(**FAST, random_state=0), X, Y, cv=KFold(2),
+                            scoring={"pehe": get_scorer("neg_pehe"),
+                                     "r2": get_scorer("factual_r2")},
+                            params={"treatment": T, "true_effect": TAU},
+                            return_estimator=True, return_indices=True)
+    for fitted, test, score in zip(result["estimator"], result["indices"]["test"],
+                                   result["test_pehe"]):
+        assert score == pytest.approx(-pehe(TAU[test], fitted.effect(X[test])))
+    np.testing.assert_allclose(result["test_r2"], [
+        f.score(X[te], Y[te], treatment=T[te])
+        for f, te in zip(result["estimator"], result["indices"]["test"])])
+
+
+def test_factual_scorer_on_a_pipeline(routing):
+    from causalnn.metrics import factual_r2_scorer
+    pipe = Pipeline([("scale", StandardScaler()), ("net", TARNet(**FAST, random_state=0))])
+    scores = cross_val_score(pipe, X, Y, cv=KFold(2), scoring=factual_r2_scorer,
+                             params={"treatment": T})
+    assert np.all(np.isfinite(scores))

@@ -47,35 +47,24 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 # ---- argument types -------------------------------------------------------------------
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number_type(kind, minimum, *, strict, description):
+    """argparse ``type=`` for numbers of ``kind`` above ``minimum`` (``strict``: >)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not np.isfinite(value) or value < minimum or (
+                strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
+        return value
+    return parse
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not np.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+_positive_int = _number_type(int, 1, strict=False, description="a positive integer")
+_non_negative_int = _number_type(int, 0, strict=False,
+                                 description="a non-negative integer")
+_positive_float = _number_type(float, 0.0, strict=True, description="a positive number")
 
 
 def _column_list(text):

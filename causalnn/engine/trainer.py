@@ -59,7 +59,9 @@ class Trainer:
         ``loss_fn(module, batch) -> dict`` with a scalar tensor under ``"loss"``.
     optimizer : {"adam", "adamw", "sgd"}
         ``"adam"`` adds ``weight_decay`` as an L2 penalty to the gradients, ``"adamw"``
-        decays the weights directly (Loshchilov & Hutter 2019). Biases are not decayed.
+        decays the weights directly (Loshchilov & Hutter 2019). Every weight matrix is
+        decayed (representation and heads alike; Shalit et al. penalise the heads,
+        Dragonnet's reference code the outcome heads); biases and scalars are not.
     learning_rate, weight_decay : float
     batch_size : int
         Rows per step. An epoch's rows are split into ``ceil(n / batch_size)`` batches of

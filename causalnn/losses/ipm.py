@@ -57,10 +57,12 @@ def wasserstein(phi, t, blur=0.1, n_iter=10):
     Parameters
     ----------
     blur : float, default=0.1
-        Entropic regularisation as a fraction of the mean pairwise distance (the
-        reference implementation's ``lambda = 10``).
+        Entropic regularisation as a fraction of the mean pairwise distance in the
+        batch (close to, not the same as, the reference implementation's
+        ``lambda = 10``, which scales by the mean treated-control distance; ``alpha``
+        values therefore do not carry over exactly).
     n_iter : int, default=10
-        Sinkhorn iterations (as in the reference implementation).
+        Sinkhorn iterations, as in the reference implementation.
     """
     w0, w1, present = _arm_weights(t)
     cost = torch.cdist(phi, phi)  # rows: control mass, columns: treated mass

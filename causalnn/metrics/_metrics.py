@@ -23,6 +23,7 @@ import copy
 import numbers
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics import r2_score
 from sklearn.utils.metadata_routing import MetadataRequest
@@ -293,6 +294,10 @@ class _FactualScorer(_CausalScorer):
         """
         self._check_metadata(metadata)
         treatment = metadata.get("treatment")
+        if isinstance(estimator, Pipeline):
+            # a Pipeline has no predict_outcome: transform X, then ask its last step
+            X = estimator[:-1].transform(X)
+            estimator = estimator[-1]
         if treatment is None and getattr(estimator, "treatment_col", None) is None:
             raise ValueError(
                 f"{self!r} needs the observed treatment: set `treatment_col` on "

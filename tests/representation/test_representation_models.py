@@ -96,3 +96,9 @@ def test_dragonnet_without_targeted_regularization_has_no_epsilon():
     assert est.ate(X) == pytest.approx(float(np.mean(est.effect(X))))
     with pytest.raises(ValueError, match="targeted_regularization=True"):
         est.ate(X, targeted=True)
+
+
+def test_dragonnet_targeted_ate_rejects_per_row_levels():
+    est = Dragonnet(**SMALL, random_state=0).fit(X, Y, treatment=T)
+    with pytest.raises(ValueError, match="scalar T0 and T1"):
+        est.ate(X, T0=np.zeros(len(X)), targeted=True)

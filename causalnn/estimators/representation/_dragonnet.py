@@ -42,7 +42,9 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
     propensity_clip : float, default=0.01
         Propensities are clipped to ``[propensity_clip, 1 - propensity_clip]`` wherever
         they are divided by (the clever covariate ``H`` and the targeted ATE) and in
-        ``predict_propensity``; the paper truncates at 0.01 as well.
+        ``predict_propensity``. (The reference implementation instead squeezes ``g``
+        into ``[0.01/1.02, 1.01/1.02]`` in the loss and drops extreme-propensity rows
+        from its ATE; causalnn keeps every row.)
     representation_layers : tuple of int, default=(200, 200, 200)
     head_layers : tuple of int, default=(100, 100)
         Hidden widths of each outcome head (the paper uses two layers of 100).
@@ -168,13 +170,14 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         X : array-like or DataFrame of shape (n_samples, n_features)
         T0, T1 : {0, 1}, default=0 and 1
         targeted : bool, default=False
-            ``False``: the plug-in mean of ``effect(X, T0, T1)`` from the network trained
-            with targeted regularisation, the estimate Shi et al. (2019) report in their
-            experiments. ``True`` (needs ``targeted_regularization=True``): the
-            fluctuated estimate ``mean_i [Q~(T1, x_i) - Q~(T0, x_i)]`` of their eq. (3.3),
-            which adds ``epsilon_ * (1/g + 1/(1-g))``. Its ``1/g`` terms make it noisier
-            where propensities approach the clip bound: on the IHDP benchmark
-            (``benchmarks/ihdp.py``) its mean |ATE error| is larger than the plug-in's.
+            ``False``: the plug-in mean of ``effect(X, T0, T1)``; with targeted
+            regularisation the network itself has been trained towards the
+            influence-curve equation. ``True`` (needs ``targeted_regularization=True``):
+            the fluctuated estimate ``mean_i [Q~(T1, x_i) - Q~(T0, x_i)]`` that Shi et al.
+            (2019) define, which adds ``epsilon_ * (1/g + 1/(1-g))``. Its ``1/g`` terms
+            make it noisier where propensities approach the clip bound: on the IHDP
+            benchmark (``benchmarks/ihdp.py``) its mean |ATE error| is larger than the
+            plug-in's, which is why the plug-in is the default.
 
         Returns
         -------
@@ -186,8 +189,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
             raise ValueError("ate(targeted=True) needs a Dragonnet fitted with "
                              "targeted_regularization=True.")
         X = self._validate_X(X)
-        levels = {T0, T1}
-        if not (np.isscalar(T0) and np.isscalar(T1) and levels <= {0, 1}):
+        if not (np.isscalar(T0) and np.isscalar(T1) and {T0, T1} <= {0, 1}):
             raise ValueError("the targeted ATE needs scalar T0 and T1 in {0, 1}; pass "
                              "targeted=False for per-row treatment levels.")
         if T0 == T1:

@@ -175,27 +175,41 @@ class Trainer:
         self.module.train()
         n_train = next(iter(train.values())).shape[0]
         perm = torch.randperm(n_train, generator=self.generator).to(self.device)
-        totals = {}
-        for b, idx in enumerate(torch.tensor_split(perm, n_batches)):
-            batch = {k: v[idx] for k, v in train.items()}
-            losses = self.loss_fn(self.module, batch)
+
+        def step(b, losses):
             optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             optimizer.step()
-            # accumulate on the device; one host sync per epoch, not per step
-            for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + v.detach() * len(idx)
             for cb in callbacks:
                 cb.on_batch_end(self, b, losses)
-        return {("train_loss" if k == "loss" else f"train_{k}"): float(v) / n_train
-                for k, v in totals.items()}
+
+        return self._run_batches(train, torch.tensor_split(perm, n_batches), "train", step)
 
     def _evaluate(self, valid):
+        """Validation losses in chunks, so pairwise terms (IPMs) stay O(chunk^2) in
+        memory however large the validation split is."""
         self.module.eval()
+        n_valid = next(iter(valid.values())).shape[0]
+        chunk = max(self.batch_size, 1024)
+        index = torch.arange(n_valid, device=self.device)
         with torch.no_grad():
-            losses = self.loss_fn(self.module, valid)
-        return {("valid_loss" if k == "loss" else f"valid_{k}"): float(v)
-                for k, v in losses.items()}
+            return self._run_batches(
+                valid, torch.tensor_split(index, max(1, math.ceil(n_valid / chunk))),
+                "valid")
+
+    def _run_batches(self, data, batches, prefix, step=None):
+        """Row-weighted means of every loss term over ``batches`` of ``data``."""
+        totals = {}
+        for b, idx in enumerate(batches):
+            losses = self.loss_fn(self.module, {k: v[idx] for k, v in data.items()})
+            if step is not None:
+                step(b, losses)
+            # accumulate on the device; one host sync per term and epoch, not per step
+            for k, v in losses.items():
+                totals[k] = totals.get(k, 0.0) + v.detach() * len(idx)
+        n = sum(len(idx) for idx in batches)
+        return {(f"{prefix}_loss" if k == "loss" else f"{prefix}_{k}"): float(v) / n
+                for k, v in totals.items()}
 
     def _check_finite(self, value, epoch):
         if not math.isfinite(value):

@@ -100,3 +100,17 @@ def test_verbose_prints_progress(capsys):
             generator=make_generator(0)).fit(torch.nn.Linear(3, 1), data)
     err = capsys.readouterr().err
     assert "epoch    3/3" in err and "train" in err and "valid" in err
+
+
+def test_validation_loss_in_chunks_equals_the_full_mean():
+    # 1500 validation rows are scored in two chunks; a row-wise loss must not notice
+    data, _ = _linear_problem(n=3000)
+    gen = make_generator(3)
+    module = torch.nn.Linear(3, 1)
+    trainer = Trainer(loss_fn=_mse, max_epochs=2, patience=None, batch_size=256,
+                      validation_fraction=0.5, generator=gen)
+    history = trainer.fit(module, data)
+    _, valid = stratified_split(3000, 0.5, make_generator(3))
+    with torch.no_grad():
+        full = float(_mse(module, {k: v[valid] for k, v in data.items()})["loss"])
+    assert history[-1]["valid_loss"] == pytest.approx(full, rel=1e-5)

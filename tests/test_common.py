@@ -6,9 +6,12 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import (
-    check_dont_overwrite_parameters, check_estimators_pickle, check_fit_idempotent,
-    check_get_params_invariance, check_n_features_in, check_no_attributes_set_in_init,
-    check_set_params)
+    check_complex_data, check_dont_overwrite_parameters, check_estimator_sparse_array,
+    check_estimator_sparse_matrix, check_estimators_pickle, check_fit2d_1sample,
+    check_fit2d_predict1d, check_fit_idempotent, check_get_params_invariance,
+    check_n_features_in, check_n_features_in_after_fitting,
+    check_no_attributes_set_in_init, check_requires_y_none, check_set_params,
+    check_supervised_y_2d)
 
 from causalnn import CFRNet, Dragonnet, TARNet
 
@@ -21,8 +24,11 @@ class _TreatmentFromFeature:
 
     @staticmethod
     def treatment(X):
-        X = np.asarray(X, dtype=float)
-        return (X[:, 0] > np.median(X[:, 0])).astype(float)
+        try:
+            X = np.asarray(X, dtype=float)
+            return (X[:, 0] > np.median(X[:, 0])).astype(float)
+        except (TypeError, ValueError, IndexError):
+            return None  # malformed X: let the estimator's own checks report it
 
 
 class _AdapterMixin:
@@ -51,7 +57,11 @@ ADAPTED = {TARNet: AdaptedTARNet, CFRNet: AdaptedCFRNet, Dragonnet: AdaptedDrago
 
 SKLEARN_CHECKS = [check_no_attributes_set_in_init, check_get_params_invariance,
                   check_set_params, check_dont_overwrite_parameters, check_fit_idempotent,
-                  check_estimators_pickle, check_n_features_in]
+                  check_estimators_pickle, check_n_features_in,
+                  check_n_features_in_after_fitting, check_complex_data,
+                  check_estimator_sparse_array, check_estimator_sparse_matrix,
+                  check_fit2d_predict1d, check_fit2d_1sample, check_requires_y_none,
+                  check_supervised_y_2d]
 
 
 @pytest.mark.parametrize("cls", [TARNet, CFRNet, Dragonnet], ids=lambda c: c.__name__)

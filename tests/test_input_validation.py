@@ -65,7 +65,7 @@ def test_x_wrong_shape_and_type():
 
 def test_predict_with_different_number_of_columns():
     fitted = est(random_state=0).fit(X, Y, treatment=T)
-    with pytest.raises(ValueError, match="X has 2 features, but TARNet was fitted with 3"):
+    with pytest.raises(ValueError, match="X has 2 features, but TARNet is expecting 3"):
         fitted.effect(X[:, :2])
 
 
@@ -119,3 +119,19 @@ def test_diverging_training_stops_with_error():
         TARNet(**{**SMALL, "max_epochs": 50}, optimizer="sgd", learning_rate=1e3,
                random_state=0).fit(
             X * 1e6, Y, treatment=T)
+
+
+def test_sparse_and_complex_input_are_refused():
+    import scipy.sparse
+    with pytest.raises(TypeError, match="sparse input is not supported"):
+        est().fit(scipy.sparse.csr_matrix(X), Y, treatment=T)
+    with pytest.raises(ValueError, match="X holds complex numbers"):
+        est().fit(X + 1j, Y, treatment=T)
+
+
+def test_missing_y_and_column_vector_y():
+    from sklearn.exceptions import DataConversionWarning
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        est().fit(X, None, treatment=T)
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        est().fit(X, Y[:, None], treatment=T)

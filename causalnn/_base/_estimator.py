@@ -100,10 +100,16 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         """
         validate_params(self.get_params(deep=False), self._parameter_constraints,
                         type(self).__name__)
-        X, treatment = split_treatment_column(X, treatment, self.treatment_col)
+        X, treatment = split_treatment_column(X, treatment, self.treatment_col,
+                                              required=False)
         X, names = check_features(X, name="X")
         n = X.shape[0]
-        y = check_vector(y, name="y", n_samples=n)
+        if n < 2:
+            raise ValueError(f"X has n_samples={n}; {type(self).__name__} needs at least "
+                             f"2 rows (one per treatment arm).")
+        y = check_vector(y, name="y", n_samples=n, warn_column=True)
+        if treatment is None:  # the same message as for a missing treatment column
+            split_treatment_column(None, None, None)
         treatment = check_vector(treatment, name="treatment", n_samples=n)
         treatment = self._check_treatment(treatment)
 

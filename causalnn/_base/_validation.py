@@ -5,8 +5,12 @@ meets a torch stack trace for bad input.
 """
 import numbers
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import scipy.sparse
+from sklearn.exceptions import DataConversionWarning
 
 __all__ = [
     "split_treatment_column",
@@ -64,6 +68,12 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     array the same number of columns.
     """
     names = None
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"{name} is a sparse matrix; sparse input is not supported: pass a dense "
+            f"array (e.g. {name}.toarray()).")
+    if np.iscomplexobj(X):
+        raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
     if _is_frame(X):
         names = np.asarray([str(c) for c in X.columns], dtype=object)
         if feature_names is not None:
@@ -91,7 +101,8 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     if array.ndim == 1:
         raise ValueError(
             f"{name} must be 2-dimensional (n_samples, n_features); got a 1-d array of "
-            f"shape {array.shape}. Reshape it with X.reshape(-1, 1) for one feature."
+            f"shape {array.shape}. Reshape your data with X.reshape(-1, 1) for one "
+            f"feature or X.reshape(1, -1) for one sample."
         )
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-dimensional; got shape {array.shape}.")
@@ -101,8 +112,8 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
         raise ValueError(f"{name} has no columns.")
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(
-            f"{name} has {array.shape[1]} features, but {owner} was fitted with "
-            f"{n_features} features."
+            f"{name} has {array.shape[1]} features, but {owner} is expecting "
+            f"{n_features} features as input (the number seen in fit)."
         )
     _check_finite(array, name)
     if not array.flags.writeable:  # pandas copy-on-write hands out read-only views
@@ -120,15 +131,28 @@ def _check_finite(array, name):
         )
 
 
-def check_vector(v, *, name, n_samples=None):
-    """Return a finite 1-d float64 array (a column vector (n, 1) is accepted)."""
+def check_vector(v, *, name, n_samples=None, warn_column=False):
+    """Return a finite 1-d float64 array.
+
+    A column vector (n, 1) is accepted and flattened; with ``warn_column`` (for ``y``,
+    as sklearn does) a ``DataConversionWarning`` says so.
+    """
+    if v is None:
+        raise ValueError(f"{name} is required: the estimator requires {name} to be "
+                         f"passed, but the target {name} is None.")
     if isinstance(v, (pd.Series, pd.DataFrame)):
         v = v.to_numpy()
+    if np.iscomplexobj(v):
+        raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
     try:
         array = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be numeric; got {type(v).__name__}.") from None
     if array.ndim == 2 and array.shape[1] == 1:
+        if warn_column:
+            warnings.warn(f"A column-vector {name} was passed when a 1d array was "
+                          f"expected; it is flattened to shape ({array.shape[0]},).",
+                          DataConversionWarning)
         array = array[:, 0]
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional; got shape {array.shape}.")

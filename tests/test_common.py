@@ -125,3 +125,11 @@ def test_recovers_known_effect(make_estimator):
     est.fit(X, y, treatment=t)
     assert abs(est.ate(X) - tau.mean()) < 0.15
     assert np.sqrt(np.mean((est.effect(X) - tau) ** 2)) < 0.45
+
+
+@pytest.mark.parametrize("cls", [TARNet, CFRNet, Dragonnet], ids=lambda c: c.__name__)
+def test_docstring_documents_every_parameter(cls):
+    import re
+    documented = set(re.findall(r"^    (\w+) :", cls.__doc__, flags=re.M))
+    missing = set(cls().get_params()) - documented
+    assert not missing and "%(" not in cls.__doc__

@@ -14,12 +14,14 @@ import numbers
 import numpy as np
 
 from ..._base import Interval, Options
+from ..._base._docstrings import fill_doc
 from ...losses import IPMS, outcome_loss
 from ._common import RepresentationEstimator
 
 __all__ = ["CFRNet", "TARNet"]
 
 
+@fill_doc
 class CFRNet(RepresentationEstimator):
     """Counterfactual regression network with an IPM balancing penalty (CFR).
 
@@ -39,56 +41,25 @@ class CFRNet(RepresentationEstimator):
         the penalty cannot be reduced by shrinking the representation.
     reweight_sample : bool, default=True
         Use the treatment-balance weights ``w_i`` in the factual loss.
-    representation_layers : tuple of int, default=(200, 200, 200)
-        Hidden widths of ``Phi``.
+    %(representation_parameters)s
     head_layers : tuple of int, default=(100, 100, 100)
-        Hidden widths of each outcome head.
-    activation : {"elu", "relu", "tanh", "selu", "gelu"}, default="elu"
-    learning_rate : float, default=1e-3
+        Hidden widths of each outcome head (the paper's three layers of 100).
     weight_decay : float, default=1e-4
         L2 penalty on the weight matrices (not the biases).
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
     batch_size : int, default=64
-    max_epochs : int, default=300
+        Rows per gradient step.
     patience : int or None, default=30
-        Early-stopping patience on the validation loss; the best epoch's weights are
-        restored. ``None`` trains for ``max_epochs``.
-    validation_fraction : float, default=0.3
-        Held-out fraction (stratified by treatment) for early stopping; 0.3 of the
-        training rows gives the paper's 63/27 train/validation split.
-    outcome : {"auto", "continuous", "binary"}, default="auto"
-        ``"auto"`` treats y in {0, 1} as binary (cross-entropy, effects as differences
-        of probabilities), anything else as continuous (squared error on standardised y,
-        effects in the units of y).
-    treatment_col : str or None, default=None
-        Name of the DataFrame column of ``X`` that holds the treatment, for sklearn
-        tools that only pass ``(X, y)``.
-    random_state : int, RandomState or None, default=None
-        Seeds weight initialisation, the validation split and batch order.
-    device : str or torch.device, default="auto"
-        ``"auto"`` uses CUDA when available.
-    verbose : int, default=0
-        1 shows a progress line, 2 one line per epoch.
+        Early-stopping patience in epochs on the validation loss; the best epoch's
+        weights are restored. ``None`` trains for ``max_epochs``.
+    %(training_parameters)s
 
     Attributes
     ----------
     module_ : torch.nn.ModuleDict
         The trained network under ``"net"`` (a :class:`causalnn.nets.RepresentationNet`).
-    history_ : list of dict
-        Per-epoch ``train_loss``, ``valid_loss`` and their ``factual``/``ipm`` terms.
-    best_epoch_ : int
-        Epoch whose weights were restored.
-    n_iter_ : int
-        Epochs run.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of str
-        Only when ``X`` was a DataFrame.
-    outcome_type_ : {"continuous", "binary"}
-    y_mean_, y_scale_ : float
-        Standardisation of a continuous outcome.
+    %(fitted_attributes)s
     treated_fraction_ : float
         ``u``, the fraction of treated training rows.
-    device_ : torch.device
 
     See Also
     --------
@@ -176,6 +147,7 @@ class CFRNet(RepresentationEstimator):
         return {"loss": factual + alpha * imbalance, "factual": factual, "ipm": imbalance}
 
 
+@fill_doc
 class TARNet(CFRNet):
     """Treatment-agnostic representation network: CFR without the balancing penalty.
 
@@ -187,28 +159,31 @@ class TARNet(CFRNet):
     Parameters
     ----------
     normalize_representation : bool, default=True
+        Project ``Phi(x)`` onto the unit sphere.
     reweight_sample : bool, default=True
-    representation_layers : tuple of int, default=(200, 200, 200)
+        Use the treatment-balance weights in the factual loss.
+    %(representation_parameters)s
     head_layers : tuple of int, default=(100, 100, 100)
-    activation : str, default="elu"
-    learning_rate : float, default=1e-3
+        Hidden widths of each outcome head.
     weight_decay : float, default=1e-4
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        L2 penalty on the weight matrices (not the biases).
     batch_size : int, default=64
-    max_epochs : int, default=300
+        Rows per gradient step.
     patience : int or None, default=30
-    validation_fraction : float, default=0.3
-    outcome : {"auto", "continuous", "binary"}, default="auto"
-    treatment_col : str or None, default=None
-    random_state : int, RandomState or None, default=None
-    device : str or torch.device, default="auto"
-    verbose : int, default=0
-        See :class:`CFRNet` for each.
+        Early-stopping patience in epochs; ``None`` trains for ``max_epochs``.
+    %(training_parameters)s
 
     Attributes
     ----------
-    module_, history_, best_epoch_, n_iter_, n_features_in_, feature_names_in_, outcome_type_, y_mean_, y_scale_, treated_fraction_, device_
-        As in :class:`CFRNet`.
+    module_ : torch.nn.ModuleDict
+        The trained network under ``"net"``.
+    %(fitted_attributes)s
+    treated_fraction_ : float
+        The fraction of treated training rows.
+
+    See Also
+    --------
+    CFRNet : the same model with an IPM balancing penalty.
 
     References
     ----------

@@ -21,12 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from ..._base import Interval, PropensityMixin
+from ..._base._docstrings import fill_doc
 from ...losses import TargetedRegularization, fluctuate, outcome_loss
 from ._common import RepresentationEstimator
 
 __all__ = ["Dragonnet"]
 
 
+@fill_doc
 class Dragonnet(PropensityMixin, RepresentationEstimator):
     """Dragonnet: shared representation, two outcome heads and a propensity head,
     optionally trained with targeted regularisation.
@@ -45,24 +47,17 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         ``predict_propensity``. (The reference implementation instead squeezes ``g``
         into ``[0.01/1.02, 1.01/1.02]`` in the loss and drops extreme-propensity rows
         from its ATE; causalnn keeps every row.)
-    representation_layers : tuple of int, default=(200, 200, 200)
+    %(representation_parameters)s
     head_layers : tuple of int, default=(100, 100)
         Hidden widths of each outcome head (the paper uses two layers of 100).
-    activation : str, default="elu"
-    learning_rate : float, default=1e-3
     weight_decay : float, default=1e-3
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        L2 penalty on the weight matrices (not the biases).
     batch_size : int, default=128
-    max_epochs : int, default=300
+        Rows per gradient step.
     patience : int or None, default=40
-    validation_fraction : float, default=0.3
-    outcome : {"auto", "continuous", "binary"}, default="auto"
-        For a binary outcome the heads are logits and the fluctuation is logistic.
-    treatment_col : str or None, default=None
-    random_state : int, RandomState or None, default=None
-    device : str or torch.device, default="auto"
-    verbose : int, default=0
-        See :class:`causalnn.CFRNet` for the shared parameters.
+        Early-stopping patience in epochs on the validation loss; the best epoch's
+        weights are restored. ``None`` trains for ``max_epochs``.
+    %(training_parameters)s
 
     Attributes
     ----------
@@ -72,8 +67,11 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         ``epsilon`` (only with targeted regularisation).
     epsilon_ : float
         Fitted fluctuation parameter (0 without targeted regularisation).
-    history_, best_epoch_, n_iter_, n_features_in_, feature_names_in_, outcome_type_, y_mean_, y_scale_, device_
-        As in :class:`causalnn.CFRNet`.
+    %(fitted_attributes)s
+
+    See Also
+    --------
+    CFRNet : balances the representation with an IPM instead.
 
     References
     ----------

@@ -19,7 +19,8 @@ from sklearn.utils.validation import check_is_fitted
 from ..engine import Trainer, make_generator, resolve_device
 from ._param_validation import Interval, Options, validate_params
 from ._validation import (check_binary, check_features, check_scalar_or_vector,
-                          check_vector, split_treatment_column)
+                          check_vector, require_treatment,
+                          split_treatment_column)
 
 __all__ = ["BaseCausalEstimator", "PropensityMixin"]
 
@@ -108,8 +109,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"X has n_samples={n}; {type(self).__name__} needs at least "
                              f"2 rows (one per treatment arm).")
         y = check_vector(y, name="y", n_samples=n, warn_column=True)
-        if treatment is None:  # the same message as for a missing treatment column
-            split_treatment_column(None, None, None)
+        require_treatment(treatment)  # after X and y, so their errors come first
         treatment = check_vector(treatment, name="treatment", n_samples=n)
         treatment = self._check_treatment(treatment)
 

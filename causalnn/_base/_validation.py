@@ -13,6 +13,7 @@ import scipy.sparse
 from sklearn.exceptions import DataConversionWarning
 
 __all__ = [
+    "require_treatment",
     "split_treatment_column",
     "check_features",
     "check_vector",
@@ -31,14 +32,8 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True):
     is set, as that column of the DataFrame ``X`` (then it is dropped from ``X``).
     """
     if treatment_col is None:
-        if treatment is None and required:
-            raise ValueError(
-                "treatment is required: pass fit(X, y, treatment=t), or set the "
-                "estimator's treatment_col to the name of the DataFrame column that "
-                "holds it. (Inside cross_validate/GridSearchCV, enable metadata routing "
-                "with sklearn.set_config(enable_metadata_routing=True) and pass "
-                "params={'treatment': t}.)"
-            )
+        if required:
+            require_treatment(treatment)
         return X, treatment
     if not _is_frame(X):
         raise TypeError(
@@ -58,6 +53,18 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True):
             f"{treatment_col!r} of X (treatment_col). Pass only one."
         )
     return X.drop(columns=[treatment_col]), X[treatment_col].to_numpy()
+
+
+def require_treatment(treatment):
+    """Raise the error that explains every way to pass a treatment when it is missing."""
+    if treatment is None:
+        raise ValueError(
+            "treatment is required: pass fit(X, y, treatment=t), or set the "
+            "estimator's treatment_col to the name of the DataFrame column that "
+            "holds it. (Inside cross_validate/GridSearchCV, enable metadata routing "
+            "with sklearn.set_config(enable_metadata_routing=True) and pass "
+            "params={'treatment': t}.)"
+        )
 
 
 def check_features(X, *, name="X", feature_names=None, n_features=None, owner="estimator"):

@@ -120,14 +120,13 @@ class Trainer:
             other term the loss function returned.
         """
         n = next(iter(data.values())).shape[0]
-        # data go to the device once; batches are index views of these tensors
-        data = {k: v.to(self.device) for k, v in data.items()}
         self.module = module.to(self.device)
         train_idx, valid_idx = stratified_split(
             n, self.validation_fraction, self.generator, stratify)
-        valid = ({k: v[valid_idx.to(self.device)] for k, v in data.items()}
+        # each split goes to the device once; batches are then indexed on the device
+        valid = ({k: v[valid_idx].to(self.device) for k, v in data.items()}
                  if len(valid_idx) else None)
-        train = {k: v[train_idx.to(self.device)] for k, v in data.items()}
+        train = {k: v[train_idx].to(self.device) for k, v in data.items()}
         n_train = len(train_idx)
         n_batches = max(1, math.ceil(n_train / self.batch_size))
         optimizer = self._make_optimizer(self.module)

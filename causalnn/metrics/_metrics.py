@@ -204,7 +204,7 @@ class _CausalScorer:
         self.name = name
         self._score_func = score_func
         self._sign = sign
-        self._requests = dict(self._metadata)
+        self._request_aliases = dict(self._metadata)
 
     def __repr__(self):
         return f"causalnn.metrics.get_scorer({self.name!r})"
@@ -218,7 +218,7 @@ class _CausalScorer:
             The requests, under ``routing.score``.
         """
         request = MetadataRequest(owner=repr(self))
-        for param, alias in self._requests.items():
+        for param, alias in self._request_aliases.items():
             request.score.add_request(param=param, alias=alias)
         return request
 
@@ -248,7 +248,7 @@ class _CausalScorer:
             MetadataRequest(owner=repr(self)).score.add_request(
                 param=param, alias=alias
             )
-        self._requests.update(kwargs)
+        self._request_aliases.update(kwargs)
         return self
 
     def _accept_sample_weight(self):

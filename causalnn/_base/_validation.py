@@ -4,7 +4,6 @@ Each error names the argument that was wrong and what was wrong with it, so a us
 meets a torch stack trace for bad input.
 """
 import numbers
-
 import warnings
 
 import numpy as np

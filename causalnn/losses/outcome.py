@@ -5,7 +5,6 @@ link and cross-entropy. Keeping losses on the linear predictor lets targeted
 regularisation fluctuate the same quantity for both; the estimators map the linear
 predictor back to the outcome scale at prediction.
 """
-import torch
 import torch.nn.functional as F
 
 __all__ = ["outcome_loss"]

@@ -10,8 +10,8 @@ the propensity head makes ``Z`` keep what predicts treatment and drop what does 
 Loss: ``mean_i L(y_i, Q(t_i, x_i)) + alpha * mean_i CE(t_i, g(x_i)) + beta * TR``, where
 ``TR = mean_i L(y_i, Q(t_i, x_i) + eps * H(t_i, x_i))``, ``H = t/g - (1-t)/(1-g)`` and the
 scalar ``eps`` is trained with the network (see :mod:`causalnn.losses.targeted`).
-Effect: ``tau(x) = Q(1, x) - Q(0, x)``; the ATE is its mean (as in the paper's
-experiments) or, with ``ate(X, targeted=True)``, the fluctuated estimate
+Effect: ``tau(x) = Q(1, x) - Q(0, x)``; the ATE is its mean (the plug-in estimate) or,
+with ``ate(X, targeted=True)``, the fluctuated estimate
 ``mean_i [Q~(1, x_i) - Q~(0, x_i)]`` with the fitted ``eps``.
 """
 import numbers
@@ -37,6 +37,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
     ----------
     targeted_regularization : bool, default=True
         Add the targeted-regularisation term and its fluctuation parameter ``epsilon``.
+        For a binary outcome the heads are logits and the fluctuation is logistic.
     propensity_weight : float, default=1.0
         Weight of the propensity cross-entropy (the paper's ``alpha``).
     targeted_weight : float, default=1.0

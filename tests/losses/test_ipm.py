@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from causalnn.losses import mmd_linear, mmd_rbf, wasserstein
+from causalnn.losses.ipm import median_bandwidth, pairwise_sq_distances
 
 
 def _split(phi0, phi1):
@@ -12,15 +13,27 @@ def _split(phi0, phi1):
     return phi, t
 
 
-def test_mmd_linear_is_squared_mean_difference():
+def _u_statistic(k, a, b):
+    """Unbiased squared MMD from a kernel function on numpy arrays (Gretton et al. 2012)."""
+    kaa, kbb = k(a, a), k(b, b)
+    m, n = len(a), len(b)
+    within_a = (kaa.sum() - np.trace(kaa)) / (m * (m - 1))
+    within_b = (kbb.sum() - np.trace(kbb)) / (n * (n - 1))
+    return within_a + within_b - 2 * k(a, b).mean()
+
+
+def test_mmd_linear_is_the_u_statistic_of_the_squared_mean_difference():
     rng = np.random.RandomState(0)
     a, b = rng.randn(30, 4), rng.randn(20, 4) + 0.5
     phi, t = _split(a, b)
-    expected = np.sum((b.mean(0) - a.mean(0)) ** 2)
+    expected = _u_statistic(lambda u, v: u @ v.T, a, b)
     assert float(mmd_linear(phi, t)) == pytest.approx(expected, rel=1e-10)
+    # it differs from the plug-in ||mean_b - mean_a||^2 by the removed diagonal terms
+    plug_in = np.sum((b.mean(0) - a.mean(0)) ** 2)
+    assert float(mmd_linear(phi, t)) < plug_in
 
 
-def test_mmd_rbf_matches_the_v_statistic():
+def test_mmd_rbf_matches_the_u_statistic():
     rng = np.random.RandomState(1)
     a, b = rng.randn(15, 3), rng.randn(10, 3) + 1.0
     phi, t = _split(a, b)
@@ -29,10 +42,23 @@ def test_mmd_rbf_matches_the_v_statistic():
     def k(u, v):
         d2 = ((u[:, None, :] - v[None, :, :]) ** 2).sum(-1)
         return np.exp(-d2 / (2 * sigma**2))
-    expected = k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean()
+    expected = _u_statistic(k, a, b)
     assert float(mmd_rbf(phi, t, bandwidth=sigma)) == pytest.approx(expected, rel=1e-10)
 
 
+@pytest.mark.parametrize("ipm", [mmd_linear, mmd_rbf])
+def test_mmds_are_unbiased_on_identical_distributions(ipm):
+    # 64-row batches with 12 treated, both arms from one distribution on the unit sphere
+    # (a CFR representation): the plug-in estimates average 0.1 (linear) and 0.04 (RBF)
+    gen = torch.Generator().manual_seed(0)
+    phi = torch.randn(400, 64, 8, generator=gen, dtype=torch.float64)
+    phi = phi / phi.norm(dim=2, keepdim=True)
+    t = torch.zeros(64, dtype=torch.float64)
+    t[:12] = 1.0
+    values = torch.stack([ipm(p, t) for p in phi])
+    standard_error = float(values.std()) / 400 ** 0.5
+    assert abs(float(values.mean())) < 3 * standard_error
+    assert standard_error < 0.005  # so the check above rules out a bias of 0.04
 def test_wasserstein_of_a_shift_in_one_dimension():
     # equal-size 1-d samples: W1 is the mean distance between sorted points
     a = np.linspace(0, 1, 40)[:, None]
@@ -66,3 +92,45 @@ def test_identical_arms_are_close_to_zero_and_shift_is_larger(ipm):
     same = float(ipm(*_split(a, a)))
     shifted = float(ipm(*_split(a, a + 1.5)))
     assert shifted > 5 * max(same, 1e-3)
+
+
+def test_pairwise_sq_distances_are_exact_on_a_concentrated_representation():
+    # unit-sphere points within 1e-4 of each other: raw-coordinate Gram round-off
+    # (~1e-7 in float32) would swamp squared distances of ~1e-8
+    rng = np.random.RandomState(4)
+    centre = rng.randn(1, 16)
+    points = centre + 1e-4 * rng.randn(40, 16)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    exact = ((points[:, None] - points[None]) ** 2).sum(-1)
+    sq = pairwise_sq_distances(torch.tensor(points, dtype=torch.float32)).double().numpy()
+    assert np.all(np.diag(sq) == 0.0)
+    off = ~np.eye(40, dtype=bool)
+    np.testing.assert_allclose(sq[off], exact[off], rtol=1e-3)
+
+
+def test_rbf_bandwidth_floor_bounds_the_gradient_of_a_concentrated_batch():
+    rng = np.random.RandomState(5)
+    base = rng.randn(64, 8)
+    t = torch.tensor((np.arange(64) < 20).astype(float))
+    norms = []
+    for spread in (1.0, 1e-4):
+        phi = torch.tensor(spread * base, requires_grad=True)
+        mmd_rbf(phi, t).backward()
+        norms.append(float(phi.grad.norm()))
+    # with the median heuristic alone the gradient grows like 1/spread (1e4 here)
+    assert norms[1] < 20 * norms[0]
+    sq = pairwise_sq_distances(torch.tensor(1e-4 * base))
+    assert float(median_bandwidth(sq, 0.1)) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("ipm", [mmd_linear, mmd_rbf, wasserstein])
+def test_vmap_over_stacked_batches_equals_a_loop(ipm):
+    # the member axis maps the IPMs over K models' batches with torch.func.vmap
+    gen = torch.Generator().manual_seed(6)
+    phi = torch.randn(3, 50, 4, generator=gen, dtype=torch.float64)
+    t = (torch.rand(3, 50, generator=gen) < 0.3).to(torch.float64)
+    t[2, :] = 1.0  # one batch without controls: contributes zero in both forms
+    mapped = torch.func.vmap(ipm)(phi, t)
+    looped = torch.stack([ipm(p, tt) for p, tt in zip(phi, t)])
+    torch.testing.assert_close(mapped, looped)
+    assert float(looped[2]) == 0.0

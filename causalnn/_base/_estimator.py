@@ -150,11 +150,20 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             learning_rate=self.learning_rate, weight_decay=self.weight_decay,
             batch_size=self.batch_size, max_epochs=self.max_epochs,
             validation_fraction=self.validation_fraction, patience=self.patience,
-            device=self.device_, generator=generator, verbose=self.verbose)
+            device=self.device_, generator=generator, verbose=self.verbose,
+            weight_decay_filter=self._weight_decay_filter())
         self.history_ = trainer.fit(module, tensors, stratify=stratify)
         self.best_epoch_ = trainer.early_stopping.best_epoch
         self.n_iter_ = len(self.history_)
         return module
+
+    def _weight_decay_filter(self):
+        """``weight_decay_scope="heads"``: decay only the weight matrices of the outcome
+        heads (``net.heads``), as Shalit et al. (2017) and Shi et al. (2019) do; else
+        ``None``, the engine's rule (every weight matrix)."""
+        if getattr(self, "weight_decay_scope", "all") != "heads":
+            return None
+        return lambda name, param: param.ndim >= 2 and name.startswith("net.heads.")
 
     # ---- prediction -----------------------------------------------------------------
     def _validate_X(self, X):

@@ -78,11 +78,15 @@ class Trainer:
         0 silent, 1 progress line, 2 one line per epoch.
     callbacks : list of Callback
         Extra callbacks run after the built-in ones.
+    weight_decay_filter : callable or None
+        ``weight_decay_filter(name, param) -> bool`` picks the parameters to decay (e.g.
+        only the outcome heads, as the papers do); ``None`` decays every weight matrix.
     """
 
     def __init__(self, *, loss_fn, optimizer="adam", learning_rate=1e-3, weight_decay=0.0,
                  batch_size=100, max_epochs=300, validation_fraction=0.2, patience=20,
-                 device=torch.device("cpu"), generator=None, verbose=0, callbacks=()):
+                 device=torch.device("cpu"), generator=None, verbose=0, callbacks=(),
+                 weight_decay_filter=None):
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -95,10 +99,13 @@ class Trainer:
         self.generator = generator if generator is not None else torch.Generator()
         self.verbose = verbose
         self.callbacks = list(callbacks)
+        self.weight_decay_filter = weight_decay_filter
 
     def _make_optimizer(self, module):
-        decay = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
-        no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim < 2]
+        chosen = self.weight_decay_filter or (lambda name, p: p.ndim >= 2)
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        decay = [p for n, p in named if chosen(n, p)]
+        no_decay = [p for n, p in named if not chosen(n, p)]
         groups = [{"params": decay, "weight_decay": self.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         if self.optimizer == "adam":

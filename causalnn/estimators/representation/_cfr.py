@@ -46,6 +46,9 @@ class CFRNet(RepresentationEstimator):
         Hidden widths of each outcome head (the paper's three layers of 100).
     weight_decay : float, default=1e-4
         L2 penalty on the weight matrices (not the biases).
+    weight_decay_scope : {"all", "heads"}, default="all"
+        Which weight matrices ``weight_decay`` penalises: every one, or only those of
+        the outcome heads (as the papers do). WDSCOPE_WHY
     batch_size : int, default=64
         Rows per gradient step.
     patience : int or None, default=30
@@ -87,12 +90,14 @@ class CFRNet(RepresentationEstimator):
         "ipm": [Options(*IPMS)],
         "normalize_representation": [bool],
         "reweight_sample": [bool],
+        "weight_decay_scope": [Options("all", "heads")],
     }
 
     def __init__(self, *, alpha=1.0, ipm="mmd_linear", normalize_representation=True,
                  reweight_sample=True, representation_layers=(200, 200, 200),
                  head_layers=(100, 100, 100), activation="elu", learning_rate=1e-3,
-                 weight_decay=1e-4, optimizer="adam", batch_size=64, max_epochs=300,
+                 weight_decay=1e-4, weight_decay_scope="all", optimizer="adam",
+                 batch_size=64, max_epochs=300,
                  patience=30, validation_fraction=0.3, outcome="auto", treatment_col=None,
                  random_state=None, device="auto", verbose=0):
         self.alpha = alpha
@@ -104,6 +109,7 @@ class CFRNet(RepresentationEstimator):
         self.activation = activation
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.weight_decay_scope = weight_decay_scope
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -167,6 +173,9 @@ class TARNet(CFRNet):
         Hidden widths of each outcome head.
     weight_decay : float, default=1e-4
         L2 penalty on the weight matrices (not the biases).
+    weight_decay_scope : {"all", "heads"}, default="all"
+        Which weight matrices ``weight_decay`` penalises: every one, or only those of
+        the outcome heads (as the papers do). WDSCOPE_WHY
     batch_size : int, default=64
         Rows per gradient step.
     patience : int or None, default=30
@@ -204,7 +213,8 @@ class TARNet(CFRNet):
 
     def __init__(self, *, normalize_representation=True, reweight_sample=True,
                  representation_layers=(200, 200, 200), head_layers=(100, 100, 100),
-                 activation="elu", learning_rate=1e-3, weight_decay=1e-4, optimizer="adam",
+                 activation="elu", learning_rate=1e-3, weight_decay=1e-4,
+                 weight_decay_scope="all", optimizer="adam",
                  batch_size=64, max_epochs=300, patience=30, validation_fraction=0.3,
                  outcome="auto", treatment_col=None, random_state=None, device="auto",
                  verbose=0):
@@ -215,6 +225,7 @@ class TARNet(CFRNet):
         self.activation = activation
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.weight_decay_scope = weight_decay_scope
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.max_epochs = max_epochs

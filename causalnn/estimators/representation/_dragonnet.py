@@ -20,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..._base import Interval, PropensityMixin
+from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
-from ...losses import TargetedRegularization, fluctuate, outcome_loss
+from ...losses import (TargetedRegularization, clever_covariate, fluctuate,
+                       outcome_loss)
 from ._common import RepresentationEstimator
 
 __all__ = ["Dragonnet"]
@@ -43,16 +44,20 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
     targeted_weight : float, default=1.0
         Weight of the targeted-regularisation term (the paper's ``beta``).
     propensity_clip : float, default=0.01
-        Propensities are clipped to ``[propensity_clip, 1 - propensity_clip]`` wherever
-        they are divided by (the clever covariate ``H`` and the targeted ATE) and in
-        ``predict_propensity``. (The reference implementation instead squeezes ``g``
-        into ``[0.01/1.02, 1.01/1.02]`` in the loss and drops extreme-propensity rows
-        from its ATE; causalnn keeps every row.)
+        Propensities are squeezed affinely into ``[propensity_clip, 1 - propensity_clip]``,
+        ``g = c + (1 - 2c) sigmoid(logit)``, wherever they are divided by (the clever
+        covariate ``H``, the targeted ATE) and in ``predict_propensity``. Unlike a
+        clamp, the squeeze keeps a gradient on every row in the targeted term (the
+        reference implementation squeezes into ``[0.01/1.02, 1.01/1.02]`` the same way;
+        it also drops extreme-propensity rows from its ATE, causalnn keeps every row).
     %(representation_parameters)s
     head_layers : tuple of int, default=(100, 100)
         Hidden widths of each outcome head (the paper uses two layers of 100).
     weight_decay : float, default=1e-3
         L2 penalty on the weight matrices (not the biases).
+    weight_decay_scope : {"all", "heads"}, default="all"
+        Which weight matrices ``weight_decay`` penalises: every one, or only those of
+        the outcome heads (as the papers do). WDSCOPE_WHY
     batch_size : int, default=128
         Rows per gradient step.
     patience : int or None, default=40
@@ -68,6 +73,11 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         ``epsilon`` (only with targeted regularisation).
     epsilon_ : float
         Fitted fluctuation parameter (0 without targeted regularisation).
+    influence_curve_mean_ : float
+        ``mean_i H(t_i, x_i) (y_i - Q~(t_i, x_i))`` over the rows passed to ``fit``, in
+        the units of ``y``: how far the fit is from solving the efficient-influence-curve
+        equation that targeted regularisation aims at (0 at an exact solution; the
+        fluctuated ATE is then a targeted estimate).
     %(fitted_attributes)s
 
     See Also
@@ -94,13 +104,15 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         "propensity_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "targeted_weight": [Interval(numbers.Real, 0, None, closed="left")],
         "propensity_clip": [Interval(numbers.Real, 0, 0.5, closed="neither")],
+        "weight_decay_scope": [Options("all", "heads")],
     }
     _propensity_head = True
 
     def __init__(self, *, targeted_regularization=True, propensity_weight=1.0,
                  targeted_weight=1.0, propensity_clip=0.01,
                  representation_layers=(200, 200, 200), head_layers=(100, 100),
-                 activation="elu", learning_rate=1e-3, weight_decay=1e-3, optimizer="adam",
+                 activation="elu", learning_rate=1e-3, weight_decay=1e-3,
+                 weight_decay_scope="all", optimizer="adam",
                  batch_size=128, max_epochs=300, patience=40, validation_fraction=0.3,
                  outcome="auto", treatment_col=None, random_state=None, device="auto",
                  verbose=0):
@@ -113,6 +125,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         self.activation = activation
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.weight_decay_scope = weight_decay_scope
         self.optimizer = optimizer
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -132,10 +145,27 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
                     stratify=treatment)
         self.epsilon_ = (self.module_["targeted"].epsilon.item()
                          if self.targeted_regularization else 0.0)
+        self.influence_curve_mean_ = self._influence_curve_mean(X, y, treatment)
         return self
 
+    def _influence_curve_mean(self, X, y, treatment):
+        """``mean_i H_i (y_i - Q~_i)`` in the units of ``y``; ``y`` on the training scale."""
+        out = self._forward(
+            X, lambda o: torch.cat([o.outcome, o.propensity_logit[:, None]], dim=1))
+        out = out.astype(np.float64)
+        g = self._propensity_from_logit(out[:, 2])
+        eta0, eta1 = fluctuate(out[:, 0], out[:, 1], g, self.epsilon_)
+        eta = np.where(treatment == 1, eta1, eta0)
+        if self.outcome_type_ == "binary":
+            residual = y - 1.0 / (1.0 + np.exp(-eta))
+        else:
+            residual = self.y_scale_ * (y - eta)
+        return float(np.mean(clever_covariate(treatment, g) * residual))
+
     def _clip(self, g):
-        return g.clamp(self.propensity_clip, 1.0 - self.propensity_clip)
+        """Affine squeeze into ``[c, 1 - c]``: every row keeps a gradient (a clamp
+        would give none to the rows it clips). Works on tensors and arrays."""
+        return self.propensity_clip + (1.0 - 2.0 * self.propensity_clip) * g
 
     def _compute_loss(self, module, batch):
         out = module["net"](batch["X"])
@@ -154,8 +184,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         return {"loss": loss, **terms}
 
     def _propensity_from_logit(self, logit):
-        return np.clip(1.0 / (1.0 + np.exp(-logit)),
-                       self.propensity_clip, 1.0 - self.propensity_clip)
+        return self._clip(1.0 / (1.0 + np.exp(-logit)))
 
     def _predict_propensity(self, X):
         return self._propensity_from_logit(

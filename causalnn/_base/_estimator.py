@@ -18,11 +18,27 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..engine import Trainer, make_generator, resolve_device
 from ._param_validation import Interval, Options, validate_params
-from ._validation import (check_binary, check_features, check_scalar_or_vector,
-                          check_vector, require_treatment,
-                          split_treatment_column)
+from ._validation import (check_binary, check_device_type, check_features,
+                          check_same_index, check_scalar_or_vector, check_vector,
+                          require_treatment, split_treatment_column)
 
 __all__ = ["BaseCausalEstimator", "PropensityMixin"]
+
+
+def _standardize_outcome(y):
+    """``((y - mean) / scale, mean, scale)`` in float64, exact under an offset.
+
+    The deviations are taken from a data value first (``y - y[0]`` is exact for values
+    within a factor two of each other, Sterbenz's lemma), so ``y + 1e9`` standardises
+    to the same bits as ``y`` whenever ``y + 1e9`` itself is exact: a large offset does
+    not change what the network sees, and effects (``scale * (eta1 - eta0)``) do not
+    depend on it.
+    """
+    deviation = y - y[0]
+    centre = deviation.mean()
+    centred = deviation - centre
+    scale = float(np.sqrt(np.mean(centred ** 2))) or 1.0
+    return centred / scale, float(y[0] + centre), scale
 
 
 class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
@@ -48,7 +64,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "outcome": [Options("auto", "continuous", "binary")],
         "treatment_col": [str, numbers.Integral, None],
-        "random_state": [numbers.Integral, np.random.RandomState, None],
+        "random_state": [Interval(numbers.Integral, 0, 2**32 - 1),
+                         np.random.RandomState, None],
         "device": [str, torch.device],
         "verbose": [Interval(numbers.Integral, 0, None), bool],
     }
@@ -101,15 +118,20 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         """
         validate_params(self.get_params(deep=False), self._parameter_constraints,
                         type(self).__name__)
+        columns = getattr(X, "columns", None)
         X, treatment = split_treatment_column(X, treatment, self.treatment_col,
                                               required=False)
+        X_given = X
         X, names = check_features(X, name="X")
         n = X.shape[0]
         if n < 2:
             raise ValueError(f"X has n_samples={n}; {type(self).__name__} needs at least "
                              f"2 rows (one per treatment arm).")
+        check_same_index(y, X_given, "y")
         y = check_vector(y, name="y", n_samples=n, warn_column=True)
-        require_treatment(treatment)  # after X and y, so their errors come first
+        # after X and y, so their errors come first
+        require_treatment(treatment, self.treatment_col, columns)
+        check_same_index(treatment, X_given, "treatment")
         treatment = check_vector(treatment, name="treatment", n_samples=n)
         treatment = self._check_treatment(treatment)
 
@@ -121,13 +143,13 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         self.outcome_type_ = self._resolve_outcome(y)
         if self.outcome_type_ == "continuous":
             # train on a standardised outcome; effects are reported in the user's units
-            self.y_mean_ = float(y.mean())
-            self.y_scale_ = float(y.std()) or 1.0
+            y_train, self.y_mean_, self.y_scale_ = _standardize_outcome(y)
         else:
-            self.y_mean_, self.y_scale_ = 0.0, 1.0
+            y_train, self.y_mean_, self.y_scale_ = y, 0.0, 1.0
         self.device_ = resolve_device(self.device)
+        check_device_type(self.device_, type(self).__name__)
         generator = make_generator(self.random_state)
-        self._fit(X, (y - self.y_mean_) / self.y_scale_, treatment, generator)
+        self._fit(X, y_train, treatment, generator)
         return self
 
     def _resolve_outcome(self, y):
@@ -177,9 +199,21 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         return X
 
     def _to_outcome_scale(self, eta):
+        """Linear predictor (training scale) to the units of ``y``, in float64."""
+        eta = np.asarray(eta, dtype=np.float64)
         if self.outcome_type_ == "binary":
             return 1.0 / (1.0 + np.exp(-eta))
         return eta * self.y_scale_ + self.y_mean_
+
+    def _effect_from_eta(self, eta0, eta1):
+        """``mu(T1) - mu(T0)`` in the units of ``y``, in float64. For a continuous
+        outcome ``y_scale * (eta1 - eta0)``: the mean ``y_mean`` is never added, so a
+        large outcome offset cannot round the effect away."""
+        eta0 = np.asarray(eta0, dtype=np.float64)
+        eta1 = np.asarray(eta1, dtype=np.float64)
+        if self.outcome_type_ == "binary":
+            return self._to_outcome_scale(eta1) - self._to_outcome_scale(eta0)
+        return self.y_scale_ * (eta1 - eta0)
 
     def _levels(self, value, name, n):
         levels = check_scalar_or_vector(value, name=name, n_samples=n)
@@ -200,7 +234,9 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         mu : ndarray of shape (n_samples,)
             In the units of ``y`` (a probability for a binary outcome).
         """
+        check_is_fitted(self, "n_features_in_")
         X, treatment = split_treatment_column(X, treatment, self.treatment_col)
+        check_same_index(treatment, X, "treatment")
         X = self._validate_X(X)
         t = self._levels(treatment, "treatment", X.shape[0])
         return self._to_outcome_scale(self._predict_outcome(X, t)[0])
@@ -219,11 +255,13 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         tau : ndarray of shape (n_samples,)
             Effects in the units of ``y`` (probability scale for a binary outcome).
         """
+        for level, name in ((T0, "T0"), (T1, "T1")):
+            check_same_index(level, X, name)
         X = self._validate_X(X)
         n = X.shape[0]
         t0, t1 = self._levels(T0, "T0", n), self._levels(T1, "T1", n)
         eta0, eta1 = self._predict_outcome(X, t0, t1)
-        return self._to_outcome_scale(eta1) - self._to_outcome_scale(eta0)
+        return self._effect_from_eta(eta0, eta1)
 
     def predict(self, X):
         """The CATE ``effect(X)``: what a Pipeline's ``predict`` yields.
@@ -265,6 +303,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         score : float
         """
+        check_same_index(y, X, "y")
         mu = self.predict_outcome(X, treatment)
         y = check_vector(y, name="y", n_samples=len(mu))
         return float(r2_score(y, mu, sample_weight=sample_weight))

@@ -17,6 +17,8 @@ __all__ = [
     "check_features",
     "check_vector",
     "check_binary",
+    "check_same_index",
+    "check_device_type",
 ]
 
 
@@ -41,10 +43,7 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True):
         )
     if treatment_col not in X.columns:
         if treatment is None and required:
-            raise ValueError(
-                f"treatment_col={treatment_col!r} is not a column of X "
-                f"(columns: {list(map(str, X.columns))[:10]}...)."
-            )
+            require_treatment(None, treatment_col, X.columns)
         return X, treatment
     if treatment is not None:
         raise ValueError(
@@ -54,8 +53,19 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True):
     return X.drop(columns=[treatment_col]), X[treatment_col].to_numpy()
 
 
-def require_treatment(treatment):
-    """Raise the error that explains every way to pass a treatment when it is missing."""
+def require_treatment(treatment, treatment_col=None, columns=None):
+    """Raise the error that explains every way to pass a treatment when it is missing.
+
+    With ``treatment_col`` set (and the column absent from ``columns``) the error says
+    that the column was not found, since that is the likely slip.
+    """
+    if treatment is None and treatment_col is not None:
+        raise ValueError(
+            f"treatment_col={treatment_col!r} is not a column of X "
+            f"(columns: {[str(c) for c in columns][:10]}"
+            f"{'...' if columns is not None and len(columns) > 10 else ''}) and no "
+            f"treatment argument was passed."
+        )
     if treatment is None:
         raise ValueError(
             "treatment is required: pass fit(X, y, treatment=t), or set the "
@@ -82,6 +92,11 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
         raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
     if _is_frame(X):
         names = np.asarray([str(c) for c in X.columns], dtype=object)
+        unique, counts = np.unique(names, return_counts=True)
+        if np.any(counts > 1):
+            raise ValueError(
+                f"{name} has duplicate column names {unique[counts > 1].tolist()}; "
+                f"rename them so that every column can be found by name at predict.")
         if feature_names is not None:
             unknown = [c for c in names if c not in set(feature_names)]
             missing = [c for c in feature_names if c not in set(names)]
@@ -153,7 +168,14 @@ def check_vector(v, *, name, n_samples=None, warn_column=False):
     try:
         array = np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be numeric; got {type(v).__name__}.") from None
+        try:
+            shown = pd.unique(np.ravel(np.asarray(v, dtype=object)))
+            detail = f" with values {[str(x) for x in shown[:10]]}{'...' if len(shown) > 10 else ''}"
+        except (TypeError, ValueError):
+            detail = ""
+        raise TypeError(
+            f"{name} must be numeric (encode categories as numbers, e.g. 0/1 for a "
+            f"treatment); got {type(v).__name__}{detail}.") from None
     if array.ndim == 2 and array.shape[1] == 1:
         if warn_column:
             warnings.warn(f"A column-vector {name} was passed when a 1d array was "
@@ -183,7 +205,46 @@ def check_binary(v, *, name, owner):
 
 
 def check_scalar_or_vector(v, *, name, n_samples):
-    """Treatment levels for ``effect``/``predict_outcome``: a scalar or an (n,) array."""
-    if isinstance(v, numbers.Number) and not isinstance(v, bool):
-        v = np.full(n_samples, float(v))
+    """Treatment levels for ``effect``/``predict_outcome``: a scalar (a number, a bool,
+    a numpy scalar or a 0-d array), applied to every row, or an (n,) array."""
+    if isinstance(v, (numbers.Number, np.generic)) or (
+            isinstance(v, np.ndarray) and v.ndim == 0):
+        try:
+            value = float(v)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or isinstance(v, (complex, np.complexfloating)):
+            raise TypeError(f"{name} must be a number or an array of numbers; got {v!r}.")
+        v = np.full(n_samples, value)
     return check_vector(v, name=name, n_samples=n_samples)
+
+
+def check_same_index(v, X, name):
+    """Refuse a pandas ``v`` whose index differs from that of the DataFrame ``X``.
+
+    sklearn matches rows by position and ignores the index; a Series that was sorted or
+    filtered separately would then pair each row with another row's value, silently.
+    Raising (rather than aligning) keeps the positional contract of every other input
+    and says exactly what to do.
+    """
+    if not (_is_frame(X) and isinstance(v, (pd.Series, pd.DataFrame))):
+        return
+    if v.index.equals(X.index):
+        return
+    if len(v.index) == len(X.index) and set(v.index) == set(X.index):
+        how = "has the same labels as X.index in another order"
+    else:
+        how = "has labels that differ from X.index"
+    raise ValueError(
+        f"{name} is a pandas {type(v).__name__} whose index {how}; rows are matched by "
+        f"position, so this would pair rows with the wrong {name}. Pass "
+        f"{name}.reindex(X.index) to align by label, or {name}.to_numpy() if the order "
+        f"is already right.")
+
+
+def check_device_type(device, owner):
+    """causalnn runs on the CPU or CUDA; refuse other torch device types up front."""
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device={str(device)!r} is not supported by {owner}: use 'auto', 'cpu' or "
+            f"'cuda' (optionally 'cuda:N').")

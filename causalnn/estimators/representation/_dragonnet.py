@@ -184,7 +184,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         return {"loss": loss, **terms}
 
     def _propensity_from_logit(self, logit):
-        return self._clip(1.0 / (1.0 + np.exp(-logit)))
+        return self._clip(1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float64))))
 
     def _predict_propensity(self, X):
         return self._propensity_from_logit(
@@ -225,7 +225,8 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         # one pass for both heads and the propensity
         out = self._forward(
             X, lambda o: torch.cat([o.outcome, o.propensity_logit[:, None]], dim=1))
+        out = out.astype(np.float64)
         g = self._propensity_from_logit(out[:, 2])
         eta0, eta1 = fluctuate(out[:, 0], out[:, 1], g, self.epsilon_)
-        tau = self._to_outcome_scale(eta1) - self._to_outcome_scale(eta0)
+        tau = self._effect_from_eta(eta0, eta1)
         return float(np.mean(tau) if T1 == 1 else -np.mean(tau))

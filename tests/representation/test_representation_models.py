@@ -87,6 +87,9 @@ def test_dragonnet_solves_the_efficient_influence_curve_equation():
     q_tilde = est.predict_outcome(X, T) + est.y_scale_ * est.epsilon_ * h
     residual = (Y - q_tilde) / est.y_scale_
     assert abs(np.mean(h * residual)) < 0.02 * np.mean(np.abs(h * residual))
+    # the fitted attribute reports the same mean, in the units of y
+    assert est.influence_curve_mean_ == pytest.approx(
+        est.y_scale_ * np.mean(h * residual), rel=1e-6, abs=1e-9)
 
 
 def test_dragonnet_without_targeted_regularization_has_no_epsilon():

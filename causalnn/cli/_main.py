@@ -11,6 +11,7 @@ causalnn is used here, so the command is also a worked example of it.
 import argparse
 import os
 import sys
+import tempfile
 import time
 import warnings
 
@@ -65,6 +66,19 @@ _positive_int = _number_type(int, 1, strict=False, description="a positive integ
 _non_negative_int = _number_type(int, 0, strict=False,
                                  description="a non-negative integer")
 _positive_float = _number_type(float, 0.0, strict=True, description="a positive number")
+_non_negative_float = _number_type(float, 0.0, strict=False,
+                                   description="a non-negative number")
+
+
+def _layer_list(text):
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive layer widths such as 200,200; got {text!r}")
+    return widths
 
 
 def _column_list(text):
@@ -112,8 +126,12 @@ def build_parser():
     data.add_argument("--index-col", metavar="COL",
                       help="column identifying the rows: copied to the output instead "
                            "of the row number and not used as a covariate")
+    data.add_argument("--sep", metavar="CHAR", default=",",
+                      help="field separator of --data (default: ','; e.g. ';' or "
+                           "'\\t' for tab)")
     data.add_argument("--no-scale", action="store_true",
-                      help="do not standardise the covariates of --data before fitting")
+                      help="do not standardise the covariates of --data before fitting "
+                           "(0/1 columns are never standardised)")
     model = est.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODELS), default=DEFAULT_MODEL,
                        help=f"estimator (default: {DEFAULT_MODEL})")
@@ -123,6 +141,24 @@ def build_parser():
                        help="maximum training epochs (default: the estimator's, 300)")
     model.add_argument("--learning-rate", metavar="LR", type=_positive_float, default=None,
                        help="learning rate (default: the estimator's, 1e-3)")
+    model.add_argument("--alpha", metavar="A", type=_non_negative_float, default=None,
+                       help="weight of the IPM penalty, --model cfr only (default: the "
+                            "estimator's)")
+    model.add_argument("--ipm", choices=["mmd_linear", "mmd_rbf", "wasserstein"],
+                       default=None,
+                       help="IPM of --model cfr (default: the estimator's, mmd_linear)")
+    model.add_argument("--representation-layers", metavar="W,W,...", type=_layer_list,
+                       default=None,
+                       help="hidden widths of the shared representation (default: "
+                            "200,200,200)")
+    model.add_argument("--head-layers", metavar="W,W,...", type=_layer_list, default=None,
+                       help="hidden widths of each outcome head (default: the "
+                            "estimator's)")
+    model.add_argument("--batch-size", metavar="N", type=_positive_int, default=None,
+                       help="rows per gradient step (default: the estimator's)")
+    model.add_argument("--patience", metavar="N", type=_positive_int, default=None,
+                       help="early-stopping patience in epochs (default: the "
+                            "estimator's)")
     model.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
                        help="torch device; auto (the default) uses CUDA when available")
     model.add_argument("--verbose", action="store_true",
@@ -132,6 +168,8 @@ def build_parser():
                      help="write one effect per row to this CSV (columns: the row "
                           "number or --index-col, and 'effect'); default: print the "
                           "first rows only")
+    out.add_argument("--force", action="store_true",
+                     help="replace --out if it exists (it is never the --data file)")
     return parser
 
 
@@ -143,6 +181,15 @@ def _make_estimator(args):
         params["max_epochs"] = args.max_epochs
     if args.learning_rate is not None:
         params["learning_rate"] = args.learning_rate
+    for option in ("alpha", "ipm"):
+        if getattr(args, option) is not None:
+            if args.model != "cfr":
+                raise UsageError(f"--{option} applies to --model cfr only (got --model "
+                                 f"{args.model})")
+            params[option] = getattr(args, option)
+    for option in ("representation_layers", "head_layers", "batch_size", "patience"):
+        if getattr(args, option) is not None:
+            params[option] = getattr(args, option)
     return MODELS[args.model](**params)
 
 
@@ -230,13 +277,13 @@ def _run_ihdp(args):
 
 
 # ---- CSV job -------------------------------------------------------------------------
-def _read_csv(path, index_col):
+def _read_csv(path, index_col, sep=","):
     if not os.path.exists(path):
         raise UsageError(f"--data: file not found: {path}")
     if os.path.isdir(path):
         raise UsageError(f"--data: {path} is a directory, not a CSV file")
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, sep=sep)
     except pd.errors.EmptyDataError:
         raise UsageError(f"--data: {path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -249,8 +296,20 @@ def _read_csv(path, index_col):
     if index_col is not None:
         _check_columns(frame, [index_col], "--index-col")
         frame = frame.set_index(index_col)
+    elif len(frame.columns) and frame.columns[0].startswith("Unnamed: 0"):
+        # pandas writes its index as a first column with an empty header
+        # (df.to_csv(path)); it numbers rows, it is not a covariate
+        print(f"{PROG}: note: the first column of {path} has no name (a saved pandas "
+              "index?): it is used to label the rows, not as a covariate; pass "
+              "--index-col COL to choose the row labels yourself", file=sys.stderr)
+        frame = frame.set_index(frame.columns[0])
+        frame.index.name = None
     if len(frame) == 0:
         raise UsageError(f"--data: {path} has a header but no data rows")
+    if len(frame.columns) == 1 and sep == ",":
+        raise UsageError(f"--data: {path} has a single column {frame.columns[0]!r}; if "
+                         "its fields are separated by something other than a comma, "
+                         "pass --sep (e.g. --sep ';')")
     return frame
 
 
@@ -304,6 +363,13 @@ def _select(frame, args):
             f"{', '.join(map(repr, bad))}; encode {pronoun} as numbers (e.g. one-hot) "
             f"or leave {pronoun} out with --covariates")
     X = X.astype(np.float64)
+    infinite = np.isinf(X).sum()
+    infinite = infinite[infinite > 0]
+    if len(infinite):
+        listed = ", ".join(f"{col!r} ({n} row{'s' if n > 1 else ''})"
+                           for col, n in infinite.items())
+        raise UsageError(f"infinite values in {listed}; remove or replace those rows "
+                         "first")
 
     t = frame[args.treatment]
     values = pd.unique(t)
@@ -317,25 +383,60 @@ def _select(frame, args):
     y = frame[args.outcome]
     if not (pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y)):
         raise UsageError(f"--outcome column {args.outcome!r} must be numeric")
+    n_inf = int(np.isinf(y.astype(np.float64)).sum())
+    if n_inf:
+        raise UsageError(f"infinite values in --outcome column {args.outcome!r} "
+                         f"({n_inf} row{'s' if n_inf > 1 else ''}); remove or replace "
+                         "those rows first")
     return X, t, y.astype(np.float64).to_numpy()
+
+
+def _binary_columns(X):
+    return [c for c in X.columns if X[c].isin((0.0, 1.0)).all()]
 
 
 def _standardize(X):
     """Covariates with zero mean and unit variance: networks train poorly on raw scales
-    (a constant column is left centred)."""
-    std = X.std(ddof=0).replace(0.0, 1.0)
-    return (X - X.mean()) / std
+    (a constant column is left centred). 0/1 columns are left as they are: an indicator
+    keeps its meaning, and it is already on a unit scale."""
+    scaled = [c for c in X.columns if c not in set(_binary_columns(X))]
+    X = X.copy()
+    std = X[scaled].std(ddof=0).replace(0.0, 1.0)
+    X[scaled] = (X[scaled] - X[scaled].mean()) / std
+    return X
 
 
-def _check_out(path):
-    """Fail before the fit, not after it, when ``--out`` cannot be written."""
+def _same_file(a, b):
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_out(path, data, force):
+    """Fail before the fit, not after it, when ``--out`` cannot or must not be written:
+    it would replace the input, replace a file without ``--force``, or is unwritable."""
     if path is None:
         return
+    if data is not None and _same_file(path, data):
+        raise UsageError(f"--out {path} is the --data file; choose another output file "
+                         "(causalnn never overwrites its input)")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"--out: folder {folder} does not exist")
     if os.path.isdir(path):
         raise UsageError(f"--out: {path} is a directory")
+    if os.path.exists(path) and not force:
+        raise UsageError(f"--out: {path} already exists; pass --force to replace it")
+    # probe by creating a scratch file next to it: permission bits alone miss read-only
+    # file systems, and os.access is always true for root
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".causalnn-probe-"):
+            pass
+        if os.path.exists(path):
+            with open(path, "a"):
+                pass
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _write_effects(effects, path, index_label):
@@ -349,8 +450,9 @@ def _run_csv(args):
     for option in ("treatment", "outcome"):
         if getattr(args, option) is None:
             raise UsageError(f"--data needs --{option} COL (the {option} column)")
-    frame = _read_csv(args.data, args.index_col)
+    frame = _read_csv(args.data, args.index_col, _separator(args.sep))
     X, t, y = _select(frame, args)
+    n_binary = len(_binary_columns(X))
     if not args.no_scale:
         X = _standardize(X)
     X = X.to_numpy(dtype=np.float64)
@@ -360,7 +462,11 @@ def _run_csv(args):
 
     name = type(estimator).__name__
     n_treated = int(t.sum())
-    scaled = "" if args.no_scale else " (standardised)"
+    scaled = ""
+    if not args.no_scale:
+        kept = (f"; {n_binary} 0/1 column{'s' if n_binary > 1 else ''} left as "
+                f"{'they are' if n_binary > 1 else 'it is'}") if n_binary else ""
+        scaled = f" (standardised{kept})"
     print(f"{name} on {args.data}: {len(frame)} rows ({n_treated} treated, "
           f"{len(frame) - n_treated} control), {X.shape[1]} covariates{scaled}")
     kind = estimator.outcome_type_
@@ -391,14 +497,24 @@ def _run_csv(args):
     return 0
 
 
+def _separator(text):
+    if text in ("\\t", "tab", "\t"):
+        return "\t"
+    if len(text) != 1:
+        raise UsageError(f"--sep: expected one character (or '\\t' for tab), got {text!r}")
+    return text
+
+
 def _run_estimate(args):
-    _check_out(args.out)
+    _check_out(args.out, args.data, args.force)
     if args.data is None:
         given = [f"--{name.replace('_', '-')}" for name in
                  ("treatment", "outcome", "covariates", "index_col")
                  if getattr(args, name) is not None]
         if args.no_scale:
             given.append("--no-scale")
+        if args.sep != ",":
+            given.append("--sep")
         if given:
             raise UsageError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} "
                              "--data FILE.csv")

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from causalnn.cli import main
+from causalnn.cli._main import build_parser
 from causalnn.datasets import load_ihdp
 
 FAST = ["--max-epochs", "3"]
@@ -227,3 +228,114 @@ def test_python_m_causalnn(toy_csv, tmp_path):
     assert result.stdout == ""
     assert result.stderr.startswith("causalnn: error: --treatment: unknown column 'nope'")
     assert result.stderr.count("\n") == 1
+
+
+# ---- never lose data (issue 6) ----------------------------------------------------------
+def _refused(argv, capsys, expected):
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.startswith("causalnn: error: ") and expected in captured.err
+    return captured
+
+
+def test_out_equal_to_data_is_refused_and_the_input_untouched(toy_csv, capsys):
+    before = open(toy_csv, "rb").read()
+    for spelling in (toy_csv, os.path.join(os.path.dirname(toy_csv), ".", "toy.csv")):
+        _refused(_toy_args(toy_csv) + FAST + ["--out", spelling, "--force"], capsys,
+                 "is the --data file")
+    assert open(toy_csv, "rb").read() == before
+
+
+def test_existing_out_needs_force(toy_csv, tmp_path, capsys):
+    out_path = tmp_path / "effects.csv"
+    out_path.write_text("precious\n")
+    _refused(_toy_args(toy_csv) + FAST + ["--out", str(out_path)], capsys,
+             "already exists; pass --force")
+    assert out_path.read_text() == "precious\n"
+    assert main(_toy_args(toy_csv) + FAST + ["--out", str(out_path), "--force"]) == 0
+    assert len(pd.read_csv(out_path)) == 60
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_unwritable_out_is_found_before_the_fit(toy_csv, capsys, monkeypatch):
+    import causalnn.cli._main as cli
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit ran before --out was checked")
+    monkeypatch.setattr(cli, "_fit", no_fit)
+    # /proc refuses new files even to root, for whom permission bits mean nothing
+    _refused(_toy_args(toy_csv) + ["--out", "/proc/causalnn-effects.csv"], capsys,
+             "--out: cannot write /proc/causalnn-effects.csv")
+
+
+def test_a_saved_pandas_index_is_not_a_covariate(toy_frame, tmp_path, capsys):
+    path = tmp_path / "indexed.csv"
+    frame = toy_frame.drop(columns="id")
+    frame.index = frame.index + 1000
+    frame.to_csv(path)  # index written as a first column with an empty header
+    out_path = tmp_path / "effects.csv"
+    assert main(_toy_args(str(path)) + FAST + ["--out", str(out_path)]) == 0
+    captured = capsys.readouterr()
+    assert "3 covariates" in captured.out
+    assert "causalnn: note: the first column of" in captured.err
+    effects = pd.read_csv(out_path)
+    assert effects["row"].tolist() == list(range(1000, 1060))
+
+
+@pytest.mark.parametrize("no_scale", [False, True])
+def test_infinite_covariates_are_reported_as_infinite(toy_frame, tmp_path, capsys, no_scale):
+    age = np.where(np.arange(60) == 5, np.inf, toy_frame["age"])
+    path = _variant(toy_frame, tmp_path, "inf.csv", age=age)
+    _refused(_toy_args(path) + FAST + (["--no-scale"] if no_scale else []), capsys,
+             "infinite values in 'age' (1 row)")
+
+
+def test_sep_reads_other_separators(toy_frame, tmp_path, capsys):
+    path = tmp_path / "semicolon.csv"
+    toy_frame.drop(columns="id").to_csv(path, sep=";", index=False)
+    _refused(_toy_args(str(path)), capsys, "pass --sep")
+    assert main(_toy_args(str(path)) + FAST + ["--sep", ";"]) == 0
+    assert "3 covariates" in capsys.readouterr().out
+
+
+def test_main_estimator_parameters_reach_the_estimator():
+    from causalnn.cli._main import _make_estimator
+
+    args = build_parser().parse_args(
+        ["estimate", "--model", "cfr", "--alpha", "0.5", "--ipm", "wasserstein",
+         "--representation-layers", "16,8", "--head-layers", "4", "--batch-size", "32",
+         "--patience", "7"])
+    params = _make_estimator(args).get_params()
+    assert (params["alpha"], params["ipm"], params["representation_layers"],
+            params["head_layers"], params["batch_size"], params["patience"]) == (
+        0.5, "wasserstein", (16, 8), (4,), 32, 7)
+
+
+def test_cfr_options_are_refused_for_other_models(toy_csv, capsys):
+    _refused(_toy_args(toy_csv) + ["--model", "dragonnet", "--alpha", "1"], capsys,
+             "--alpha applies to --model cfr only")
+    _refused(_toy_args(toy_csv) + ["--head-layers", "4,x"], capsys,
+             "expected comma-separated positive layer widths")
+
+
+def test_standardisation_leaves_binary_columns_alone():
+    from causalnn.cli._main import _standardize
+
+    X = pd.DataFrame({"flag": [0.0, 1.0, 1.0, 0.0], "age": [20.0, 30.0, 40.0, 50.0]})
+    scaled = _standardize(X)
+    np.testing.assert_array_equal(scaled["flag"], X["flag"])
+    assert scaled["age"].mean() == pytest.approx(0) and scaled["age"].std(ddof=0) == 1
+
+
+def test_a_large_outcome_offset_leaves_the_reported_ate_unchanged(toy_frame, tmp_path,
+                                                                  capsys):
+    y = np.round(toy_frame["y"] * 2**20) / 2**20  # y + 1e8 is exact in float64
+    lines = []
+    for offset in (0.0, 1e8):
+        path = _variant(toy_frame, tmp_path, f"offset{offset:g}.csv", y=y + offset)
+        assert main(_toy_args(path) + FAST) == 0
+        out = capsys.readouterr().out
+        lines.append(next(line for line in out.splitlines() if "estimated ATE" in line))
+    assert lines[0] == lines[1]
+    assert abs(float(lines[0].split()[-1])) > 0.05

@@ -170,7 +170,8 @@ def check_vector(v, *, name, n_samples=None, warn_column=False):
     except (TypeError, ValueError):
         try:
             shown = pd.unique(np.ravel(np.asarray(v, dtype=object)))
-            detail = f" with values {[str(x) for x in shown[:10]]}{'...' if len(shown) > 10 else ''}"
+            more = "..." if len(shown) > 10 else ""
+            detail = f" with values {[str(x) for x in shown[:10]]}{more}"
         except (TypeError, ValueError):
             detail = ""
         raise TypeError(

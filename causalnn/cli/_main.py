@@ -322,14 +322,18 @@ def _check_columns(frame, names, option):
         raise UsageError(f"{option}: unknown {word} {shown}; available columns: {available}")
 
 
-def _check_no_missing(frame, columns):
-    counts = frame[columns].isna().sum()
+def _refuse_bad_values(counts, what, remedy):
+    """Raise naming each column with ``counts`` > 0 bad values (``what``) and its rows."""
     counts = counts[counts > 0]
     if len(counts):
         listed = ", ".join(f"{col!r} ({n} row{'s' if n > 1 else ''})"
                            for col, n in counts.items())
-        raise UsageError(f"missing values in {listed}; causalnn does not impute: drop "
-                         "or impute those rows first")
+        raise UsageError(f"{what} in {listed}; {remedy}")
+
+
+def _check_no_missing(frame, columns):
+    _refuse_bad_values(frame[columns].isna().sum(), "missing values",
+                       "causalnn does not impute: drop or impute those rows first")
 
 
 def _select(frame, args):
@@ -363,13 +367,9 @@ def _select(frame, args):
             f"{', '.join(map(repr, bad))}; encode {pronoun} as numbers (e.g. one-hot) "
             f"or leave {pronoun} out with --covariates")
     X = X.astype(np.float64)
-    infinite = np.isinf(X).sum()
-    infinite = infinite[infinite > 0]
-    if len(infinite):
-        listed = ", ".join(f"{col!r} ({n} row{'s' if n > 1 else ''})"
-                           for col, n in infinite.items())
-        raise UsageError(f"infinite values in {listed}; remove or replace those rows "
-                         "first")
+    # before standardising, which would turn a column holding inf into NaN
+    _refuse_bad_values(np.isinf(X).sum(), "infinite values",
+                       "remove or replace those rows first")
 
     t = frame[args.treatment]
     values = pd.unique(t)
@@ -383,11 +383,8 @@ def _select(frame, args):
     y = frame[args.outcome]
     if not (pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y)):
         raise UsageError(f"--outcome column {args.outcome!r} must be numeric")
-    n_inf = int(np.isinf(y.astype(np.float64)).sum())
-    if n_inf:
-        raise UsageError(f"infinite values in --outcome column {args.outcome!r} "
-                         f"({n_inf} row{'s' if n_inf > 1 else ''}); remove or replace "
-                         "those rows first")
+    _refuse_bad_values(np.isinf(frame[[args.outcome]].astype(np.float64)).sum(),
+                       "infinite values", "remove or replace those rows first")
     return X, t, y.astype(np.float64).to_numpy()
 
 

@@ -144,6 +144,10 @@ ERROR_CASES = {
         lambda f, p: _toy_args(_variant(
             f, p, "tyes.csv", treated=np.where(f["treated"] == 1, "yes", "no"))),
         "must hold 0/1 values; got no, yes"),
+    "infinite outcome": (
+        lambda f, p: _toy_args(_variant(
+            f, p, "yinf.csv", y=np.where(np.arange(60) < 2, -np.inf, f["y"]))),
+        "infinite values in 'y' (2 rows)"),
     "non-numeric covariate": (
         lambda f, p: _toy_args(_variant(f, p, "cat.csv", city="Paris")),
         "non-numeric covariate column 'city'"),

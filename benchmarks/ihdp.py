@@ -8,7 +8,8 @@ scored in-sample (those 90%) and out-of-sample (the 10% test rows) by sqrt(PEHE)
 |ATE error|. A T-learner with scikit-learn gradient boosting is fitted in the same run as
 the speed (and accuracy) baseline; fit times are reported as ratios to it.
 
-Run:  python benchmarks/ihdp.py [--replications 10] [--device auto] [--models ...]
+Run:  python benchmarks/ihdp.py [--replications 10] [--device auto] [--threads 1]
+      [--models ...]
 Writes benchmarks/results/ihdp_<device>.md (the table) and ihdp_<device>.csv (per run).
 """
 import argparse
@@ -147,9 +148,16 @@ def main(argv=None):
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 when sharing the machine)")
+    parser.add_argument("--note", default=None,
+                        help="a line about the run's conditions for the table's header "
+                             "(e.g. that the machine was shared)")
     parser.add_argument("--from-csv", metavar="FILE",
                         help="re-print the table from a per-run CSV of an earlier run")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=causalnn.exceptions.ConvergenceWarning)
 
     specs = model_specs(args.device)
@@ -176,9 +184,12 @@ def main(argv=None):
     header = [f"# IHDP benchmark ({args.replications} replications, 63/27/10 split)", "",
               f"Machine: {machine_description()}.", "",
               f"Command: `python benchmarks/ihdp.py --replications {args.replications} "
-              f"--device {args.device}`", "",
+              f"--device {args.device}"
+              f"{f' --threads {args.threads}' if args.threads else ''}`", "",
               "Mean ± standard error over replications; 'time / baseline' is the mean fit "
               "time divided by that of the gradient-boosting T-learner in the same run.", ""]
+    if args.note:
+        header += [args.note, ""]
     table = header + summarise(records, order)
     print("\n".join(table))
     out = Path(args.out)

@@ -149,20 +149,27 @@ def test_negative_random_state_and_unsupported_device_are_named():
 @pytest.mark.parametrize("cls", [CFRNet, Dragonnet])
 def test_weight_decay_scope_heads_decays_only_the_outcome_heads(cls):
     est = small(cls, weight_decay_scope="heads").fit(X, Y, treatment=T)
-    trainer = Trainer(loss_fn=None, weight_decay=0.1,
-                      weight_decay_filter=est._weight_decay_filter())
-    decayed, not_decayed = trainer._make_optimizer(est.module_).param_groups
-    names = {id(p): n for n, p in est.module_.named_parameters()}
-    decayed_names = sorted(names[id(p)] for p in decayed["params"])
-    assert decayed_names and all(n.startswith("net.heads.") and n.endswith("weight")
-                                 for n in decayed_names)
-    assert any(names[id(p)].startswith("net.representation.")
-               for p in not_decayed["params"])
-    # the default keeps the engine's rule: every weight matrix
-    default = Trainer(loss_fn=None)._make_optimizer(est.module_).param_groups[0]
-    assert all(p.ndim >= 2 for p in default["params"])
-    assert len(default["params"]) > len(decayed["params"])
+    module = est.module_
+
+    def decay_only(mod, batch):  # a loss without gradient: only weight decay moves p
+        return {"loss": sum(p.sum() for p in mod.parameters()) * 0.0}
+
+    def moved_by_decay(weight_decay_filter):
+        before = {n: p.detach().clone() for n, p in module.named_parameters()}
+        Trainer(loss_fn=decay_only, weight_decay=1.0, learning_rate=1e-2, max_epochs=2,
+                patience=None, validation_fraction=0.0,
+                weight_decay_filter=weight_decay_filter).fit(
+            module, {"X": torch.tensor(X, dtype=torch.float32)})
+        return {n for n, p in module.named_parameters() if not torch.equal(p, before[n])}
+
+    moved = moved_by_decay(est._weight_decay_filter())
+    assert moved and all(n.startswith("net.heads.") and n.endswith(".weight")
+                         for n in moved)
+    # the default (None) keeps the engine's rule: every weight matrix
     assert small(cls)._weight_decay_filter() is None
+    moved = moved_by_decay(None)
+    assert any(n.startswith("net.representation.") for n in moved)
+    assert all(n.endswith(".weight") for n in moved)
 
 
 # ---- Dragonnet's propensity squeeze ----------------------------------------------------

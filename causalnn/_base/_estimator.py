@@ -41,6 +41,12 @@ def _standardize_outcome(y):
     return centred / scale, float(y[0] + centre), scale
 
 
+def _is_outcome_head_weight(name, param):
+    """A weight matrix of an outcome head (``weight_decay_scope="heads"``); a module-level
+    function, not a lambda, so that whatever holds it still pickles."""
+    return param.ndim >= 2 and name.startswith("net.heads.")
+
+
 class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of causalnn estimators (not for direct use).
 
@@ -185,7 +191,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         ``None``, the engine's rule (every weight matrix)."""
         if getattr(self, "weight_decay_scope", "all") != "heads":
             return None
-        return lambda name, param: param.ndim >= 2 and name.startswith("net.heads.")
+        return _is_outcome_head_weight
 
     # ---- prediction -----------------------------------------------------------------
     def _validate_X(self, X):

@@ -293,17 +293,23 @@ def _read_csv(path, index_col, sep=","):
     except OSError as exc:  # e.g. no read permission
         raise UsageError(f"--data: cannot read {path}: {exc.strerror or exc}") from None
     frame.columns = [str(c) for c in frame.columns]
+    unnamed = frame.columns[0] if frame.columns[0].startswith("Unnamed: 0") else None
     if index_col is not None:
         _check_columns(frame, [index_col], "--index-col")
         frame = frame.set_index(index_col)
-    elif len(frame.columns) and frame.columns[0].startswith("Unnamed: 0"):
+    if unnamed is not None and unnamed != index_col:
         # pandas writes its index as a first column with an empty header
         # (df.to_csv(path)); it numbers rows, it is not a covariate
+        if index_col is None:
+            use = ("labels the rows and is not a covariate; pass --index-col COL to "
+                   "label them by another column")
+            frame = frame.set_index(unnamed)
+            frame.index.name = None
+        else:
+            use = "is not a covariate and is left out"
+            frame = frame.drop(columns=unnamed)
         print(f"{PROG}: note: the first column of {path} has no name (a saved pandas "
-              "index?): it is used to label the rows, not as a covariate; pass "
-              "--index-col COL to choose the row labels yourself", file=sys.stderr)
-        frame = frame.set_index(frame.columns[0])
-        frame.index.name = None
+              f"index?): it {use}", file=sys.stderr)
     if len(frame) == 0:
         raise UsageError(f"--data: {path} has a header but no data rows")
     if len(frame.columns) == 1 and sep == ",":

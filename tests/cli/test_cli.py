@@ -285,6 +285,12 @@ def test_a_saved_pandas_index_is_not_a_covariate(toy_frame, tmp_path, capsys):
     assert "causalnn: note: the first column of" in captured.err
     effects = pd.read_csv(out_path)
     assert effects["row"].tolist() == list(range(1000, 1060))
+    # with --index-col naming another column, the unnamed one is still no covariate
+    path = tmp_path / "indexed_id.csv"
+    toy_frame.to_csv(path)
+    assert main(_toy_args(str(path)) + FAST + ["--index-col", "id"]) == 0
+    captured = capsys.readouterr()
+    assert "3 covariates" in captured.out and "is left out" in captured.err
 
 
 @pytest.mark.parametrize("no_scale", [False, True])

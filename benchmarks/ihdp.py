@@ -64,7 +64,7 @@ def model_specs(device):
         "T-learner GB (baseline)": lambda r: TLearnerGB(random_state=r),
         "TARNet": lambda r: TARNet(random_state=r, device=device),
         # each IPM at the alpha its validation loss chose (tune_defaults.py)
-        "CFR-mmd_linear": lambda r: CFRNet(ipm="mmd_linear", alpha=1.0, random_state=r,
+        "CFR-mmd_linear": lambda r: CFRNet(ipm="mmd_linear", alpha=0.01, random_state=r,
                                            device=device),
         "CFR-wasserstein": lambda r: CFRNet(ipm="wasserstein", alpha=0.1, random_state=r,
                                             device=device),

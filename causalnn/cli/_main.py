@@ -33,6 +33,9 @@ MODELS = {"tarnet": TARNet, "cfr": CFRNet, "dragonnet": Dragonnet}
 DEFAULT_MODEL = "dragonnet"
 DEFAULT_SEED = 0
 N_PREVIEW = 10  # rows of effects shown when --out is not given
+# CFR's alpha per IPM, as the validation loss chose on IHDP
+# (benchmarks/results/tune_issue6.md); used when --ipm is given without --alpha
+TUNED_ALPHA = {"wasserstein": 0.1, "mmd_rbf": 0.01, "mmd_linear": 0.01}
 
 
 class UsageError(Exception):
@@ -143,10 +146,11 @@ def build_parser():
                        help="learning rate (default: the estimator's, 1e-3)")
     model.add_argument("--alpha", metavar="A", type=_non_negative_float, default=None,
                        help="weight of the IPM penalty, --model cfr only (default: the "
-                            "estimator's)")
+                            "value tuned for the IPM: " + ", ".join(
+                                f"{k} {v:g}" for k, v in TUNED_ALPHA.items()) + ")")
     model.add_argument("--ipm", choices=["mmd_linear", "mmd_rbf", "wasserstein"],
                        default=None,
-                       help="IPM of --model cfr (default: the estimator's, mmd_linear)")
+                       help="IPM of --model cfr (default: the estimator's, wasserstein)")
     model.add_argument("--representation-layers", metavar="W,W,...", type=_layer_list,
                        default=None,
                        help="hidden widths of the shared representation (default: "
@@ -187,6 +191,8 @@ def _make_estimator(args):
                 raise UsageError(f"--{option} applies to --model cfr only (got --model "
                                  f"{args.model})")
             params[option] = getattr(args, option)
+    if args.ipm is not None and args.alpha is None:
+        params["alpha"] = TUNED_ALPHA[args.ipm]
     for option in ("representation_layers", "head_layers", "batch_size", "patience"):
         if getattr(args, option) is not None:
             params[option] = getattr(args, option)

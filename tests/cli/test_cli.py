@@ -320,6 +320,9 @@ def test_main_estimator_parameters_reach_the_estimator():
     assert (params["alpha"], params["ipm"], params["representation_layers"],
             params["head_layers"], params["batch_size"], params["patience"]) == (
         0.5, "wasserstein", (16, 8), (4,), 32, 7)
+    # --ipm without --alpha takes the alpha tuned for that IPM
+    args = build_parser().parse_args(["estimate", "--model", "cfr", "--ipm", "mmd_rbf"])
+    assert _make_estimator(args).get_params()["alpha"] == 0.01
 
 
 def test_cfr_options_are_refused_for_other_models(toy_csv, capsys):

@@ -79,24 +79,27 @@ def make_multi_cause(n_samples=2000, n_causes=50, n_factors=5, *, confounding=1.
                  DESCR=make_multi_cause.__doc__)
 
 
-def make_films(n_films=1500, n_actors=80, n_franchises=4, *, franchise_boost=2.0,
-               random_state=None):
+def make_films(n_films=2000, n_actors=80, n_franchises=4, *, cast_size=8,
+               franchise_boost=2.0, random_state=None):
     """Film casts and log revenue with latent franchises (the deconfounder's example).
 
     Each film belongs to one of ``n_franchises`` latent franchises with probability
-    0.1 each (else to none). A franchise has a core cast of four actors who appear in
-    most of its films and rarely elsewhere; the other actors appear at random, more
-    often in films of two latent "genres". Log revenue is the sum of the cast's own
-    effects, the genre's and the franchise's boost, and noise. Actor ``"planted"`` is
-    in the core cast of the most lucrative franchise and has **no** effect of its own:
-    a naive regression credits it with the franchise's revenue (Wang & Blei's example
-    of a supporting actor in every James Bond film), the deconfounder should not.
+    0.1 each (else to none). A franchise has a core cast of ``cast_size`` actors, each
+    in 60% of its films and rarely elsewhere; the other actors appear at random, more
+    often in films of one of two latent "genres". Log revenue is the sum of the cast's
+    own effects, the genre's and the franchise's boost, and noise. Actor ``"planted"``
+    appears in 90% of the most lucrative franchise's films (and in 3% of the others)
+    and has **no** effect of its own: a naive regression credits it with the
+    franchise's revenue (Wang & Blei's example of a supporting actor in every James
+    Bond film), the deconfounder should not.
 
     Parameters
     ----------
-    n_films : int, default=1500
+    n_films : int, default=2000
     n_actors : int, default=80
     n_franchises : int, default=4
+    cast_size : int, default=8
+        Core cast of each franchise.
     franchise_boost : float, default=2.0
         Log-revenue boost of the most lucrative franchise (the others get less).
     random_state : int, RandomState or None, default=None
@@ -111,25 +114,24 @@ def make_films(n_films=1500, n_actors=80, n_franchises=4, *, franchise_boost=2.0
     """
     _check_int(n_films, "n_films", 10)
     _check_int(n_franchises, "n_franchises", 1)
-    _check_int(n_actors, "n_actors", 4 * n_franchises + 2)
+    _check_int(cast_size, "cast_size", 1)
+    _check_int(n_actors, "n_actors", cast_size * n_franchises + 3)
     rng = check_random_state(random_state)
-    names = [f"actor_{j:03d}" for j in range(n_actors)]
-    names[0] = "planted"
+    names = ["planted"] + [f"actor_{j:03d}" for j in range(1, n_actors)]
     franchise = np.where(rng.rand(n_films) < 0.1 * n_franchises,
                          rng.randint(n_franchises, size=n_films), -1)
     genre = rng.randint(2, size=n_films)
-    prob = np.full((n_films, n_actors), 0.04)
-    # genre: each non-core actor leans towards one genre
-    core = np.arange(4 * n_franchises)
+    core = 1 + np.arange(cast_size * n_franchises).reshape(n_franchises, cast_size)
+    others = np.arange(1 + core.size, n_actors)
     lean = rng.randint(2, size=n_actors)
-    others = np.setdiff1d(np.arange(n_actors), core)
+    prob = np.full((n_films, n_actors), 0.01)
     prob[:, others] = np.where(genre[:, None] == lean[None, others], 0.12, 0.03)
-    prob[:, core] = 0.01
     for f in range(n_franchises):
-        prob[np.ix_(franchise == f, core[4 * f:4 * f + 4])] = 0.85
+        prob[np.ix_(franchise == f, core[f])] = 0.6
+    prob[:, 0] = np.where(franchise == 0, 0.9, 0.03)
     A = (rng.rand(n_films, n_actors) < prob).astype(np.float64)
     effects = 0.3 * rng.randn(n_actors)
-    effects[0] = 0.0  # the planted actor, core cast of franchise 0
+    effects[0] = 0.0  # the planted actor
     boosts = franchise_boost * np.linspace(1.0, 0.3, n_franchises)
     y = (A @ effects + np.where(franchise >= 0, boosts[np.maximum(franchise, 0)], 0.0)
          + 0.5 * genre + 0.5 * rng.randn(n_films) + 15.0)

@@ -13,6 +13,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import (check_get_params_invariance,
+                                            check_no_attributes_set_in_init,
+                                            check_set_params)
 
 from causalnn import Deconfounder
 from causalnn.datasets import make_multi_cause
@@ -232,3 +235,10 @@ def test_gpu_fit_matches_shapes_and_unpickles(small):
     assert est.device_.type == "cuda"
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_allclose(restored.cause_effects(), est.cause_effects(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("check", [check_no_attributes_set_in_init,
+                                   check_get_params_invariance, check_set_params],
+                         ids=lambda c: c.__name__)
+def test_sklearn_parameter_checks(check):
+    check("Deconfounder", Deconfounder())

@@ -16,6 +16,8 @@ naive linear regression's in the same run.
 
 Run ``OMP_NUM_THREADS=1 python benchmarks/deconfounder.py`` (about 10 minutes on one
 core). Writes benchmarks/results/deconfounder_cpu.md (table) and .csv (per run).
+``--variants --seeds 1`` instead compares the neural outcome model and the deep factor
+model at m = 100 (deconfounder_variants_cpu.md, about 2 minutes).
 """
 import argparse
 import csv
@@ -106,6 +108,33 @@ def summarise(records, grid):
     return lines
 
 
+def run_variants(n_samples, n_factors, seeds):
+    """Linear vs neural outcome model and Bernoulli vs deep factor model, at m = 100
+    and confounding 1."""
+    lines = ["| factor model | outcome model | RMSE | naive RMSE | check (extremes) | fit s |",
+             "|---|---|---|---|---|---|"]
+    for factor_model, outcome_model in (("bernoulli", "linear"), ("bernoulli", "neural"),
+                                        ("deep", "linear")):
+        for seed in range(seeds):
+            data = make_multi_cause(n_samples=n_samples, n_causes=100, n_factors=n_factors,
+                                    confounding=1.0, random_state=seed)
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est = Deconfounder(factor_model=factor_model, outcome_model=outcome_model,
+                                   n_factors=n_factors, random_state=seed).fit(
+                    None, data.y, treatment=data.treatment)
+            seconds = time.perf_counter() - start
+            lines.append(
+                f"| {factor_model} | {outcome_model} | "
+                f"{rmse(est.cause_effects(), data.effects):.3f} | "
+                f"{rmse(est.cause_effects(naive=True), data.effects):.3f} | "
+                f"{est.predictive_check_:.2f} ({est.predictive_check_extremes_:.2f}) | "
+                f"{seconds:.1f} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Deconfounder per-cause effect benchmark")
     parser.add_argument("--causes", type=int, nargs="+", default=[50, 100, 200])
@@ -114,8 +143,20 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=3000)
     parser.add_argument("--n-factors", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--variants", action="store_true",
+                        help="instead: neural outcome and deep factor model, m=100")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.variants:
+        table = ["# Deconfounder variants (m = 100, confounding 1)", "",
+                 f"Machine: {machine_description()}.", "",
+                 "Command: `OMP_NUM_THREADS=1 python benchmarks/deconfounder.py --variants "
+                 f"--seeds {args.seeds} --n-samples {args.n_samples}`", "",
+                 "Per-cause effect RMSE per seed; timings on a shared machine.", ""]
+        table += run_variants(args.n_samples, args.n_factors, args.seeds)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "deconfounder_variants_cpu.md").write_text("\n".join(table) + "\n")
+        return table
     grid = [(m, c) for m in args.causes for c in args.confounding]
     records = []
     for m, confounding in grid:

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.metrics import r2_score
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options, validate_params
@@ -265,16 +264,18 @@ class Deconfounder(BaseCausalEstimator):
                 delattr(self, attr)
         self.factor_model_kind_, self._likelihood = self._resolve_factor_model(A)
         self.device_ = resolve_device(self.device)
-        rng = check_random_state(self.random_state)
-        generator = make_generator(rng)
+        return self._fit(X, y, A, make_generator(self.random_state))
 
+    def _fit(self, X, y, treatment, generator):
+        """Factor model and its check, substitute confounder, outcome models."""
+        A, n = treatment, treatment.shape[0]
         self._run_predictive_check(A, generator)
         self.factor_model_ = self._fit_factors(A, np.ones_like(A, dtype=bool), generator)
         Z = self.factor_model_.transform(A)
         self.confounder_mean_ = Z.mean(0)
         self.confounder_scale_ = Z.std(0) + 1e-12
         Z = (Z - self.confounder_mean_) / self.confounder_scale_
-        reference = rng.choice(n, size=min(n, _N_REFERENCE), replace=False)
+        reference = torch.randperm(n, generator=generator)[:_N_REFERENCE].numpy()
         self._reference = (A[reference], Z[reference], X[reference])
         if self.outcome_model == "linear":
             self._fit_linear(A, Z, X, y)
@@ -328,8 +329,9 @@ class Deconfounder(BaseCausalEstimator):
             warnings.warn(
                 f"The {self.factor_model_kind_} factor model with n_factors="
                 f"{self.n_factors} fails the held-out predictive check (score "
-                f"{score:.3f}, threshold {self.check_threshold}; {100 * self.predictive_check_extremes_:.0f}% of "
-                f"units with an extreme p-value, about 10% expected). The substitute "
+                f"{score:.3f}, threshold {self.check_threshold}; "
+                f"{self.predictive_check_extremes_:.0%} of units with an extreme "
+                f"p-value, about 10% expected). The substitute "
                 f"confounder may not capture the causes' dependence: try another "
                 f"n_factors or factor_model.", PredictiveCheckWarning)
 
@@ -556,6 +558,3 @@ class Deconfounder(BaseCausalEstimator):
         Z = (self.factor_model_.transform(A) - self.confounder_mean_) / self.confounder_scale_
         y = check_vector(y, name="y", n_samples=A.shape[0])
         return float(r2_score(y, self._outcome(A, Z, X), sample_weight=sample_weight))
-
-    def _fit(self, X, y, treatment, generator):  # fit is overridden as a whole
-        raise NotImplementedError

@@ -19,6 +19,7 @@ __all__ = [
     "check_binary",
     "check_same_index",
     "check_device_type",
+    "check_cause_matrix",
 ]
 
 
@@ -249,3 +250,34 @@ def check_device_type(device, owner):
         raise ValueError(
             f"device={str(device)!r} is not supported by {owner}: use 'auto', 'cpu' or "
             f"'cuda' (optionally 'cuda:N').")
+
+
+def check_cause_matrix(A, *, n_samples=None, n_causes=None, cause_names=None,
+                       owner="estimator", fit=False):
+    """Validate an (n_samples, n_causes) matrix of causes (the deconfounder's treatment).
+
+    Returns ``(array float64 (n, m), column names or None)``. At fit (``fit=True``) a
+    constant column is an error: a cause that never varies has no estimable effect and
+    no information for the factor model.
+    """
+    if A is None:
+        require_treatment(A)
+    if not _is_frame(A) and not scipy.sparse.issparse(A) and np.ndim(A) == 1:
+        raise ValueError(
+            f"treatment must be a 2-d matrix of causes (n_samples, n_causes) for {owner}; "
+            f"got a 1-d array of shape {np.shape(A)}. For one binary treatment use a "
+            f"single-treatment estimator (TARNet, CFRNet, Dragonnet).")
+    A, names = check_features(A, name="treatment", feature_names=cause_names,
+                              n_features=n_causes, owner=owner)
+    if n_samples is not None and A.shape[0] != n_samples:
+        raise ValueError(f"treatment has {A.shape[0]} rows but X has {n_samples}: the "
+                         f"lengths must match.")
+    if fit:
+        constant = np.flatnonzero(np.ptp(A, axis=0) == 0)
+        if constant.size:
+            shown = [str(names[j]) if names is not None else int(j) for j in constant[:10]]
+            raise ValueError(
+                f"treatment has {constant.size} constant cause column(s) {shown}: a cause "
+                f"that never varies has no estimable effect; drop it before fitting "
+                f"{owner}.")
+    return A, names

@@ -1,0 +1,4 @@
+"""Latent-confounder estimators."""
+from ._deconfounder import Deconfounder, PredictiveCheckWarning
+
+__all__ = ["Deconfounder", "PredictiveCheckWarning"]

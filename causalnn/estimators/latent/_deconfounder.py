@@ -1,0 +1,560 @@
+"""The deconfounder: effects of many causes adjusted for a substitute confounder.
+
+Wang & Blei (2019), "The Blessings of Multiple Causes", JASA 114(528):1574-1596.
+
+Model:  a factor model ``p(z) prod_j p(a_j | z)`` of the m causes (PPCA, Bernoulli or
+        Poisson matrix factorisation, or a VAE), checked by the held-out predictive
+        check; then an outcome model ``E[Y | a, z_hat, x]`` with the substitute
+        confounder ``z_hat = E[Z | a]``.
+Effect: ``E[Y | do(A = t)] = E_{z_hat, x}[ f(t, z_hat, x) ]``: intervene on the causes
+        and average over the empirical distribution of the substitute confounder (and
+        the covariates); per cause, ``E[Y | do(A_j = 1)] - E[Y | do(A_j = 0)]`` with the
+        other causes as observed.
+"""
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted
+
+from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options, validate_params
+from ..._base._validation import (check_cause_matrix, check_features, check_vector,
+                                  require_treatment)
+from ...engine import make_generator, predict_in_batches, resolve_device
+from ...nets import MLP, init_weights
+from ...nets.mlp import ACTIVATIONS
+from ._factor_models import extreme_fraction, fit_factor_model, predictive_check
+
+__all__ = ["Deconfounder", "PredictiveCheckWarning"]
+
+FACTOR_MODELS = ("auto", "ppca", "bernoulli", "poisson", "deep")
+# ridge penalties searched by leave-one-out (generalised) cross-validation
+_ALPHAS = np.logspace(-3, 3, 13)
+# rows of (z_hat, x) over which interventions are averaged
+_N_REFERENCE = 500
+_N_REFERENCE_EFFECT = 100
+
+
+class PredictiveCheckWarning(UserWarning):
+    """The factor model failed the held-out predictive check."""
+
+
+def _design(*blocks):
+    return np.hstack([b for b in blocks if b is not None and b.shape[1]])
+
+
+class Deconfounder(BaseCausalEstimator):
+    """Effects of many causes, adjusting for a substitute confounder (Wang & Blei 2019).
+
+    ``fit(X, y, treatment=A)`` takes the causes as an ``(n_samples, n_causes)`` matrix
+    ``A`` (binary, counts or real) and optional covariates ``X`` (``None`` for none).
+    It fits a factor model to ``A``, runs the held-out predictive check, infers the
+    substitute confounder ``Z_hat = E[Z | A]``, and fits an outcome model of ``y`` on
+    ``A``, ``Z_hat`` and ``X``; the naive model of the same form without ``Z_hat`` is
+    fitted too, so that both sets of effects can be compared.
+
+    Parameters
+    ----------
+    factor_model : {"auto", "ppca", "bernoulli", "poisson", "deep"}, default="auto"
+        Factor model of the causes: probabilistic PCA (scikit-learn's ``PCA``),
+        logistic (Bernoulli) or log-linear (Poisson) matrix factorisation with
+        ``N(0, I)`` priors, or a VAE (``"deep"``) whose likelihood follows the causes'
+        type. ``"auto"`` picks Bernoulli for binary causes, Poisson for counts and PPCA
+        otherwise.
+    n_factors : int, default=5
+        Dimension ``k`` of the substitute confounder; must be smaller than the number of
+        causes. Choose it with the predictive check.
+    outcome_model : {"linear", "neural"}, default="linear"
+        ``"linear"``: ``y = a beta + z_hat gamma + x delta``; the cause coefficients
+        ``coef_`` are the effects. ``"neural"``: an MLP of ``(a, z_hat, x)`` trained by
+        the shared engine.
+    alpha : float or "auto", default="auto"
+        Ridge penalty of the linear outcome model on the cause coefficients only
+        (``z_hat`` and ``x`` are not penalised); ``"auto"`` picks it by leave-one-out
+        cross-validation. ``z_hat`` is close to a function of ``a``, so some cause
+        directions are barely identified; the penalty keeps them from inflating.
+    predictive_check : bool, default=True
+        Run the held-out predictive check (a second factor-model fit).
+    holdout_fraction : float, default=0.2
+        Fraction of the entries of ``A`` held out by the check.
+    n_replicates : int, default=100
+        Replicated held-out data sets drawn by the check.
+    check_threshold : float, default=0.1
+        A check score below it (Wang & Blei use 0.1), or more than twice the expected
+        share of units with extreme held-out p-values, raises a
+        :class:`PredictiveCheckWarning`.
+    factor_layers : tuple of int, default=(64,)
+        Hidden widths of the deep factor model's encoder and decoder.
+    factor_learning_rate : float, default=0.02
+        Adam step size for the matrix factorisations and the deep factor model.
+    factor_max_epochs : int, default=300
+        Training epochs of the factor model (full batch for matrix factorisation).
+    outcome_layers : tuple of int, default=(64, 64)
+        Hidden widths of the neural outcome model.
+    activation : {"elu", "relu", "tanh", "selu", "gelu"}, default="elu"
+    learning_rate : float, default=1e-3
+        Step size for the neural outcome model.
+    weight_decay : float, default=1e-4
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    batch_size : int, default=128
+        Rows per step of the deep factor model and the neural outcome model.
+    max_epochs : int, default=200
+        Upper bound on the neural outcome model's epochs.
+    patience : int or None, default=20
+        Early-stopping patience of the neural outcome model.
+    validation_fraction : float, default=0.2
+        Held-out rows for the neural outcome model's early stopping.
+    random_state : int, RandomState or None, default=None
+        Seeds the factor model, the held-out mask, the replicates and the networks.
+    device : str or torch.device, default="auto"
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    factor_model_ : object
+        The fitted factor model (``transform`` gives ``E[Z | A]``).
+    factor_model_kind_ : str
+        The factor model used (``"auto"`` resolved).
+    predictive_check_ : float or None
+        The check's score: the mean over units of
+        ``P(t(a_rep) < t(a_held))``, with ``t`` the expected held-out log-likelihood
+        under the posterior of the factors. Near 0.5 for a good model; below 0.1 fails.
+    predictive_check_extremes_ : float or None
+        Share of units whose held-out p-value is below 0.05 or above 0.95 (about 0.1
+        for a well-specified model; many more when factors are missing).
+    predictive_check_pvalues_ : ndarray of shape (n_samples,) or None
+        The per-unit p-values (NaN for units without held-out entries).
+    coef_, naive_coef_ : ndarray of shape (n_causes,)
+        Cause coefficients of the linear outcome model with and without ``Z_hat``
+        (``outcome_model="linear"``).
+    alpha_, naive_alpha_ : float
+        The ridge penalties used (``outcome_model="linear"``).
+    outcome_module_, naive_module_ : torch.nn.Module
+        The neural outcome models with and without ``Z_hat``
+        (``outcome_model="neural"``).
+    n_causes_ : int
+    cause_names_ : ndarray of str
+        Column names of ``A`` when it was a DataFrame.
+    n_features_in_ : int
+        Number of covariates (0 when ``X`` is None).
+    feature_names_in_ : ndarray of str
+    history_, best_epoch_, n_iter_ :
+        Training record of the neural outcome model.
+    device_ : torch.device
+
+    See Also
+    --------
+    causalnn.datasets.make_multi_cause : simulated causes with a latent confounder.
+
+    References
+    ----------
+    .. [1] Y. Wang and D. M. Blei. "The Blessings of Multiple Causes". Journal of the
+       American Statistical Association, 114(528):1574-1596, 2019.
+    .. [2] Y. Wang, D. Liang, L. Charlin and D. M. Blei. "Causal Inference for
+       Recommender Systems". RecSys 2020 ("The Deconfounded Recommender").
+
+    Examples
+    --------
+    >>> from causalnn import Deconfounder
+    >>> from causalnn.datasets import make_multi_cause
+    >>> data = make_multi_cause(n_samples=500, n_causes=20, n_factors=2, random_state=0)
+    >>> est = Deconfounder(n_factors=2, n_replicates=20, random_state=0).fit(
+    ...     None, data.y, treatment=data.treatment)
+    >>> est.cause_effects().shape
+    (20,)
+    """
+
+    _parameter_constraints = {
+        **{k: BaseCausalEstimator._parameter_constraints[k]
+           for k in ("learning_rate", "weight_decay", "optimizer", "batch_size",
+                     "max_epochs", "patience", "validation_fraction", "random_state",
+                     "device", "verbose")},
+        "factor_model": [Options(*FACTOR_MODELS)],
+        "n_factors": [Interval(numbers.Integral, 1, None)],
+        "outcome_model": [Options("linear", "neural")],
+        "alpha": [Options("auto"), Interval(numbers.Real, 0, None, closed="left")],
+        "predictive_check": [bool],
+        "holdout_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_replicates": [Interval(numbers.Integral, 1, None)],
+        "check_threshold": [Interval(numbers.Real, 0, 1)],
+        "factor_layers": [LayerWidths()],
+        "factor_learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "factor_max_epochs": [Interval(numbers.Integral, 1, None)],
+        "outcome_layers": [LayerWidths()],
+        "activation": [Options(*ACTIVATIONS)],
+    }
+
+    def __init__(self, *, factor_model="auto", n_factors=5, outcome_model="linear",
+                 alpha="auto", predictive_check=True, holdout_fraction=0.2,
+                 n_replicates=100, check_threshold=0.1, factor_layers=(64,),
+                 factor_learning_rate=0.02, factor_max_epochs=300,
+                 outcome_layers=(64, 64), activation="elu", learning_rate=1e-3,
+                 weight_decay=1e-4, optimizer="adam", batch_size=128, max_epochs=200,
+                 patience=20, validation_fraction=0.2, random_state=None, device="auto",
+                 verbose=0):
+        self.factor_model = factor_model
+        self.n_factors = n_factors
+        self.outcome_model = outcome_model
+        self.alpha = alpha
+        self.predictive_check = predictive_check
+        self.holdout_fraction = holdout_fraction
+        self.n_replicates = n_replicates
+        self.check_threshold = check_threshold
+        self.factor_layers = factor_layers
+        self.factor_learning_rate = factor_learning_rate
+        self.factor_max_epochs = factor_max_epochs
+        self.outcome_layers = outcome_layers
+        self.activation = activation
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ---- fit ------------------------------------------------------------------------
+    def fit(self, X, y, *, treatment=None):
+        """Fit the factor model, run its check, and fit the outcome models.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or None
+            Observed covariates (not causes); ``None`` when there are none.
+        y : array-like of shape (n_samples,)
+            Outcomes.
+        treatment : array-like or DataFrame of shape (n_samples, n_causes)
+            The causes ``A``.
+
+        Returns
+        -------
+        self : object
+        """
+        owner = type(self).__name__
+        validate_params(self.get_params(deep=False), self._parameter_constraints, owner)
+        n_rows = None
+        if X is not None:
+            X, names = check_features(X, name="X")
+            n_rows = X.shape[0]
+        y = check_vector(y, name="y", n_samples=n_rows, warn_column=True)
+        A, cause_names = check_cause_matrix(treatment, n_samples=len(y), owner=owner,
+                                            fit=True)
+        n, m = A.shape
+        if n < 3:
+            raise ValueError(f"treatment has {n} rows; {owner} needs at least 3.")
+        if self.n_factors >= m:
+            raise ValueError(
+                f"n_factors={self.n_factors} must be smaller than the number of causes "
+                f"(treatment has {m} columns): the substitute confounder needs more "
+                f"causes than factors to be estimable.")
+        if X is None:
+            X, names = np.empty((n, 0)), None
+        self.n_causes_ = m
+        self.n_features_in_ = X.shape[1]
+        for attr, value in (("cause_names_", cause_names), ("feature_names_in_", names)):
+            if value is not None:
+                setattr(self, attr, value)
+            elif hasattr(self, attr):
+                delattr(self, attr)
+        self.factor_model_kind_, self._likelihood = self._resolve_factor_model(A)
+        self.device_ = resolve_device(self.device)
+        return self._fit(X, y, A, make_generator(self.random_state))
+
+    def _fit(self, X, y, treatment, generator):
+        """Factor model and its check, substitute confounder, outcome models."""
+        A, n = treatment, treatment.shape[0]
+        self._run_predictive_check(A, generator)
+        self.factor_model_ = self._fit_factors(A, np.ones_like(A, dtype=bool), generator)
+        Z = self.factor_model_.transform(A)
+        self.confounder_mean_ = Z.mean(0)
+        self.confounder_scale_ = Z.std(0) + 1e-12
+        Z = (Z - self.confounder_mean_) / self.confounder_scale_
+        reference = torch.randperm(n, generator=generator)[:_N_REFERENCE].numpy()
+        self._reference = (A[reference], Z[reference], X[reference])
+        if self.outcome_model == "linear":
+            self._fit_linear(A, Z, X, y)
+        else:
+            self._fit_neural(A, Z, X, y, generator)
+        return self
+
+    def _resolve_factor_model(self, A):
+        binary = bool(np.all(np.isin(A, (0.0, 1.0))))
+        counts = bool(np.all(A >= 0) and np.all(A == np.round(A)))
+        kind = self.factor_model
+        if kind == "auto":
+            kind = "bernoulli" if binary else "poisson" if counts else "ppca"
+        if kind == "bernoulli" and not binary:
+            raise ValueError("factor_model='bernoulli' needs binary causes (0/1) in "
+                             "treatment; use 'poisson' for counts or 'ppca'.")
+        if kind == "poisson" and not counts:
+            raise ValueError("factor_model='poisson' needs non-negative integer causes "
+                             "(counts) in treatment; use 'ppca' for real-valued causes.")
+        likelihood = ("gaussian" if kind == "ppca" else kind if kind != "deep"
+                      else "bernoulli" if binary else "poisson" if counts else "gaussian")
+        return kind, likelihood
+
+    def _fit_factors(self, A, observed, generator):
+        trainer_kwargs = dict(
+            optimizer="adam", learning_rate=self.factor_learning_rate, weight_decay=0.0,
+            batch_size=self.batch_size, max_epochs=self.factor_max_epochs,
+            validation_fraction=0.0, patience=None, device=self.device_,
+            verbose=self.verbose)
+        return fit_factor_model(
+            self.factor_model_kind_, self._likelihood, self.n_factors, A, observed,
+            hidden=self.factor_layers, trainer_kwargs=trainer_kwargs, generator=generator,
+            random_state=0)
+
+    def _run_predictive_check(self, A, generator):
+        """Wang & Blei's check: refit with entries held out, compare with replicates."""
+        if not self.predictive_check:
+            self.predictive_check_ = None
+            self.predictive_check_extremes_ = None
+            self.predictive_check_pvalues_ = None
+            return
+        held_out = (torch.rand(A.shape, generator=generator, dtype=torch.float64)
+                    < self.holdout_fraction).numpy()
+        model = self._fit_factors(A, ~held_out, generator)
+        score, pvalues = predictive_check(model, A, held_out, n_replicates=self.n_replicates,
+                                          generator=generator)
+        self.predictive_check_ = score
+        self.predictive_check_pvalues_ = pvalues
+        self.predictive_check_extremes_ = extreme_fraction(pvalues, level=0.1)
+        if score < self.check_threshold or self.predictive_check_extremes_ > 0.2:
+            warnings.warn(
+                f"The {self.factor_model_kind_} factor model with n_factors="
+                f"{self.n_factors} fails the held-out predictive check (score "
+                f"{score:.3f}, threshold {self.check_threshold}; "
+                f"{self.predictive_check_extremes_:.0%} of units with an extreme "
+                f"p-value, about 10% expected). The substitute "
+                f"confounder may not capture the causes' dependence: try another "
+                f"n_factors or factor_model.", PredictiveCheckWarning)
+
+    # ---- outcome models -------------------------------------------------------------
+    def _fit_linear(self, A, Z, X, y):
+        self.coef_, self.alpha_, self._linear = self._ridge_on_causes(A, _design(Z, X), y)
+        self.naive_coef_, self.naive_alpha_, self._naive_linear = self._ridge_on_causes(
+            A, X, y)
+
+    def _ridge_on_causes(self, A, C, y):
+        """``y = b0 + a beta + c gamma`` with a ridge penalty on ``beta`` only: partial
+        ``c`` out of ``a`` and ``y`` (Frisch-Waugh-Lovell), ridge on the residuals,
+        then least squares for ``gamma``."""
+        a_mean, y_mean = A.mean(0), y.mean()
+        Ac, yc = A - a_mean, y - y_mean
+        if C.shape[1]:
+            c_mean = C.mean(0)
+            Cc = C - c_mean
+            Ar = Ac - Cc @ np.linalg.lstsq(Cc, Ac, rcond=None)[0]
+            yr = yc - Cc @ np.linalg.lstsq(Cc, yc, rcond=None)[0]
+        else:
+            c_mean, Cc, Ar, yr = np.zeros(0), C, Ac, yc
+        if self.alpha == "auto":
+            ridge = RidgeCV(alphas=_ALPHAS, fit_intercept=False).fit(Ar, yr)
+            alpha = float(ridge.alpha_)
+        else:
+            ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(Ar, yr)
+            alpha = float(self.alpha)
+        beta = np.asarray(ridge.coef_, dtype=np.float64)
+        gamma = (np.linalg.lstsq(Cc, yc - Ac @ beta, rcond=None)[0] if C.shape[1]
+                 else np.zeros(0))
+        intercept = float(y_mean - a_mean @ beta - c_mean @ gamma)
+        return beta, alpha, (intercept, gamma)
+
+    def _fit_neural(self, A, Z, X, y, generator):
+        self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
+        ys = (y - self.y_mean_) / self.y_scale_
+        self._input_mean, self._input_scale = {}, {}
+        modules = {}
+        # naive first, so history_ describes the deconfounded model
+        for key, inputs in (("naive", _design(A, X)), ("adjusted", _design(A, Z, X))):
+            mean, scale = inputs.mean(0), inputs.std(0) + 1e-12
+            self._input_mean[key], self._input_scale[key] = mean, scale
+            module = init_weights(MLP(inputs.shape[1], self.outcome_layers, out_features=1,
+                                      activation=self.activation), generator)
+            modules[key] = self._train(module, {"inputs": (inputs - mean) / scale, "y": ys},
+                                       generator, stratify=None)
+        self.naive_module_, self.outcome_module_ = modules["naive"], modules["adjusted"]
+
+    def _compute_loss(self, module, batch):
+        return {"loss": (module(batch["inputs"]).squeeze(1) - batch["y"]).pow(2).mean()}
+
+    def _outcome(self, A, Z, X, naive=False):
+        """The fitted ``E[Y | a, z_hat, x]`` (float64, units of y)."""
+        if self.outcome_model == "linear":
+            beta, (intercept, gamma) = ((self.naive_coef_, self._naive_linear) if naive
+                                        else (self.coef_, self._linear))
+            return intercept + A @ beta + _design(None if naive else Z, X) @ gamma
+        key = "naive" if naive else "adjusted"
+        module = self.naive_module_ if naive else self.outcome_module_
+        inputs = (_design(A, None if naive else Z, X) - self._input_mean[key]) / \
+            self._input_scale[key]
+        out = predict_in_batches(lambda v: module(v).squeeze(1),
+                                 [torch.as_tensor(inputs, dtype=torch.float32)],
+                                 device=self.device_)
+        return out.astype(np.float64) * self.y_scale_ + self.y_mean_
+
+    # ---- substitute confounder and effects ------------------------------------------
+    def _validate_causes(self, A):
+        check_is_fitted(self, "n_causes_")
+        return check_cause_matrix(A, n_causes=self.n_causes_,
+                                  cause_names=getattr(self, "cause_names_", None),
+                                  owner=type(self).__name__)[0]
+
+    def _validate_X(self, X, n=None):
+        check_is_fitted(self, "n_causes_")
+        if X is None:
+            if self.n_features_in_:
+                raise ValueError(f"X is None but {type(self).__name__} was fitted with "
+                                 f"{self.n_features_in_} covariates.")
+            return None
+        return check_features(X, name="X", n_features=self.n_features_in_,
+                              feature_names=getattr(self, "feature_names_in_", None),
+                              owner=type(self).__name__)[0]
+
+    def substitute_confounder(self, A):
+        """The substitute confounder ``Z_hat = E[Z | A]`` under the fitted factor model.
+
+        Parameters
+        ----------
+        A : array-like or DataFrame of shape (n_samples, n_causes)
+
+        Returns
+        -------
+        Z_hat : ndarray of shape (n_samples, n_factors)
+        """
+        return self.factor_model_.transform(self._validate_causes(A))
+
+    def cause_effects(self, naive=False):
+        """Per-cause effects ``E[Y | do(A_j = 1)] - E[Y | do(A_j = 0)]``.
+
+        The expectation runs over the empirical joint distribution of the other causes,
+        the substitute confounder and the covariates (up to 500 training rows). For the
+        linear outcome model it is the coefficient ``coef_[j]``.
+
+        Parameters
+        ----------
+        naive : bool, default=False
+            Effects under the naive outcome model (no substitute confounder).
+
+        Returns
+        -------
+        effects : ndarray of shape (n_causes,)
+        """
+        check_is_fitted(self, "n_causes_")
+        if self.outcome_model == "linear":
+            return (self.naive_coef_ if naive else self.coef_).copy()
+        A, Z, X = self._reference
+        r, m = len(A), self.n_causes_
+        on, off = np.repeat(A[None], m, 0), np.repeat(A[None], m, 0)
+        on[np.arange(m), :, np.arange(m)] = 1.0
+        off[np.arange(m), :, np.arange(m)] = 0.0
+        tile = lambda M: np.tile(M, (m, 1))  # noqa: E731
+        y1 = self._outcome(on.reshape(-1, m), tile(Z), tile(X), naive)
+        y0 = self._outcome(off.reshape(-1, m), tile(Z), tile(X), naive)
+        return (y1 - y0).reshape(m, r).mean(1)
+
+    def _levels(self, value, name, n):
+        """Cause vectors for ``effect``: a scalar, an (n_causes,) vector or an
+        (n, n_causes) matrix, broadcast to (n, n_causes)."""
+        if isinstance(value, numbers.Number) and not isinstance(value, bool):
+            value = np.full(self.n_causes_, float(value))
+        array = np.asarray(value, dtype=np.float64) if not hasattr(value, "columns") \
+            else value
+        if np.ndim(array) == 1:
+            if np.shape(array)[0] != self.n_causes_:
+                raise ValueError(f"{name} has {np.shape(array)[0]} entries; expected one "
+                                 f"per cause ({self.n_causes_}).")
+            array = np.tile(array, (n, 1))
+        levels = self._validate_causes(array)
+        if levels.shape[0] != n:
+            raise ValueError(f"{name} has {levels.shape[0]} rows but X has {n}.")
+        return levels
+
+    def _n_rows(self, X, *levels):
+        if X is not None:
+            return X.shape[0]
+        rows = [np.shape(v)[0] for v in levels if np.ndim(v) == 2]
+        return rows[0] if rows else 1
+
+    def _predict_outcome(self, X, *treatments):
+        """``E[Y | do(A = t), x]`` per row: average over the substitute confounder."""
+        _, Z, _ = self._reference
+        Z = Z[:_N_REFERENCE_EFFECT]
+        r = len(Z)
+        results = []
+        for t in treatments:
+            n = len(t)
+            x = np.empty((n, 0)) if X is None else X
+            values = self._outcome(np.repeat(t, r, 0), np.tile(Z, (n, 1)),
+                                   np.repeat(x, r, 0))
+            results.append(values.reshape(n, r).mean(1))
+        return results
+
+    def predict_outcome(self, X=None, treatment=None):
+        """Interventional mean ``E[Y | do(A = treatment), x]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or None
+        treatment : array-like of shape (n_samples, n_causes) or (n_causes,)
+
+        Returns
+        -------
+        mu : ndarray of shape (n_samples,)
+        """
+        require_treatment(treatment)
+        X = self._validate_X(X)
+        n = self._n_rows(X, treatment)
+        return self._predict_outcome(X, self._levels(treatment, "treatment", n))[0]
+
+    def effect(self, X=None, T0=0, T1=1):
+        """Effect of setting the whole cause vector to ``T1`` instead of ``T0``.
+
+        ``E[Y | do(A = T1), x] - E[Y | do(A = T0), x]``, averaged over the substitute
+        confounder.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or None
+        T0, T1 : scalar, array-like of shape (n_causes,) or (n_samples, n_causes)
+            Base and target cause vectors; a scalar sets every cause to it.
+
+        Returns
+        -------
+        tau : ndarray of shape (n_samples,)
+        """
+        X = self._validate_X(X)
+        n = self._n_rows(X, T0, T1)
+        t0, t1 = self._levels(T0, "T0", n), self._levels(T1, "T1", n)
+        if self.outcome_model == "linear":  # the average over z_hat cancels
+            return (t1 - t0) @ self.coef_
+        mu0, mu1 = self._predict_outcome(X, t0, t1)
+        return mu1 - mu0
+
+    def predict(self, X=None):
+        """``effect(X)``: every cause on versus every cause off (what a Pipeline yields).
+
+        Returns
+        -------
+        tau : ndarray of shape (n_samples,)
+        """
+        return self.effect(X)
+
+    def score(self, X, y, treatment=None, sample_weight=None):
+        """R^2 of the fitted ``E[Y | a, z_hat(a), x]`` against ``y``.
+
+        Returns
+        -------
+        score : float
+        """
+        X = self._validate_X(X)
+        A = self._validate_causes(treatment)
+        Z = (self.factor_model_.transform(A) - self.confounder_mean_) / self.confounder_scale_
+        y = check_vector(y, name="y", n_samples=A.shape[0])
+        return float(r2_score(y, self._outcome(A, Z, X), sample_weight=sample_weight))

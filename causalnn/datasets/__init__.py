@@ -3,8 +3,11 @@
 - :func:`load_ihdp`: the 10 shipped IHDP replications (Hill, 2011), in the
   form of Shalit et al. (2017).
 - :func:`make_ihdp`: simulate new replications of IHDP response surface "B".
+- :func:`make_proxy_confounded`: a binary latent confounder seen through noisy
+  proxies (Louizos et al., 2017).
 """
 
 from ._ihdp import load_ihdp, make_ihdp
+from ._proxy import make_proxy_confounded
 
-__all__ = ["load_ihdp", "make_ihdp"]
+__all__ = ["load_ihdp", "make_ihdp", "make_proxy_confounded"]

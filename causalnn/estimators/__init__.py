@@ -1,4 +1,5 @@
 """causalnn estimators, grouped by family."""
+from .latent import CEVAE
 from .representation import CFRNet, Dragonnet, TARNet
 
-__all__ = ["CFRNet", "Dragonnet", "TARNet"]
+__all__ = ["CEVAE", "CFRNet", "Dragonnet", "TARNet"]

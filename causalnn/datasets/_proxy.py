@@ -85,7 +85,9 @@ def make_proxy_confounded(n=5000, *, n_proxies=5, noise_scale=1.0, random_state=
     mu0 = _sigmoid(3.0 * (z - 2.0))
     mu1 = _sigmoid(3.0 * (z + 2.0))
     y = rng.binomial(1, np.where(treatment == 1, mu1, mu0)).astype(float)
-    ate = 0.5 * ((_sigmoid(3.0) - _sigmoid(-3.0)) + (_sigmoid(9.0) - _sigmoid(-6.0)))
+    # E_z[mu1 - mu0] with z ~ Bern(0.5): z = 0 gives sigmoid(6) - sigmoid(-6), z = 1
+    # gives sigmoid(9) - sigmoid(-3)
+    ate = 0.5 * ((_sigmoid(6.0) - _sigmoid(-6.0)) + (_sigmoid(9.0) - _sigmoid(-3.0)))
     return Bunch(X=X, treatment=treatment, y=y, z=z, mu0=mu0, mu1=mu1,
                  ite=mu1 - mu0, ate=float(ate),
                  feature_names=[f"proxy{j}" for j in range(1, n_proxies + 1)])

@@ -174,7 +174,7 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
                                  f"columns; give one type per column.")
         types = np.asarray(types)
         binary = np.flatnonzero(types == "binary")
-        bad = [j for j in binary if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
+        bad = [int(j) for j in binary if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
         if bad:
             raise ValueError(f"proxy_types marks columns {bad[:10]} as 'binary' but they "
                              f"hold values other than 0 and 1.")

@@ -25,6 +25,7 @@ from torch.distributions import kl_divergence
 from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
+from ...engine import predict_in_batches
 from ...nets import init_weights
 from ...nets.mlp import ACTIVATIONS
 from ...nets.vae import CEVAEModule
@@ -282,8 +283,8 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
         return [np.where(t == 1, arms[:, 1], arms[:, 0]) for t in treatments]
 
     def _predict_propensity(self, X):
+        """``q(t = 1 | x)``, the auxiliary treatment model."""
         x = torch.as_tensor(self._scale_X(X), dtype=torch.float32)
         self.module_.eval()
-        with torch.no_grad():
-            probs = self.module_.auxiliary_t(x.to(self.device_)).probs
-        return probs.squeeze(-1).double().cpu().numpy()
+        return predict_in_batches(lambda b: self.module_.auxiliary_t(b).probs.squeeze(-1),
+                                  [x], device=self.device_).astype(np.float64)

@@ -18,14 +18,11 @@ Writes benchmarks/results/cevae_<device>.md (tables) and cevae_<device>.csv (per
 """
 import argparse
 import csv
-import os
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 
 import causalnn
@@ -33,20 +30,12 @@ from causalnn import CEVAE, TARNet
 from causalnn.datasets import load_ihdp, make_proxy_confounded
 from causalnn.metrics import ate_error, pehe
 
+from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
+
 # Louizos et al. 2017, Table 2 (IHDP, 1000 replications, mean ± s.e.):
 # sqrt(PEHE) within-sample 2.7 ± .1, out-of-sample 2.6 ± .1;
 # |ATE error| within-sample .34 ± .01, out-of-sample .46 ± .02
 PAPER_IHDP = {"pehe_in": 2.7, "pehe_out": 2.6, "ate_in": 0.34, "ate_out": 0.46}
-
-
-def machine_description():
-    cpu = platform.processor() or platform.machine()
-    text = (f"{platform.node()}: {cpu}, {os.cpu_count()} CPU cores (shared), "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"sklearn {sklearn.__version__}, causalnn {causalnn.__version__}")
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
 
 
 def timed_fit(est, X, y, t):

@@ -60,6 +60,23 @@ def test_elbo_improves_and_history_names_the_terms():
         -last["valid_elbo"] + last["valid_aux_t"] + last["valid_aux_y"], rel=1e-5)
 
 
+def test_kl_warmup_weights_the_kl_term_below_one_then_one():
+    est = CEVAE(**{**TINY, "max_epochs": 5}, kl_warmup_epochs=3, random_state=0).fit(
+        X, Y, treatment=T)
+
+    def kl_shortfall(record):  # mean over the epoch of (beta - 1) * KL
+        return record["train_loss"] - (-record["train_elbo"] + record["train_aux_t"]
+                                       + record["train_aux_y"])
+
+    assert kl_shortfall(est.history_[0]) < -0.1 * est.history_[0]["train_kl"]
+    assert kl_shortfall(est.history_[-1]) == pytest.approx(0.0, abs=1e-4)
+    # validation always uses the full ELBO
+    for record in est.history_:
+        assert record["valid_loss"] == pytest.approx(
+            -record["valid_elbo"] + record["valid_aux_t"] + record["valid_aux_y"],
+            rel=1e-5)
+
+
 def test_recovers_the_effect_of_a_linear_gaussian_latent_model():
     X_, y, t = linear_gaussian_latent(2000, seed=0)
     naive = y[t == 1].mean() - y[t == 0].mean()

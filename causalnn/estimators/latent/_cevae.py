@@ -240,12 +240,15 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
                 "nll_t": nll_t, "nll_y": nll_y, "kl": kl, "aux_t": aux_t, "aux_y": aux_y}
 
     # ---- prediction -----------------------------------------------------------------
+    def _module_dtype(self):
+        return next(self.module_.parameters()).dtype
+
     def _posterior_outcomes(self, X):
         """Per row, ``E[y | t=a, z]`` for a = 0, 1 averaged over ``n_samples`` draws
         ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``: an (n, 2) float64 array
         (means on the training scale, or probabilities for a binary outcome)."""
         module, device, draws = self.module_, self.device_, self.n_samples
-        X = torch.as_tensor(self._scale_X(X), dtype=torch.float32)
+        X = torch.as_tensor(self._scale_X(X), dtype=self._module_dtype())
         noise = torch.Generator(device="cpu").manual_seed(self.sampling_seed_)
 
         def draw(shape):
@@ -284,7 +287,7 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
 
     def _predict_propensity(self, X):
         """``q(t = 1 | x)``, the auxiliary treatment model."""
-        x = torch.as_tensor(self._scale_X(X), dtype=torch.float32)
+        x = torch.as_tensor(self._scale_X(X), dtype=self._module_dtype())
         self.module_.eval()
         return predict_in_batches(lambda b: self.module_.auxiliary_t(b).probs.squeeze(-1),
                                   [x], device=self.device_).astype(np.float64)

@@ -30,3 +30,10 @@ def test_pipeline_gridsearch_example(capsys):
     out = capsys.readouterr().out
     for section in ("GridSearchCV", "cross_validate", "cross_val_score", "best:"):
         assert section in out
+
+
+def test_cevae_proxy_example(capsys):
+    errors = load_example("cevae_proxy").main(n=300, max_epochs=3)
+    assert set(errors) == {"difference in means", "CEVAE", "TARNet"}
+    assert all(math.isfinite(e) and e >= 0 for e in errors.values())
+    assert "validation ELBO" in capsys.readouterr().out

@@ -5,9 +5,13 @@
 - :func:`make_ihdp`: simulate new replications of IHDP response surface "B".
 - :func:`make_multi_cause`, :func:`make_films`: many causes with a latent confounder
   (the deconfounder's simulations).
+- :func:`make_proxy_confounded`: a binary latent confounder seen through noisy
+  proxies (Louizos et al., 2017).
 """
 
 from ._ihdp import load_ihdp, make_ihdp
 from ._multi_cause import make_films, make_multi_cause
+from ._proxy import make_proxy_confounded
 
-__all__ = ["load_ihdp", "make_films", "make_ihdp", "make_multi_cause"]
+__all__ = ["load_ihdp", "make_films", "make_ihdp", "make_multi_cause",
+           "make_proxy_confounded"]

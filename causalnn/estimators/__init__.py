@@ -1,5 +1,5 @@
 """causalnn estimators, grouped by family."""
-from .latent import Deconfounder
+from .latent import CEVAE, Deconfounder
 from .representation import CFRNet, Dragonnet, TARNet
 
-__all__ = ["CFRNet", "Deconfounder", "Dragonnet", "TARNet"]
+__all__ = ["CEVAE", "CFRNet", "Deconfounder", "Dragonnet", "TARNet"]

@@ -1,0 +1,293 @@
+"""Causal effect variational autoencoder (CEVAE).
+
+Louizos, Shalit, Mooij, Sontag, Zemel & Welling (2017), "Causal effect inference with
+deep latent-variable models", NeurIPS.
+
+Model:  ``z ~ N(0, I)``, ``x | z ~ prod_j p(x_j | z)`` (Gaussian or Bernoulli per column),
+        ``t | z ~ Bern(sigma(f_1(z)))``, ``y | t, z ~ p(y | f_{2+t}(z))`` (one head per arm).
+Inference: ``q(z | x, t, y) = N(mu_t(x, y), sigma_t^2(x, y))`` (one head per arm) and the
+        auxiliary ``q(t | x)``, ``q(y | x, t)`` that stand in for the unseen ``t, y`` of a
+        new row.
+Loss:   ``-ELBO - log q(t_i | x_i) - log q(y_i | x_i, t_i)`` with
+        ``ELBO = E_q[log p(x|z) + log p(t|z) + log p(y|t,z)] - beta KL(q(z|x,t,y) || p(z))``
+        (one reparameterised draw of z per row, KL in closed form, ``beta`` warmed up
+        from 0 to 1 over ``kl_warmup_epochs``).
+Effect: ``tau(x) = E[ E[y | t=1, z] - E[y | t=0, z] ]`` over ``n_samples`` draws of
+        ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``.
+"""
+import math
+import numbers
+
+import numpy as np
+import torch
+from torch.distributions import kl_divergence
+
+from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
+                      PropensityMixin)
+from ..._base._docstrings import fill_doc
+from ...engine import predict_in_batches
+from ...nets import init_weights
+from ...nets.mlp import ACTIVATIONS
+from ...nets.vae import CEVAEModule
+
+__all__ = ["CEVAE"]
+
+_PROXY_TYPES = ("continuous", "binary")
+# rows x posterior samples pushed through the networks at once at predict time
+_PREDICT_CHUNK = 1 << 16
+
+
+class _ProxyTypes:
+    """``"auto"``, ``"continuous"``, ``"binary"`` or a sequence of the latter two."""
+
+    def accepts(self, value):
+        if isinstance(value, str):
+            return value in ("auto",) + _PROXY_TYPES
+        return (isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0
+                and all(isinstance(v, str) and v in _PROXY_TYPES for v in value))
+
+    def __str__(self):
+        return ("'auto', 'continuous', 'binary' or a sequence of 'continuous'/'binary' "
+                "per column")
+
+
+@fill_doc
+class CEVAE(PropensityMixin, BaseCausalEstimator):
+    """Causal effect variational autoencoder: adjusts for a latent confounder ``z``
+    inferred from proxy covariates.
+
+    The covariates ``X`` are treated as noisy proxies of an unobserved confounder
+    ``z``. A deep latent-variable model of ``(x, t, y, z)`` is fitted by maximising its
+    evidence lower bound, and effects are read off the outcome model ``p(y | t, z)``
+    averaged over the posterior of ``z``. Identification rests on the latent model
+    being right: with a misspecified latent (e.g. a binary confounder fitted with a
+    Gaussian ``z``) or too many latent dimensions the estimate need not be consistent
+    (Rissanen & Marttinen 2021); see ``docs/cevae.md``.
+
+    Parameters
+    ----------
+    latent_dim : int, default=20
+        Dimension of ``z`` (the paper's 20).
+    hidden_layers : tuple of int, default=(200, 200, 200)
+        Hidden widths of every network. Networks with a per-arm split (``q(z|x,t,y)``,
+        ``q(y|x,t)``) share a trunk of all but the last width and give each arm a head
+        of the last width; the others use all widths.
+    activation : {"elu", "relu", "tanh", "selu", "gelu"}, default="elu"
+        Activation after every hidden layer (the paper's ELU).
+    proxy_types : "auto", "continuous", "binary" or sequence of str, default="auto"
+        Likelihood of each column of ``X`` in ``p(x | z)``: ``"auto"`` models columns
+        holding only 0 and 1 as Bernoulli and all others as Gaussian; a single string
+        applies to every column; a sequence gives one type per column. Gaussian
+        columns are standardised inside the estimator.
+    kl_warmup_epochs : int, default=0
+        Epochs over which the weight of the KL term rises linearly from 0 to 1 (0: the
+        plain ELBO from the start). The validation loss always uses the full ELBO.
+    n_samples : int, default=100
+        Posterior draws of ``(t, y, z)`` averaged per row at prediction.
+    weight_decay : float, default=1e-4
+        L2 penalty on the weight matrices.
+    batch_size : int, default=100
+        Rows per gradient step (the paper's 100).
+    patience : int or None, default=30
+        Early-stopping patience in epochs on the validation loss; the best epoch's
+        weights are restored. ``None`` trains for ``max_epochs``.
+    %(training_parameters)s
+
+    Attributes
+    ----------
+    module_ : causalnn.nets.vae.CEVAEModule
+        The trained model and inference networks.
+    continuous_columns_, binary_columns_ : ndarray of int
+        Columns of ``X`` modelled as Gaussian and as Bernoulli.
+    x_mean_, x_scale_ : ndarray of shape (n_continuous,)
+        Standardisation of the Gaussian columns.
+    sampling_seed_ : int
+        Seed of the posterior draws at prediction, drawn from ``random_state`` at fit:
+        a fitted CEVAE gives the same effects for the same rows on every call.
+    %(fitted_attributes)s
+
+    See Also
+    --------
+    TARNet : adjusts for the observed covariates themselves.
+
+    References
+    ----------
+    .. [1] C. Louizos, U. Shalit, J. Mooij, D. Sontag, R. Zemel, M. Welling. "Causal
+       effect inference with deep latent-variable models". NeurIPS 2017.
+    .. [2] S. Rissanen, P. Marttinen. "A critical look at the consistency of causal
+       estimation with deep latent variable models". NeurIPS 2021.
+
+    Examples
+    --------
+    >>> from causalnn import CEVAE
+    >>> from causalnn.datasets import make_proxy_confounded
+    >>> data = make_proxy_confounded(n=2000, random_state=0)
+    >>> est = CEVAE(random_state=0).fit(data.X, data.y, treatment=data.treatment)
+    >>> ate = est.ate(data.X)
+    """
+
+    _parameter_constraints = {
+        **BaseCausalEstimator._parameter_constraints,
+        "latent_dim": [Interval(numbers.Integral, 1, None)],
+        "hidden_layers": [LayerWidths()],
+        "activation": [Options(*ACTIVATIONS)],
+        "proxy_types": [_ProxyTypes()],
+        "kl_warmup_epochs": [Interval(numbers.Integral, 0, None)],
+        "n_samples": [Interval(numbers.Integral, 1, None)],
+    }
+
+    def __init__(self, *, latent_dim=20, hidden_layers=(200, 200, 200), activation="elu",
+                 proxy_types="auto", kl_warmup_epochs=0, n_samples=100,
+                 learning_rate=1e-3, weight_decay=1e-4, optimizer="adam", batch_size=100,
+                 max_epochs=300, patience=30, validation_fraction=0.3, outcome="auto",
+                 treatment_col=None, random_state=None, device="auto", verbose=0):
+        self.latent_dim = latent_dim
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        self.proxy_types = proxy_types
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.n_samples = n_samples
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.outcome = outcome
+        self.treatment_col = treatment_col
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # ---- fit ------------------------------------------------------------------------
+    def _resolve_proxy_types(self, X):
+        d = X.shape[1]
+        if isinstance(self.proxy_types, str) and self.proxy_types != "auto":
+            types = [self.proxy_types] * d
+        elif isinstance(self.proxy_types, str):
+            types = ["binary" if np.all(np.isin(X[:, j], (0.0, 1.0))) else "continuous"
+                     for j in range(d)]
+        else:
+            types = list(self.proxy_types)
+            if len(types) != d:
+                raise ValueError(f"proxy_types has {len(types)} entries but X has {d} "
+                                 f"columns; give one type per column.")
+        types = np.asarray(types)
+        binary = np.flatnonzero(types == "binary")
+        bad = [int(j) for j in binary if not np.all(np.isin(X[:, j], (0.0, 1.0)))]
+        if bad:
+            raise ValueError(f"proxy_types marks columns {bad[:10]} as 'binary' but they "
+                             f"hold values other than 0 and 1.")
+        return np.flatnonzero(types == "continuous"), binary
+
+    def _scale_X(self, X):
+        X = np.array(X, dtype=np.float64)
+        X[:, self.continuous_columns_] = (
+            (X[:, self.continuous_columns_] - self.x_mean_) / self.x_scale_)
+        return X
+
+    def _fit(self, X, y, treatment, generator):
+        self.continuous_columns_, self.binary_columns_ = self._resolve_proxy_types(X)
+        continuous = X[:, self.continuous_columns_]
+        self.x_mean_ = continuous.mean(axis=0)
+        self.x_scale_ = np.where(continuous.std(axis=0) > 0, continuous.std(axis=0), 1.0)
+        module = CEVAEModule(
+            self.n_features_in_, self.latent_dim, self.continuous_columns_.tolist(),
+            self.binary_columns_.tolist(), self.hidden_layers,
+            outcome=self.outcome_type_, activation=self.activation)
+        self.module_ = init_weights(module, generator)
+        # the reparameterisation noise comes from its own CPU generator derived from the
+        # fit's, so that random_state alone decides every draw (CPU or GPU)
+        seeds = torch.randint(0, 2**31 - 1, (2,), generator=generator).tolist()
+        self.sampling_seed_ = int(seeds[1])
+        self._noise = torch.Generator(device="cpu").manual_seed(int(seeds[0]))
+        n_train = X.shape[0] * (1 - self.validation_fraction)
+        self._warmup_steps = self.kl_warmup_epochs * max(
+            1, math.ceil(n_train / self.batch_size))
+        self._step = 0
+        try:
+            self._train(self.module_, {"X": self._scale_X(X), "t": treatment, "y": y},
+                        generator, stratify=treatment)
+        finally:
+            del self._noise, self._warmup_steps, self._step
+        return self
+
+    def _standard_normal(self, like):
+        """``N(0, 1)`` noise shaped as ``like``, drawn on the CPU from the fit's
+        generator and moved to ``like``'s device."""
+        return torch.randn(like.shape, generator=self._noise).to(like.device)
+
+    def _compute_loss(self, module, batch):
+        x, t, y = batch["X"], batch["t"], batch["y"]
+        q_z = module.encode(x, t, y)
+        z = q_z.loc + q_z.scale * self._standard_normal(q_z.loc)  # reparameterised
+        nll_x = {k: -v.mean() for k, v in module.p_x.log_prob(z, x).items()}
+        nll_t = -module.p_t(z).log_prob(t.unsqueeze(-1)).mean()
+        nll_y = -module.p_y(z, t).log_prob(y.unsqueeze(-1)).mean()
+        kl = kl_divergence(q_z, module.prior(z)).sum(-1).mean()
+        aux_t = -module.auxiliary_t(x).log_prob(t.unsqueeze(-1)).mean()
+        aux_y = -module.auxiliary_y(x, t).log_prob(y.unsqueeze(-1)).mean()
+        beta = 1.0
+        if module.training:
+            self._step += 1
+            if self._warmup_steps:
+                beta = min(1.0, self._step / self._warmup_steps)
+        reconstruction = sum(nll_x.values()) + nll_t + nll_y
+        loss = reconstruction + beta * kl + aux_t + aux_y
+        return {"loss": loss, "elbo": -(reconstruction + kl),
+                **{f"nll_x_{k}": v for k, v in nll_x.items()},
+                "nll_t": nll_t, "nll_y": nll_y, "kl": kl, "aux_t": aux_t, "aux_y": aux_y}
+
+    # ---- prediction -----------------------------------------------------------------
+    def _module_dtype(self):
+        return next(self.module_.parameters()).dtype
+
+    def _posterior_outcomes(self, X):
+        """Per row, ``E[y | t=a, z]`` for a = 0, 1 averaged over ``n_samples`` draws
+        ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``: an (n, 2) float64 array
+        (means on the training scale, or probabilities for a binary outcome)."""
+        module, device, draws = self.module_, self.device_, self.n_samples
+        X = torch.as_tensor(self._scale_X(X), dtype=self._module_dtype())
+        noise = torch.Generator(device="cpu").manual_seed(self.sampling_seed_)
+
+        def draw(shape):
+            return torch.rand(shape, generator=noise).to(device)
+
+        def normal(dist):
+            return dist.loc + dist.scale * torch.randn(
+                dist.loc.shape, generator=noise).to(device)
+
+        rows = max(1, _PREDICT_CHUNK // draws)
+        out = []
+        module.eval()
+        with torch.no_grad():
+            for start in range(0, X.shape[0], rows):
+                x = X[start:start + rows].to(device)
+                n = x.shape[0]
+                x = x.repeat(draws, 1)  # draw-major: (draws * n, d)
+                t = (draw((x.shape[0], 1)) < module.auxiliary_t(x).probs).float()
+                t = t.squeeze(-1)
+                q_y = module.auxiliary_y(x, t)
+                if self.outcome_type_ == "binary":
+                    y = (draw((x.shape[0], 1)) < q_y.probs).float()
+                else:
+                    y = normal(q_y)
+                z = normal(module.encode(x, t, y.squeeze(-1)))
+                arms = torch.cat([arm.mean for arm in module.p_y.all_arms(z)], dim=-1)
+                out.append(arms.double().reshape(draws, n, 2).mean(0).cpu())
+        return torch.cat(out).numpy()
+
+    def _predict_outcome(self, X, *treatments):
+        arms = self._posterior_outcomes(X)  # one set of draws serves every level
+        if self.outcome_type_ == "binary":
+            p = np.clip(arms, 1e-12, 1.0 - 1e-12)
+            arms = np.log(p) - np.log1p(-p)  # the base maps the logit back to p
+        return [np.where(t == 1, arms[:, 1], arms[:, 0]) for t in treatments]
+
+    def _predict_propensity(self, X):
+        """``q(t = 1 | x)``, the auxiliary treatment model."""
+        x = torch.as_tensor(self._scale_X(X), dtype=self._module_dtype())
+        self.module_.eval()
+        return predict_in_batches(lambda b: self.module_.auxiliary_t(b).probs.squeeze(-1),
+                                  [x], device=self.device_).astype(np.float64)

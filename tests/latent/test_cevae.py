@@ -1,0 +1,234 @@
+"""CEVAE (Louizos et al. 2017): the ELBO, effects on known latent models, proxies of both
+kinds, prediction by posterior sampling, and the sklearn contract."""
+import pickle
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from causalnn import CEVAE, TARNet
+from causalnn.datasets import make_proxy_confounded
+from causalnn.exceptions import NotFittedError, TrainingDivergedError
+
+from conftest import SMALL, simulate
+from test_common import SKLEARN_CHECKS, _AdapterMixin
+
+TINY = dict(latent_dim=2, hidden_layers=(16, 16), max_epochs=4, batch_size=64,
+            patience=None, n_samples=10)
+
+
+def linear_gaussian_latent(n, seed, n_proxies=5):
+    """z ~ N(0, 1); x_j = z + 0.5 e_j; t ~ Bern(sigmoid(1.5 z)); y = 2 t + 1.5 z + 0.3 e.
+
+    The ATE is 2; the naive difference in means is biased by z.
+    """
+    rng = np.random.RandomState(seed)
+    z = rng.randn(n)
+    X = z[:, None] + 0.5 * rng.randn(n, n_proxies)
+    t = (rng.rand(n) < 1 / (1 + np.exp(-1.5 * z))).astype(float)
+    y = 2.0 * t + 1.5 * z + 0.3 * rng.randn(n)
+    return X, y, t
+
+
+X, Y, T, _ = simulate(n=200, d=4)
+
+
+class AdaptedCEVAE(_AdapterMixin, CEVAE):
+    pass
+
+
+@pytest.mark.parametrize("check", SKLEARN_CHECKS, ids=lambda c: c.__name__)
+def test_sklearn_checks(check):
+    est = AdaptedCEVAE(**{**TINY, "max_epochs": 2}, random_state=0,
+                       validation_fraction=0.2)
+    check("CEVAE", est)
+
+
+def test_elbo_improves_and_history_names_the_terms():
+    est = CEVAE(**{**TINY, "max_epochs": 40}, random_state=0).fit(X, Y, treatment=T)
+    first, last = est.history_[0], est.history_[-1]
+    assert last["valid_elbo"] > first["valid_elbo"] + 1.0
+    assert last["train_loss"] < first["train_loss"]
+    for term in ("nll_x_continuous", "nll_t", "nll_y", "kl", "aux_t", "aux_y"):
+        assert f"train_{term}" in last and f"valid_{term}" in last
+    # the loss is the negative ELBO plus the auxiliary likelihood terms
+    assert last["valid_loss"] == pytest.approx(
+        -last["valid_elbo"] + last["valid_aux_t"] + last["valid_aux_y"], rel=1e-5)
+
+
+def test_kl_warmup_weights_the_kl_term_below_one_then_one():
+    est = CEVAE(**{**TINY, "max_epochs": 5}, kl_warmup_epochs=3, random_state=0).fit(
+        X, Y, treatment=T)
+
+    def kl_shortfall(record):  # mean over the epoch of (beta - 1) * KL
+        return record["train_loss"] - (-record["train_elbo"] + record["train_aux_t"]
+                                       + record["train_aux_y"])
+
+    assert kl_shortfall(est.history_[0]) < -0.1 * est.history_[0]["train_kl"]
+    assert kl_shortfall(est.history_[-1]) == pytest.approx(0.0, abs=1e-4)
+    # validation always uses the full ELBO
+    for record in est.history_:
+        assert record["valid_loss"] == pytest.approx(
+            -record["valid_elbo"] + record["valid_aux_t"] + record["valid_aux_y"],
+            rel=1e-5)
+
+
+def test_recovers_the_effect_of_a_linear_gaussian_latent_model():
+    X_, y, t = linear_gaussian_latent(2000, seed=0)
+    naive = y[t == 1].mean() - y[t == 0].mean()
+    assert abs(naive - 2.0) > 1.0  # strongly confounded
+    est = CEVAE(latent_dim=1, hidden_layers=(32, 32), max_epochs=60, patience=10,
+                n_samples=30, random_state=0).fit(X_, y, treatment=t)
+    # tolerance: 0.25 in effect units, an eighth of the effect
+    assert abs(est.ate(X_) - 2.0) < 0.25
+    assert np.sqrt(np.mean((est.effect(X_) - 2.0) ** 2)) < 0.4
+
+
+def test_binary_and_continuous_proxies():
+    rng = np.random.RandomState(0)
+    X_ = np.column_stack([rng.randn(200), rng.randint(0, 2, 200), rng.randn(200),
+                          rng.randint(0, 2, 200)]).astype(float)
+    est = CEVAE(**TINY, random_state=0).fit(X_, Y, treatment=T)
+    np.testing.assert_array_equal(est.continuous_columns_, [0, 2])
+    np.testing.assert_array_equal(est.binary_columns_, [1, 3])
+    assert {"train_nll_x_continuous", "train_nll_x_binary"} <= set(est.history_[0])
+    only_gaussian = CEVAE(**TINY, proxy_types="continuous", random_state=0).fit(
+        X_, Y, treatment=T)
+    assert "train_nll_x_binary" not in only_gaussian.history_[0]
+    given = CEVAE(**TINY, proxy_types=["continuous", "binary", "continuous", "continuous"],
+                  random_state=0).fit(X_, Y, treatment=T)
+    np.testing.assert_array_equal(given.binary_columns_, [1])
+    with pytest.raises(ValueError, match=r"proxy_types marks columns \[0\] as 'binary'"):
+        CEVAE(**TINY, proxy_types=["binary", "binary", "continuous", "binary"]).fit(
+            X_, Y, treatment=T)
+    with pytest.raises(ValueError, match="proxy_types has 2 entries but X has 4"):
+        CEVAE(**TINY, proxy_types=["binary", "binary"]).fit(X_, Y, treatment=T)
+    with pytest.raises(ValueError, match="The 'proxy_types' parameter of CEVAE"):
+        CEVAE(**TINY, proxy_types="poisson").fit(X_, Y, treatment=T)
+
+
+def test_gaussian_columns_are_scale_free():
+    """Gaussian proxies are standardised inside, so rescaling them changes nothing."""
+    a = CEVAE(**TINY, random_state=0).fit(X, Y, treatment=T).effect(X)
+    b = CEVAE(**TINY, random_state=0).fit(X * 1000 + 5, Y, treatment=T).effect(
+        X * 1000 + 5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_binary_outcome_effects_are_probability_differences():
+    data = make_proxy_confounded(400, random_state=0)
+    est = CEVAE(**TINY, random_state=0).fit(data.X, data.y, treatment=data.treatment)
+    assert est.outcome_type_ == "binary"
+    mu0, mu1 = est.predict_outcome(data.X, 0), est.predict_outcome(data.X, 1)
+    assert np.all((mu0 > 0) & (mu0 < 1) & (mu1 > 0) & (mu1 < 1))
+    np.testing.assert_allclose(est.effect(data.X), mu1 - mu0, atol=1e-9)
+
+
+def test_prediction_is_float64_repeatable_and_averages_n_samples():
+    est = CEVAE(**TINY, random_state=0).fit(X, Y, treatment=T)
+    tau = est.effect(X)
+    assert tau.dtype == np.float64 and tau.shape == (len(X),)
+    np.testing.assert_array_equal(est.effect(X), tau)  # same draws on every call
+    np.testing.assert_allclose(est.effect(X), est.predict_outcome(X, 1)
+                               - est.predict_outcome(X, 0), rtol=1e-9, atol=1e-9)
+    # more posterior draws, less Monte Carlo noise between two sampling seeds
+    spread = {}
+    for draws in (2, 200):
+        est.set_params(n_samples=draws)
+        a = est.effect(X)
+        est.sampling_seed_ += 1
+        spread[draws] = np.std(est.effect(X) - a)
+        est.sampling_seed_ -= 1
+    assert spread[200] < spread[2] / 3
+
+
+def test_seeded_fit_is_repeatable_and_pickles():
+    a = CEVAE(**TINY, random_state=7).fit(X, Y, treatment=T)
+    b = CEVAE(**TINY, random_state=7).fit(X, Y, treatment=T)
+    c = CEVAE(**TINY, random_state=8).fit(X, Y, treatment=T)
+    np.testing.assert_array_equal(a.effect(X), b.effect(X))
+    assert not np.array_equal(a.effect(X), c.effect(X))
+    restored = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(restored.effect(X), a.effect(X))
+    assert clone(a).get_params() == a.get_params()
+    p = a.predict_propensity(X)
+    assert p.shape == (len(X),) and np.all((p > 0) & (p < 1))
+
+
+def test_not_fitted():
+    for method in (CEVAE().effect, CEVAE().predict, CEVAE().ate):
+        with pytest.raises(NotFittedError):
+            method(X)
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match=r"treatment must be binary \(0/1\) for CEVAE"):
+        CEVAE(**TINY).fit(X, Y, treatment=T * 2)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="^X contains"):
+        CEVAE(**TINY).fit(bad, Y, treatment=T)
+    with pytest.raises(ValueError, match="n_samples"):
+        CEVAE(n_samples=0).fit(X, Y, treatment=T)
+    est = CEVAE(**TINY, random_state=0).fit(X, Y, treatment=T)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        est.effect(X[:, :3])
+
+
+def test_diverging_training_stops_with_error():
+    with pytest.raises(TrainingDivergedError, match="Training diverged"):
+        CEVAE(**{**TINY, "max_epochs": 30}, optimizer="sgd", learning_rate=1e4,
+              random_state=0).fit(X, Y * 1e3, treatment=T)
+
+
+def test_pipeline_and_gridsearch_route_the_treatment():
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = Pipeline([("id", FunctionTransformer()),
+                         ("cevae", CEVAE(**TINY, random_state=0))])
+        search = GridSearchCV(pipe, {"cevae__latent_dim": [1, 3]}, cv=2)
+        search.fit(X, Y, treatment=T)
+    assert search.best_params_["cevae__latent_dim"] in (1, 3)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.predict(X).shape == (len(X),)
+
+
+def test_docstring_documents_every_parameter():
+    import re
+    documented = set(re.findall(r"^    (\w+) :", CEVAE.__doc__, flags=re.M))
+    assert not set(CEVAE().get_params()) - documented and "%(" not in CEVAE.__doc__
+
+
+def test_make_proxy_confounded():
+    data = make_proxy_confounded(20000, n_proxies=7, random_state=0)
+    assert data.X.shape == (20000, 7)
+    assert abs(data.ite.mean() - data.ate) < 0.005
+    # z confounds: treated rows have z = 1 three times as often as z = 0
+    assert data.z[data.treatment == 1].mean() == pytest.approx(0.75, abs=0.02)
+    # less proxy noise, proxies closer to z
+    sharp = make_proxy_confounded(20000, noise_scale=0.1, random_state=0)
+    assert (np.corrcoef(sharp.X[:, 0], sharp.z)[0, 1]
+            > np.corrcoef(data.X[:, 0], data.z)[0, 1] + 0.5)
+    with pytest.raises(ValueError, match="noise_scale"):
+        make_proxy_confounded(100, noise_scale=0)
+
+
+@pytest.mark.cuda
+def test_cuda_fit_agrees_with_cpu_and_unpickles_on_cpu(monkeypatch):
+    import torch
+    kw = dict(TINY, max_epochs=10, random_state=0)
+    gpu = CEVAE(device="cuda", **kw).fit(X, Y, treatment=T)
+    assert next(gpu.module_.parameters()).device.type == "cuda"
+    cpu = CEVAE(device="cpu", **kw).fit(X, Y, treatment=T)
+    # same weights, batches and noise draws (all from CPU generators); rounding differs
+    np.testing.assert_allclose(gpu.effect(X), cpu.effect(X), atol=0.05 * np.std(Y))
+    expected = gpu.effect(X)
+    blob = pickle.dumps(gpu)
+    np.testing.assert_array_equal(gpu.effect(X), expected)  # pickling left it intact
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    restored = pickle.loads(blob)
+    assert restored.device_.type == "cpu"
+    np.testing.assert_allclose(restored.effect(X), expected, rtol=1e-4, atol=1e-5)

@@ -1,6 +1,6 @@
 """causalnn: neural causal-effect estimators with the scikit-learn interface."""
-from .estimators import CFRNet, Dragonnet, TARNet
+from .estimators import CFRNet, DeepIV, Dragonnet, TARNet
 
 __version__ = "0.1.0"
 
-__all__ = ["CFRNet", "Dragonnet", "TARNet", "__version__"]
+__all__ = ["CFRNet", "DeepIV", "Dragonnet", "TARNet", "__version__"]

@@ -29,6 +29,9 @@ __all__ = ["DeepIV"]
 
 # modules compute in float64, so predictions and effects carry no float32 round-off
 DTYPE = torch.float64
+# Monte-Carlo draws per row for the held-out second-stage loss, which drives early
+# stopping: with one draw its noise ended training epochs too early
+VALIDATION_DRAWS = 20
 
 
 def _standardize(array):
@@ -119,7 +122,9 @@ class DeepIV(BaseCausalEstimator):
         Second-stage history, best epoch and epochs run.
     first_stage_strength_ : float
         Partial R^2 of the instruments in a linear regression of the treatment on
-        ``[x, z]`` (the smallest over treatment columns).
+        ``[x, z]``: the smallest over the columns of a vector treatment, the largest
+        over the class indicators of a discrete one. A linear screen: it can miss an
+        instrument that moves the treatment only non-linearly.
     first_stage_f_statistic_ : float
         The matching partial F statistic; below 10 a ``WeakInstrumentWarning`` is raised
         (the Staiger-Stock rule of thumb).
@@ -301,8 +306,11 @@ class DeepIV(BaseCausalEstimator):
 
     def _report_strength(self, target, Xs, Zs):
         f_stat, partial_r2 = _partial_f(target, Xs, Zs)
-        self.first_stage_f_statistic_ = float(np.min(f_stat))
-        self.first_stage_strength_ = float(np.min(partial_r2))
+        # every column of a vector treatment needs the instruments (the weakest counts);
+        # a discrete one's class indicators may respond non-monotonically (the strongest)
+        pick = np.max if self.treatment_type == "discrete" else np.min
+        self.first_stage_f_statistic_ = float(pick(f_stat))
+        self.first_stage_strength_ = float(pick(partial_r2))
         if self.first_stage_f_statistic_ < 10:
             warnings.warn(
                 f"The instrument is weak: its first-stage partial F statistic is "
@@ -326,6 +334,8 @@ class DeepIV(BaseCausalEstimator):
             fitted = (distribution.probs * module(x)).sum(-1)
             return {"loss": ((y - fitted) ** 2).mean()}
         S = self.n_treatment_samples
+        if not module.training:  # held-out loss: more draws steady early stopping
+            S = max(S, VALIDATION_DRAWS)
         n_sets = 2 if self.unbiased_gradient else 1
         t = sample(distribution, n_sets * S, generator)                  # (2S, b, k)
         h = module(torch.cat([t, x.expand(n_sets * S, -1, -1)], dim=-1))[..., 0]

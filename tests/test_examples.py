@@ -30,3 +30,10 @@ def test_pipeline_gridsearch_example(capsys):
     out = capsys.readouterr().out
     for section in ("GridSearchCV", "cross_validate", "cross_val_score", "best:"):
         assert section in out
+
+
+def test_deepiv_demand_example(capsys):
+    results = load_example("deepiv_demand").main(n_samples=1500, max_epochs=20)
+    assert set(results) == {"DeepIV", "instrument-blind"}
+    assert all(math.isfinite(v) and v >= 0 for v in results.values())
+    assert "mean dh/dp" in capsys.readouterr().out

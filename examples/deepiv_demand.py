@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -36,6 +37,7 @@ def main(n_samples=5000, rho=0.9, max_epochs=100, random_state=0):
     grid = demand_test_grid()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", SklearnConvergenceWarning)
         est = DeepIV(max_epochs=max_epochs, random_state=random_state).fit(
             data.X, data.y, treatment=data.treatment, instrument=data.instrument)
         # the instrument-blind fit: a network of h's size regressing y on (p, x)

@@ -191,6 +191,11 @@ def check_scalar_or_vector(v, *, name, n_samples):
 
 # ---- continuous / vector treatments and instruments (instrumental-variable estimators) ----
 
+def column_list(columns):
+    """A column name or a sequence of names as a list."""
+    return [columns] if isinstance(columns, (str, numbers.Integral)) else list(columns)
+
+
 def split_named_columns(X, values, columns, *, name, param):
     """Return ``(X_without_columns, values)`` where ``values`` may come from ``columns``.
 
@@ -200,7 +205,7 @@ def split_named_columns(X, values, columns, *, name, param):
     """
     if columns is None:
         return X, values
-    columns = [columns] if isinstance(columns, (str, numbers.Integral)) else list(columns)
+    columns = column_list(columns)
     if not _is_frame(X):
         raise TypeError(f"{param}={columns!r} needs X to be a pandas DataFrame; got "
                         f"{type(X).__name__}.")

@@ -18,7 +18,7 @@ import torch
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._validation import (check_matrix, check_scalar_or_vector, check_varies,
-                                  check_vector, split_named_columns)
+                                  check_vector, column_list, split_named_columns)
 from ...engine import predict_in_batches
 from ...exceptions import WeakInstrumentWarning
 from ...nets import MLP, init_weights
@@ -136,6 +136,11 @@ class DeepIV(BaseCausalEstimator):
     n_features_in_, feature_names_in_ : int, ndarray
     y_mean_, y_scale_ : float
         Standardisation of ``y``.
+    x_mean_, x_scale_, z_mean_, z_scale_ : ndarray
+        Standardisation of the covariates and the instruments (a constant covariate
+        gets scale 1).
+    t_mean_, t_scale_ : ndarray of shape (k,)
+        Standardisation of a continuous treatment.
     device_ : torch.device
 
     References
@@ -257,10 +262,10 @@ class DeepIV(BaseCausalEstimator):
     def _fit(self, X, y, treatment, generator):
         Z = self._check_instrument(self._instrument, X.shape[0])
         self.n_instruments_ = Z.shape[1]
-        self._x_mean, self._x_scale = _standardize(X)
-        self._z_mean, self._z_scale = _standardize(Z)
-        Xs = (X - self._x_mean) / self._x_scale
-        context = np.column_stack([Xs, (Z - self._z_mean) / self._z_scale])
+        self.x_mean_, self.x_scale_ = _standardize(X)
+        self.z_mean_, self.z_scale_ = _standardize(Z)
+        Xs = (X - self.x_mean_) / self.x_scale_
+        context = np.column_stack([Xs, (Z - self.z_mean_) / self.z_scale_])
         discrete = self.treatment_type == "discrete"
         if discrete:
             self.treatment_classes_, codes = np.unique(treatment, return_inverse=True)
@@ -269,8 +274,8 @@ class DeepIV(BaseCausalEstimator):
             target = np.eye(len(self.treatment_classes_))[codes][:, 1:]
         else:
             self.n_treatment_features_ = treatment.shape[1]
-            self._t_mean, self._t_scale = _standardize(treatment)
-            T = (treatment - self._t_mean) / self._t_scale
+            self.t_mean_, self.t_scale_ = _standardize(treatment)
+            T = (treatment - self.t_mean_) / self.t_scale_
             target = T
         self._report_strength(target, Xs, context[:, Xs.shape[1]:])
 
@@ -346,10 +351,8 @@ class DeepIV(BaseCausalEstimator):
     # ---- prediction -----------------------------------------------------------------
     def _validate_X(self, X):
         if self.instrument_cols is not None and hasattr(X, "columns"):
-            names = ([self.instrument_cols] if isinstance(self.instrument_cols,
-                                                          (str, numbers.Integral))
-                     else list(self.instrument_cols))
-            X = X.drop(columns=[c for c in names if c in X.columns])
+            X = X.drop(columns=[c for c in column_list(self.instrument_cols)
+                                if c in X.columns])
         return super()._validate_X(X)
 
     def _levels(self, value, name, n):
@@ -367,19 +370,19 @@ class DeepIV(BaseCausalEstimator):
                     f"{self.treatment_classes_.tolist()}.")
             return index
         k = self.n_treatment_features_
-        value = np.asarray(value, dtype=np.float64) if np.ndim(value) else value
-        if np.ndim(value) == 0:
+        if isinstance(value, numbers.Number) and not isinstance(value, bool):
             value = np.full((n, k), float(value))
-        elif np.ndim(value) == 1 and k > 1 and len(value) == k and n != k:
-            value = np.tile(value, (n, 1))      # one treatment vector for every row
+        elif k > 1 and np.ndim(value) == 1 and len(value) == k and n != k:
+            # one treatment vector for every row
+            value = np.tile(check_matrix(value, name=name, n_samples=k).T, (n, 1))
         levels = check_matrix(value, name=name, n_samples=n)
         if levels.shape[1] != k:
             raise ValueError(f"{name} has {levels.shape[1]} columns but the treatment "
                              f"had {k} in fit.")
-        return (levels - self._t_mean) / self._t_scale
+        return (levels - self.t_mean_) / self.t_scale_
 
     def _outcome_network(self, X, levels):
-        Xs = torch.as_tensor((X - self._x_mean) / self._x_scale, dtype=DTYPE)
+        Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
         if self.treatment_type == "discrete":
             index = torch.as_tensor(levels, dtype=torch.long)
             return predict_in_batches(
@@ -410,7 +413,7 @@ class DeepIV(BaseCausalEstimator):
                              "one use effect(X, T0, T1).")
         X = self._validate_X(X)
         levels = self._levels(T, "T", X.shape[0])
-        Xs = torch.as_tensor((X - self._x_mean) / self._x_scale, dtype=DTYPE)
+        Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
 
         def gradient(x, t):
             with torch.enable_grad():
@@ -420,7 +423,7 @@ class DeepIV(BaseCausalEstimator):
 
         grad = predict_in_batches(gradient, [Xs, torch.as_tensor(levels, dtype=DTYPE)],
                                   device=self.device_)
-        grad = grad * self.y_scale_ / self._t_scale
+        grad = grad * self.y_scale_ / self.t_scale_
         return grad[:, 0] if grad.shape[1] == 1 else grad
 
     def first_stage_log_likelihood(self, X, treatment, instrument):
@@ -437,8 +440,8 @@ class DeepIV(BaseCausalEstimator):
         if Z.shape[1] != self.n_instruments_:
             raise ValueError(f"instrument has {Z.shape[1]} columns but had "
                              f"{self.n_instruments_} in fit.")
-        context = np.column_stack([(X - self._x_mean) / self._x_scale,
-                                   (Z - self._z_mean) / self._z_scale])
+        context = np.column_stack([(X - self.x_mean_) / self.x_scale_,
+                                   (Z - self.z_mean_) / self.z_scale_])
         levels = self._levels(treatment, "treatment", n)
         t = torch.as_tensor(levels, dtype=torch.long if self.treatment_type == "discrete"
                             else DTYPE)
@@ -446,5 +449,5 @@ class DeepIV(BaseCausalEstimator):
             lambda c, t: self.first_stage_module_(c).log_prob(t),
             [torch.as_tensor(context, dtype=DTYPE), t], device=self.device_)
         if self.treatment_type != "discrete":
-            logp = logp - np.log(self._t_scale).sum()  # change of variables to raw t
+            logp = logp - np.log(self.t_scale_).sum()  # change of variables to raw t
         return float(np.mean(logp))

@@ -21,7 +21,6 @@ Usage::
         [--n 10000 ...] [--rho 0.5 0.9 ...] [--seeds 3]
 """
 import argparse
-import platform
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from causalnn import DeepIV
 from causalnn.datasets import demand_test_grid, make_demand
 from causalnn.engine import Trainer, make_generator
 from causalnn.nets import MLP, init_weights
+from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -123,9 +123,8 @@ def summarise(rows, seeds):
                      f"{np.mean([r['blind_s'] for r in cell]):.1f} |")
     header = (f"DeepIV demand benchmark: counterfactual MSE on the 2800-point test grid "
               f"(mean ± sd over {seeds} seeds; standardised h scale). Machine: "
-              f"{platform.machine()} {platform.processor() or ''} CPU, torch "
-              f"{torch.__version__}, 1 thread, shared with other jobs (timings are "
-              f"contended).\n")
+              f"{machine_description()}; the cores are shared with other jobs, so fit "
+              f"times are contended: compare them within a run only.\n")
     return header + "\n" + "\n".join(lines) + "\n"
 
 

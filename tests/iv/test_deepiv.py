@@ -111,7 +111,7 @@ def test_discrete_treatment_recovers_effects():
     rng = np.random.RandomState(1)
     n = 3000
     x, z, u = rng.randn(n, 1), rng.randn(n, 1), rng.randn(n)
-    t = np.digitize(1.5 * z[:, 0] + u, [-0.7, 0.7]) * 5.0       # levels 0, 5, 10
+    t = np.digitize(2.5 * z[:, 0] + u, [-0.7, 0.7]) * 5.0       # levels 0, 5, 10
     effect = {0.0: 0.0, 5.0: 1.0, 10.0: 3.0}
     y = np.vectorize(effect.get)(t) + x[:, 0] + 2.0 * u + 0.3 * rng.randn(n)
     naive = y[t == 10].mean() - y[t == 0].mean()
@@ -119,7 +119,7 @@ def test_discrete_treatment_recovers_effects():
                  outcome_layers=(32, 32), max_epochs=60, patience=8, random_state=0)
     est.fit(x, y, treatment=t, instrument=z)
     np.testing.assert_array_equal(est.treatment_classes_, [0.0, 5.0, 10.0])
-    assert naive - 3.0 > 1.0
+    assert naive - 3.0 > 1.0  # confounded; tolerance below: 0.4 on each effect
     assert abs(est.ate(x, T0=0.0, T1=10.0) - 3.0) < 0.4
     assert abs(est.ate(x, T0=0.0, T1=5.0) - 1.0) < 0.4
     assert est.effect(x, T0=0.0, T1=np.full(n, 5.0)).shape == (n,)

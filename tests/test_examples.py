@@ -33,7 +33,7 @@ def test_pipeline_gridsearch_example(capsys):
 
 
 def test_deepiv_demand_example(capsys):
-    results = load_example("deepiv_demand").main(n_samples=1500, max_epochs=20)
+    results = load_example("deepiv_demand").main(n_samples=1000, max_epochs=10)
     assert set(results) == {"DeepIV", "instrument-blind"}
     assert all(math.isfinite(v) and v >= 0 for v in results.values())
     assert "mean dh/dp" in capsys.readouterr().out

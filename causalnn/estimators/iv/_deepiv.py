@@ -154,7 +154,7 @@ class DeepIV(BaseCausalEstimator):
     --------
     >>> from causalnn import DeepIV
     >>> from causalnn.datasets import make_demand
-    >>> data = make_demand(2000, rho=0.9, random_state=0)
+    >>> data = make_demand(1000, rho=0.9, random_state=0)
     >>> est = DeepIV(random_state=0).fit(data.X, data.y, treatment=data.treatment,
     ...                                  instrument=data.instrument)
     >>> slope = est.marginal_effect(data.X, data.treatment)

@@ -1,7 +1,8 @@
 """Exceptions and warnings raised by causalnn."""
 from sklearn.exceptions import NotFittedError
 
-__all__ = ["NotFittedError", "StopTraining", "TrainingDivergedError", "ConvergenceWarning"]
+__all__ = ["NotFittedError", "StopTraining", "TrainingDivergedError", "ConvergenceWarning",
+           "WeakInstrumentWarning"]
 
 
 class StopTraining(Exception):
@@ -17,3 +18,7 @@ class TrainingDivergedError(RuntimeError):
 
 class ConvergenceWarning(UserWarning):
     """Training stopped at ``max_epochs`` before early stopping triggered."""
+
+
+class WeakInstrumentWarning(UserWarning):
+    """The instruments barely move the treatment (first-stage partial F below 10)."""

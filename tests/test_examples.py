@@ -37,3 +37,10 @@ def test_cevae_proxy_example(capsys):
     assert set(errors) == {"difference in means", "CEVAE", "TARNet"}
     assert all(math.isfinite(e) and e >= 0 for e in errors.values())
     assert "validation ELBO" in capsys.readouterr().out
+
+
+def test_deepiv_demand_example(capsys):
+    results = load_example("deepiv_demand").main(n_samples=1000, max_epochs=10)
+    assert set(results) == {"DeepIV", "instrument-blind"}
+    assert all(math.isfinite(v) and v >= 0 for v in results.values())
+    assert "mean dh/dp" in capsys.readouterr().out

@@ -86,6 +86,12 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         """Linear predictor of E[Y | x, t] on the training scale for each treatment
         array in ``treatments``: a list of (n,) arrays (one forward pass can serve all)."""
 
+    def _validate_treatment(self, treatment, n_samples):
+        """Fit-time treatment check, a hook: a binary (n,) vector by default; estimators
+        with continuous, vector or discrete treatments override it."""
+        treatment = check_vector(treatment, name="treatment", n_samples=n_samples)
+        return self._check_treatment(treatment)
+
     def _check_treatment(self, treatment):
         """Validate the fit-time treatment; binary by default."""
         check_binary(treatment, name="treatment", owner=type(self).__name__)
@@ -138,8 +144,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         # after X and y, so their errors come first
         require_treatment(treatment, self.treatment_col, columns)
         check_same_index(treatment, X_given, "treatment")
-        treatment = check_vector(treatment, name="treatment", n_samples=n)
-        treatment = self._check_treatment(treatment)
+        treatment = self._validate_treatment(treatment, n)
 
         self.n_features_in_ = X.shape[1]
         if names is not None:
@@ -170,11 +175,16 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             return "binary"
         return "continuous"
 
-    def _train(self, module, data, generator, *, stratify):
-        """Run the shared engine; record ``history_``, ``best_epoch_`` and ``n_iter_``."""
+    def _train(self, module, data, generator, *, stratify, loss_fn=None):
+        """Run the shared engine; record ``history_``, ``best_epoch_`` and ``n_iter_``.
+
+        ``loss_fn(module, batch) -> dict`` defaults to ``self._compute_loss``; estimators
+        trained in stages pass each stage's loss.
+        """
         tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in data.items()}
         trainer = Trainer(
-            loss_fn=self._compute_loss, optimizer=self.optimizer,
+            loss_fn=self._compute_loss if loss_fn is None else loss_fn,
+            optimizer=self.optimizer,
             learning_rate=self.learning_rate, weight_decay=self.weight_decay,
             batch_size=self.batch_size, max_epochs=self.max_epochs,
             validation_fraction=self.validation_fraction, patience=self.patience,

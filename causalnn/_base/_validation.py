@@ -281,3 +281,71 @@ def check_cause_matrix(A, *, n_samples=None, n_causes=None, cause_names=None,
                 f"that never varies has no estimable effect; drop it before fitting "
                 f"{owner}.")
     return A, names
+# ---- continuous / vector treatments and instruments (instrumental-variable estimators) ----
+
+def column_list(columns):
+    """A column name or a sequence of names as a list."""
+    return [columns] if isinstance(columns, (str, numbers.Integral)) else list(columns)
+
+
+def split_named_columns(X, values, columns, *, name, param):
+    """Return ``(X_without_columns, values)`` where ``values`` may come from ``columns``.
+
+    The counterpart of :func:`split_treatment_column` for a block of columns (e.g. the
+    instruments named by ``instrument_cols``): given both as an argument and as columns
+    is an error, as is a column missing from the DataFrame.
+    """
+    if columns is None:
+        return X, values
+    columns = column_list(columns)
+    if not _is_frame(X):
+        raise TypeError(f"{param}={columns!r} needs X to be a pandas DataFrame; got "
+                        f"{type(X).__name__}.")
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        if values is not None:
+            return X, values
+        raise ValueError(f"{param}: columns {missing} are not columns of X "
+                         f"(columns: {list(map(str, X.columns))[:10]}...).")
+    if values is not None:
+        raise ValueError(f"{name} was given twice: as the {name} argument and as columns "
+                         f"{columns} of X ({param}). Pass only one.")
+    return X.drop(columns=columns), X[columns].to_numpy()
+
+
+def check_matrix(v, *, name, n_samples, against="X"):
+    """Return a finite float64 array of shape (n_samples, k); a 1-d input is one column.
+
+    For data that may have one or several columns: a continuous or vector treatment, the
+    instruments.
+    """
+    if v is None:
+        raise ValueError(f"{name} is required.")
+    if scipy.sparse.issparse(v):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array.")
+    if isinstance(v, (pd.Series, pd.DataFrame)):
+        v = v.to_numpy()
+    if np.iscomplexobj(v):
+        raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
+    try:
+        array = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numeric; got {type(v).__name__}.") from None
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise ValueError(f"{name} must be of shape (n_samples,) or (n_samples, k); got "
+                         f"shape {array.shape}.")
+    if array.shape[0] != n_samples:
+        raise ValueError(f"{name} has {array.shape[0]} rows but {against} has {n_samples}: "
+                         f"the lengths must match.")
+    _check_finite(array, name)
+    return array.copy() if not array.flags.writeable else array
+
+
+def check_varies(array, *, name):
+    """Raise when a column of the (n, k) ``array`` is constant: it carries no variation."""
+    constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
+    if len(constant):
+        raise ValueError(f"{name} is constant (no variation) in column(s) "
+                         f"{constant.tolist()}; a constant {name} carries no information.")

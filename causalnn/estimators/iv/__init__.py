@@ -1,0 +1,4 @@
+"""Instrumental-variable estimators."""
+from ._deepiv import DeepIV
+
+__all__ = ["DeepIV"]

@@ -1,0 +1,336 @@
+"""DeepIV: recovery under confounding, the first stage's likelihood, the discrete path,
+sklearn integration with the instrument routed, and bad input."""
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+import torch
+from scipy import stats
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from causalnn import DeepIV
+from causalnn.datasets import demand_test_grid, make_demand
+from causalnn.datasets._demand import H_MEAN, H_STD, _raw_h
+from causalnn.engine import Trainer, make_generator
+from causalnn.exceptions import WeakInstrumentWarning
+from causalnn.nets.distributions import MixtureDensityNetwork, sample
+
+FAST = dict(first_stage_layers=(32, 32), outcome_layers=(32, 32), n_components=3,
+            max_epochs=5, patience=None, batch_size=64)
+
+
+def linear_iv(n=3000, seed=0, strength=1.0):
+    """y = 2 t + x + 3 u + noise with t = strength z + x + 2 u: OLS is biased upward."""
+    rng = np.random.RandomState(seed)
+    x, z, u = rng.randn(n, 1), rng.randn(n, 1), rng.randn(n)
+    t = strength * z[:, 0] + x[:, 0] + 2.0 * u + 0.3 * rng.randn(n)
+    y = 2.0 * t + x[:, 0] + 3.0 * u + 0.3 * rng.randn(n)
+    return x, y, t, z
+
+
+@pytest.fixture(scope="module")
+def linear():
+    return linear_iv(n=400)
+
+
+@pytest.fixture(scope="module")
+def fitted(linear):
+    x, y, t, z = linear
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return DeepIV(**FAST, random_state=0).fit(x, y, treatment=t, instrument=z)
+
+
+def test_recovers_linear_structural_function_under_strong_confounding():
+    x, y, t, z = linear_iv(n=3000, strength=2.0)
+    ols_slope = np.linalg.lstsq(np.column_stack([np.ones_like(t), t, x]), y, rcond=None)[0][1]
+    assert ols_slope > 2.6  # the confounding the instrument must undo (true slope 2)
+    est = DeepIV(first_stage_layers=(64, 64), outcome_layers=(64, 64), n_components=5,
+                 max_epochs=60, patience=5, random_state=0)
+    est.fit(x, y, treatment=t, instrument=z)
+    # stated tolerance: the slope of h within 0.3 of 2, averaged over the rows (the
+    # marginal effect) and over the central range t in [-2, 2] (OLS is off by 0.7)
+    assert abs(est.marginal_effect(x, t).mean() - 2.0) < 0.3
+    assert abs(est.ate(x, T0=-2.0, T1=2.0) / 4 - 2.0) < 0.3
+    assert est.first_stage_f_statistic_ > 100 and 0 < est.first_stage_strength_ < 1
+
+
+def test_mdn_log_prob_matches_scipy_mixture():
+    torch.manual_seed(0)
+    mdn = MixtureDensityNetwork(3, 1, 4, (8,)).double()
+    context = torch.randn(5, 3, dtype=torch.float64)
+    t = torch.randn(5, 1, dtype=torch.float64)
+    dist = mdn(context)
+    w = dist.mixture_distribution.probs.detach().numpy()
+    mu = dist.component_distribution.base_dist.loc.detach().numpy()[..., 0]
+    sd = dist.component_distribution.base_dist.scale.detach().numpy()[..., 0]
+    expected = np.log((w * stats.norm.pdf(t.numpy(), mu, sd)).sum(axis=1))
+    np.testing.assert_allclose(dist.log_prob(t).detach().numpy(), expected, rtol=1e-10)
+
+
+def test_mdn_fits_a_known_mixture():
+    """t | z is a two-component mixture whose means move with z; the fitted MDN's
+    held-out log-likelihood comes within 0.05 nats of the true density's."""
+    rng = np.random.RandomState(0)
+    n = 4000
+    z = rng.uniform(-1, 1, n)
+    left = rng.rand(n) < 0.3
+    t = np.where(left, -2.0 + z, 1.0 + 2 * z) + np.where(left, 0.3, 0.5) * rng.randn(n)
+    true_ll = np.log(0.3 * stats.norm.pdf(t, -2.0 + z, 0.3)
+                     + 0.7 * stats.norm.pdf(t, 1.0 + 2 * z, 0.5))
+    generator = make_generator(0)
+    mdn = MixtureDensityNetwork(1, 1, 3, (32, 32)).double()
+    trainer = Trainer(loss_fn=lambda m, b: {"loss": -m(b["z"]).log_prob(b["t"]).mean()},
+                      learning_rate=3e-3, batch_size=128, max_epochs=60, patience=8,
+                      generator=generator)
+    data = {"z": torch.tensor(z[:, None]), "t": torch.tensor(t[:, None])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(mdn, {k: v[:3000] for k, v in data.items()})
+    with torch.no_grad():
+        fitted_ll = mdn(data["z"][3000:]).log_prob(data["t"][3000:]).mean().item()
+    assert abs(fitted_ll - true_ll[3000:].mean()) < 0.05
+    # the seeded sampler draws from the fitted mixture: its moments within 4 s.e.
+    with torch.no_grad():
+        fitted = mdn(data["z"][:2])
+        draws = sample(fitted, 20000, torch.Generator().manual_seed(0))
+    assert draws.shape == (20000, 2, 1)
+    sd = fitted.variance.sqrt()
+    assert torch.all((draws.mean(0) - fitted.mean).abs() < 4 * sd / 20000 ** 0.5)
+    assert torch.all((draws.std(0) / sd - 1).abs() < 0.03)
+
+
+def test_discrete_treatment_recovers_effects():
+    """Three price levels chosen from z and a confounder u; y = effect[t] + x + 2u."""
+    rng = np.random.RandomState(1)
+    n = 3000
+    x, z, u = rng.randn(n, 1), rng.randn(n, 1), rng.randn(n)
+    t = np.digitize(2.5 * z[:, 0] + u, [-0.7, 0.7]) * 5.0       # levels 0, 5, 10
+    effect = {0.0: 0.0, 5.0: 1.0, 10.0: 3.0}
+    y = np.vectorize(effect.get)(t) + x[:, 0] + 2.0 * u + 0.3 * rng.randn(n)
+    naive = y[t == 10].mean() - y[t == 0].mean()
+    est = DeepIV(treatment_type="discrete", first_stage_layers=(32,),
+                 outcome_layers=(32, 32), max_epochs=60, patience=8, random_state=0)
+    est.fit(x, y, treatment=t, instrument=z)
+    np.testing.assert_array_equal(est.treatment_classes_, [0.0, 5.0, 10.0])
+    assert naive - 3.0 > 1.0  # confounded; tolerance below: 0.4 on each effect
+    assert abs(est.ate(x, T0=0.0, T1=10.0) - 3.0) < 0.4
+    assert abs(est.ate(x, T0=0.0, T1=5.0) - 1.0) < 0.4
+    assert est.effect(x, T0=0.0, T1=np.full(n, 5.0)).shape == (n,)
+    assert est.first_stage_log_likelihood(x, t, z) > np.log(1 / 3)
+    with pytest.raises(ValueError, match="not seen in fit"):
+        est.effect(x, T0=0.0, T1=7.0)
+    with pytest.raises(ValueError, match="continuous treatment"):
+        est.marginal_effect(x, t)
+
+
+def test_vector_treatment_shapes():
+    rng = np.random.RandomState(0)
+    n = 300
+    x, z = rng.randn(n, 2), rng.randn(n, 2)
+    t = z + 0.5 * rng.randn(n, 2)
+    y = t[:, 0] - t[:, 1] + x[:, 0] + 0.1 * rng.randn(n)
+    est = DeepIV(**FAST, random_state=0).fit(x, y, treatment=t, instrument=z)
+    assert est.n_treatment_features_ == 2
+    assert est.marginal_effect(x, t).shape == (n, 2)
+    assert est.effect(x, T0=np.zeros(2), T1=np.ones(2)).shape == (n,)
+    assert est.predict_outcome(x, t).dtype == np.float64
+    with pytest.raises(ValueError, match="columns"):
+        est.predict_outcome(x, t[:, :1])
+
+
+def test_api_outputs_float64_and_consistent(fitted, linear):
+    x, y, t, z = linear
+    h0, h1 = fitted.predict_outcome(x, 0.0), fitted.predict_outcome(x, 1.0)
+    assert h0.dtype == np.float64 and h0.shape == (len(x),)
+    np.testing.assert_allclose(fitted.effect(x, T0=0.0, T1=1.0), h1 - h0, atol=1e-12)
+    assert fitted.marginal_effect(x, 0.5).shape == (len(x),)
+    assert isinstance(fitted.score(x, y, treatment=t), float)
+    assert len(fitted.first_stage_history_) == 5 and len(fitted.history_) == 5
+    assert {"train_loss", "valid_loss"} <= set(fitted.history_[0])
+
+
+def test_marginal_effect_matches_finite_difference(fitted, linear):
+    x, _, t, _ = linear
+    step = 1e-4
+    numeric = (fitted.predict_outcome(x, t + step) - fitted.predict_outcome(x, t - step)) / (
+        2 * step)
+    np.testing.assert_allclose(fitted.marginal_effect(x, t), numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_seeded_fit_repeatable_clone_and_pickle(fitted, linear):
+    x, y, t, z = linear
+    again = clone(fitted).fit(x, y, treatment=t, instrument=z)
+    np.testing.assert_array_equal(again.effect(x), fitted.effect(x))
+    other = clone(fitted).set_params(random_state=1).fit(x, y, treatment=t, instrument=z)
+    assert not np.array_equal(other.effect(x), fitted.effect(x))
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.marginal_effect(x, t), fitted.marginal_effect(x, t))
+    assert clone(fitted).get_params() == fitted.get_params()
+
+
+def test_instrument_cols_and_pipeline(linear):
+    x, y, t, z = linear
+    frame = pd.DataFrame({"x": x[:, 0], "z": z[:, 0], "price": t})
+    est = DeepIV(**FAST, instrument_cols=["z"], treatment_col="price", random_state=0)
+    est.fit(frame, y)
+    direct = DeepIV(**FAST, random_state=0).fit(frame[["x"]], y, treatment=t, instrument=z)
+    np.testing.assert_allclose(est.predict(frame), direct.predict(frame[["x"]]))
+    assert list(est.feature_names_in_) == ["x"]
+    pipe = Pipeline([("scale", StandardScaler()), ("iv", DeepIV(**FAST, random_state=0))])
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe.fit(x, y, treatment=t, instrument=z)
+    assert pipe.predict(x).shape == (len(x),)
+
+
+def test_gridsearch_and_cross_validate_route_the_instrument(linear):
+    x, y, t, z = linear
+    seen = []
+
+    class Recording(DeepIV):
+        def fit(self, X, y, *, treatment=None, instrument=None):
+            seen.append((len(X), len(treatment), len(instrument)))
+            return super().fit(X, y, treatment=treatment, instrument=instrument)
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(Recording(**{**FAST, "max_epochs": 2}, random_state=0),
+                              {"n_components": [1, 2]}, cv=KFold(2))
+        search.fit(x, y, treatment=t, instrument=z)
+        assert search.best_params_["n_components"] in (1, 2)
+        assert (200, 200, 200) in seen and (400, 400, 400) in seen
+        scores = cross_validate(DeepIV(**{**FAST, "max_epochs": 2}, random_state=0), x, y,
+                                cv=KFold(2), params={"treatment": t, "instrument": z})
+    assert np.all(np.isfinite(scores["test_score"]))
+
+
+def test_weak_instrument_warns():
+    x, y, t, z = linear_iv(n=400, strength=0.0)
+    with pytest.warns(WeakInstrumentWarning, match="weak"):
+        DeepIV(**{**FAST, "max_epochs": 1}, random_state=0).fit(
+            x, y, treatment=t, instrument=z)
+
+
+@pytest.mark.parametrize("instrument, message", [
+    (None, "instrument is required"),
+    ("nan", "instrument contains 1 NaN"),
+    ("inf", "instrument contains 0 NaN and 1 infinite"),
+    ("constant", "instrument is constant"),
+    ("short", "instrument has 399 rows but X"),
+    ("3d", "instrument must be of shape"),
+])
+def test_bad_instrument_errors(linear, instrument, message):
+    x, y, t, z = linear
+    bad = {None: None, "nan": z.copy(), "inf": z.copy(), "constant": np.ones_like(z),
+           "short": z[:-1], "3d": z[:, :, None]}[instrument]
+    if instrument == "nan":
+        bad[3, 0] = np.nan
+    if instrument == "inf":
+        bad[3, 0] = np.inf
+    with pytest.raises(ValueError, match=message):
+        DeepIV(**FAST).fit(x, y, treatment=t, instrument=bad)
+
+
+def test_bad_treatment_and_column_errors(linear):
+    x, y, t, z = linear
+    with pytest.raises(ValueError, match="treatment is constant"):
+        DeepIV(**FAST).fit(x, y, treatment=np.ones_like(t), instrument=z)
+    with pytest.raises(ValueError, match="treatment has 399 rows"):
+        DeepIV(**FAST).fit(x, y, treatment=t[:-1], instrument=z)
+    with pytest.raises(ValueError, match="treatment is required"):
+        DeepIV(**FAST).fit(x, y, instrument=z)
+    with pytest.raises(ValueError, match="single level"):
+        DeepIV(**FAST, treatment_type="discrete").fit(x, y, treatment=np.ones_like(t),
+                                                     instrument=z)
+    frame = pd.DataFrame({"x": x[:, 0], "z": z[:, 0]})
+    with pytest.raises(ValueError, match="not columns of X"):
+        DeepIV(**FAST, instrument_cols=["w"]).fit(frame, y, treatment=t)
+    with pytest.raises(ValueError, match="given twice"):
+        DeepIV(**FAST, instrument_cols="z").fit(frame, y, treatment=t, instrument=z)
+    with pytest.raises(ValueError, match="treatment_type"):
+        DeepIV(treatment_type="binary").fit(x, y, treatment=t, instrument=z)
+
+
+def test_demand_simulation_matches_the_paper_design():
+    data = make_demand(20000, rho=0.9, random_state=0)
+    assert data.X.shape == (20000, 8) and data.instrument.shape == (20000, 1)
+    np.testing.assert_array_equal(data.X[:, 1:].sum(axis=1), 1.0)
+    s = data.X[:, 1:].argmax(axis=1) + 1.0
+    np.testing.assert_allclose(data.structural,
+                               (_raw_h(data.treatment, data.X[:, 0], s) - H_MEAN) / H_STD)
+    # the standardised h has mean 0 and sd 1; the noise is correlated rho with v
+    assert abs(data.structural.mean()) < 0.03 and abs(data.structural.std() - 1) < 0.03
+    noise = data.y - data.structural
+    assert abs(noise.std() - 1.0) < 0.03
+    psi = 2 * ((data.X[:, 0] - 5) ** 4 / 600 + np.exp(-4 * (data.X[:, 0] - 5) ** 2)
+               + data.X[:, 0] / 10 - 2)
+    v = data.treatment - 25 - (data.instrument[:, 0] + 3) * psi
+    assert abs(np.corrcoef(v, noise)[0, 1] - 0.9) < 0.02
+    grid = demand_test_grid()
+    assert grid.X.shape == (2800, 8) and grid.structural.shape == (2800,)
+
+
+class _AdaptedDeepIV(DeepIV):
+    """For sklearn's checks, which call fit(X, y): treatment and instrument are made
+    from X (the instrument is the first feature, the treatment that plus the second)."""
+
+    @staticmethod
+    def _derive(X):
+        try:
+            X = np.asarray(X)
+            if np.iscomplexobj(X):
+                return None, None
+            X = X.astype(float)
+            return X[:, 0] + 0.5 * X[:, -1], X[:, :1]
+        except (TypeError, ValueError, IndexError):
+            return None, None  # malformed X: let the estimator's own checks report it
+
+    def fit(self, X, y, treatment=None, instrument=None):
+        treatment, instrument = self._derive(X)
+        return super().fit(X, y, treatment=treatment, instrument=instrument)
+
+    def score(self, X, y, treatment=None):
+        return super().score(X, y, treatment=self._derive(X)[0])
+
+
+@pytest.mark.parametrize("check", [
+    "check_no_attributes_set_in_init", "check_get_params_invariance", "check_set_params",
+    "check_dont_overwrite_parameters", "check_fit_idempotent", "check_estimators_pickle",
+    "check_n_features_in", "check_n_features_in_after_fitting", "check_complex_data",
+    "check_estimator_sparse_array", "check_fit2d_predict1d", "check_requires_y_none",
+    "check_supervised_y_2d"])
+def test_sklearn_checks(check):
+    from sklearn.utils import estimator_checks
+    est = _AdaptedDeepIV(**{**FAST, "max_epochs": 2}, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakInstrumentWarning)
+        getattr(estimator_checks, check)("DeepIV", est)
+
+
+def test_docstring_documents_every_parameter():
+    import re
+    documented = set(re.findall(r"^    (\w+) :", DeepIV.__doc__, flags=re.M))
+    assert not set(DeepIV().get_params()) - documented
+
+
+@pytest.mark.cuda
+def test_cuda_fit_agrees_with_cpu_and_unpickles_on_cpu(linear, monkeypatch):
+    x, y, t, z = linear
+    gpu = DeepIV(**FAST, device="cuda", random_state=0).fit(x, y, treatment=t, instrument=z)
+    assert next(gpu.module_.parameters()).device.type == "cuda"
+    assert next(gpu.first_stage_module_.parameters()).device.type == "cuda"
+    cpu = DeepIV(**FAST, device="cpu", random_state=0).fit(x, y, treatment=t, instrument=z)
+    # same initial weights and batches; the draws come from device generators, so the
+    # second stage sees different Monte-Carlo noise on the two devices
+    np.testing.assert_allclose(gpu.predict_outcome(x, t), cpu.predict_outcome(x, t),
+                               atol=0.3 * np.std(y))
+    expected = gpu.marginal_effect(x, t)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    restored = pickle.loads(pickle.dumps(gpu))
+    assert restored.device_.type == "cpu"
+    np.testing.assert_allclose(restored.marginal_effect(x, t), expected, rtol=1e-8)

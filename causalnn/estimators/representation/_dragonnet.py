@@ -49,6 +49,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         into ``[0.01/1.02, 1.01/1.02]`` in the loss and drops extreme-propensity rows
         from its ATE; causalnn keeps every row.)
     %(representation_parameters)s
+    %(member_parameters)s
     head_layers : tuple of int, default=(100, 100)
         Hidden widths of each outcome head (the paper uses two layers of 100).
     weight_decay : float, default=1e-3
@@ -98,16 +99,20 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
     _propensity_head = True
 
     def __init__(self, *, targeted_regularization=True, propensity_weight=1.0,
-                 targeted_weight=1.0, propensity_clip=0.01,
+                 targeted_weight=1.0, propensity_clip=0.01, n_members=1, bootstrap=False,
                  representation_layers=(200, 200, 200), head_layers=(100, 100),
                  activation="elu", learning_rate=1e-3, weight_decay=1e-3, optimizer="adam",
                  batch_size=128, max_epochs=300, patience=40, validation_fraction=0.3,
-                 outcome="auto", treatment_col=None, random_state=None, device="auto",
-                 verbose=0):
+                 scale_features=True, precision="float32", outcome="auto",
+                 treatment_col=None, random_state=None, device="auto", verbose=0):
         self.targeted_regularization = targeted_regularization
         self.propensity_weight = propensity_weight
         self.targeted_weight = targeted_weight
         self.propensity_clip = propensity_clip
+        self.n_members = n_members
+        self.bootstrap = bootstrap
+        self.scale_features = scale_features
+        self.precision = precision
         self.representation_layers = representation_layers
         self.head_layers = head_layers
         self.activation = activation
@@ -127,39 +132,54 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
     def _fit(self, X, y, treatment, generator):
         self.module_ = self._build_module(generator)
         if self.targeted_regularization:
-            self.module_["targeted"] = TargetedRegularization()
-        self._train(self.module_, {"X": X, "y": y, "t": treatment}, generator,
-                    stratify=treatment)
-        self.epsilon_ = (self.module_["targeted"].epsilon.item()
-                         if self.targeted_regularization else 0.0)
+            self.module_["targeted"] = TargetedRegularization(self.n_members_)
+        self._train_members(self.module_, {"X": X, "y": y, "t": treatment}, generator,
+                            stratify=treatment)
+        self._set_epsilon()
         return self
+
+    def _set_epsilon(self):
+        """``epsilon_``: a float for one member, one value per member otherwise."""
+        if not self.targeted_regularization:
+            self.epsilon_ = 0.0 if self.n_members_ == 1 else np.zeros(self.n_members_)
+            return
+        epsilon = self.module_["targeted"].epsilon.detach().cpu().numpy()
+        self.epsilon_ = float(epsilon[0]) if self.n_members_ == 1 else epsilon
+
+    def _dataset_fitted_attributes(self, members):
+        self._set_epsilon()
 
     def _clip(self, g):
         return g.clamp(self.propensity_clip, 1.0 - self.propensity_clip)
 
     def _compute_loss(self, module, batch):
-        out = module["net"](batch["X"])
+        out = module["net"](batch["X"])  # every output has a leading member axis
         t, y = batch["t"], batch["y"]
-        eta = out.outcome.gather(1, t.long().unsqueeze(1)).squeeze(1)
-        factual = outcome_loss(eta, y, self.outcome_type_).mean()
-        propensity = F.binary_cross_entropy_with_logits(out.propensity_logit, t)
+        eta = self._factual(out.outcome, t)
+        y = y.expand_as(eta)  # shared outcomes, or one row per member (fit_many)
+        factual = self._member_mean(outcome_loss(eta, y, self.outcome_type_), batch)
+        propensity = self._member_mean(F.binary_cross_entropy_with_logits(
+            out.propensity_logit, t.expand_as(out.propensity_logit), reduction="none"),
+            batch)
         loss = factual + self.propensity_weight * propensity
-        terms = {"factual": factual, "propensity": propensity}
+        terms = {"factual": factual.mean(), "propensity": propensity.mean()}
         if self.targeted_regularization:
             g = self._clip(torch.sigmoid(out.propensity_logit))
             eta_tilde = module["targeted"](eta, t, g)
-            targeted = outcome_loss(eta_tilde, y, self.outcome_type_).mean()
+            targeted = self._member_mean(
+                outcome_loss(eta_tilde, y, self.outcome_type_), batch)
             loss = loss + self.targeted_weight * targeted
-            terms["targeted"] = targeted
-        return {"loss": loss, **terms}
+            terms["targeted"] = targeted.mean()
+        return {"loss": loss.sum(), "member_loss": loss, **terms}
 
     def _propensity_from_logit(self, logit):
         return np.clip(1.0 / (1.0 + np.exp(-logit)),
                        self.propensity_clip, 1.0 - self.propensity_clip)
 
     def _predict_propensity(self, X):
+        # an ensemble's propensity is its members' mean
         return self._propensity_from_logit(
-            self._forward(X, lambda out: out.propensity_logit))
+            self._forward(X, lambda out: out.propensity_logit)).mean(axis=0)
 
     def ate(self, X, T0=0, T1=1, *, targeted=False):
         """Average treatment effect over the rows of ``X``.
@@ -195,8 +215,9 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
             return 0.0
         # one pass for both heads and the propensity
         out = self._forward(
-            X, lambda o: torch.cat([o.outcome, o.propensity_logit[:, None]], dim=1))
-        g = self._propensity_from_logit(out[:, 2])
-        eta0, eta1 = fluctuate(out[:, 0], out[:, 1], g, self.epsilon_)
+            X, lambda o: torch.cat([o.outcome, o.propensity_logit[..., None]], dim=-1))
+        g = self._propensity_from_logit(out[..., 2])  # (n_members, n)
+        epsilon = np.reshape(self.epsilon_, (-1, 1))  # each member its own fluctuation
+        eta0, eta1 = fluctuate(out[..., 0], out[..., 1], g, epsilon)
         tau = self._to_outcome_scale(eta1) - self._to_outcome_scale(eta0)
         return float(np.mean(tau) if T1 == 1 else -np.mean(tau))

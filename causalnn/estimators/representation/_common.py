@@ -105,7 +105,20 @@ class RepresentationEstimator(BaseCausalEstimator):
         -------
         estimators : list of fitted estimators
             One per dataset, each a fitted estimator of this class with its own
-            ``module_`` (``n_members`` members), ``y_mean_`` and ``y_scale_``.
+            ``module_`` (``n_members`` members), ``y_mean_`` and ``y_scale_``. This
+            estimator itself is left fitted to the first dataset.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from causalnn import TARNet
+        >>> from causalnn.datasets import load_ihdp
+        >>> files = [load_ihdp(r) for r in (1, 2)]  # same X and treatment
+        >>> Y = np.stack([f.y for f in files])
+        >>> fits = TARNet(n_members=2, max_epochs=5, random_state=0).fit_many(
+        ...     files[0].X, Y, treatment=files[0].treatment)
+        >>> [est.effect(files[0].X, members=True).shape for est in fits]
+        [(2, 747), (2, 747)]
         """
         Y = np.asarray(Y, dtype=float)
         if Y.ndim != 2 or Y.shape[0] < 1:
@@ -127,12 +140,16 @@ class RepresentationEstimator(BaseCausalEstimator):
             self.fit(X, Y[0], treatment=treatment)
         finally:
             del self._many_y
-        return [self._dataset(k, means[k], scales[k]) for k in range(len(Y))]
+        fitted = [self._dataset(k, means[k], scales[k]) for k in range(len(Y))]
+        # this estimator ends as the first dataset's (never as all members pooled)
+        self.__dict__.update(fitted[0].__dict__)
+        return fitted
 
     def _dataset(self, k, y_mean, y_scale):
         """The fitted estimator of dataset ``k`` of a ``fit_many`` fit."""
         est = type(self).__new__(type(self))  # a shallow copy that skips pickling
         est.__dict__.update(self.__dict__)
+        est.history_ = list(self.history_)
         members = range(k * self.n_members, (k + 1) * self.n_members)
         est.module_ = select_members(self.module_, members, self.n_members_)
         est.n_members_ = self.n_members

@@ -6,7 +6,7 @@
 #   bash benchmarks/gpu_session.sh OUTDIR
 #
 # Writes OUTDIR/pytest.txt, OUTDIR/members_cuda.md, OUTDIR/throughput_cuda.md and
-# OUTDIR/throughput_cuda_1e7.md,
+# OUTDIR/throughput_cuda_1e7.md, OUTDIR/throughput_cuda_compile.md,
 # OUTDIR/nvidia-smi.txt. CATENets (for the comparison row) is installed from
 # benchmarks/wheels/ without network when it is not importable; without it the row is
 # skipped and the table says why.
@@ -36,5 +36,9 @@ timeout 150 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
   --rows 100000 1000000 --batch 8192 65536 262144 --out "$OUT" 2>&1 | tail -22
 timeout 90 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
   --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 \
+  --out "$OUT" 2>&1 | tail -8
+# 4. torch.compile with CUDA graphs (compilation is paid in the untimed first fits)
+timeout 120 python benchmarks/throughput.py --device cuda --epochs 2 \
+  --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile --tag _compile \
   --out "$OUT" 2>&1 | tail -8
 echo "total $(( $(date +%s) - start )) s"

@@ -210,6 +210,8 @@ def main(argv=None):
         "tarnet": ("causalnn TARNet", CausalnnRunner(lambda **kw: TARNet(**common, **kw))),
         "tarnet-bf16": ("causalnn TARNet, precision=bfloat16", CausalnnRunner(
             lambda **kw: TARNet(**common, precision="bfloat16", **kw))),
+        "tarnet-compile": ("causalnn TARNet, compile=True (CUDA graphs)", CausalnnRunner(
+            lambda **kw: TARNet(**common, compile=True, **kw))),
         "cfr-wass": ("causalnn CFR-Wasserstein (alpha 0.1)", CausalnnRunner(
             lambda **kw: CFRNet(**common, ipm="wasserstein", alpha=0.1, **kw))),
     }

@@ -28,7 +28,10 @@ scale_features : bool, default=True
     effects and inputs stay in the user's units.
 precision : {"float32", "bfloat16"}, default="float32"
     ``"bfloat16"`` trains under bfloat16 autocast (mixed precision; for large tables
-    on GPUs with bfloat16 tensor cores).""",
+    on GPUs with bfloat16 tensor cores).
+compile : bool, default=False
+    Compile the forward pass and loss with ``torch.compile`` (CUDA graphs on a GPU).
+    Compilation costs tens of seconds once per fit: for long fits on large tables.""",
     "training_parameters": """\
 learning_rate : float, default=1e-3
     Step size of the optimizer.

@@ -158,7 +158,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             validation_fraction=self.validation_fraction, patience=self.patience,
             device=self.device_, generator=generator, verbose=self.verbose,
             n_members=n_members, bootstrap=bootstrap,
-            precision=getattr(self, "precision", "float32"))
+            precision=getattr(self, "precision", "float32"),
+            compile=getattr(self, "compile", False))
         member_data = {k: torch.tensor(v, dtype=torch.float32)
                        for k, v in (member_data or {}).items()}
         self.history_ = trainer.fit(module, tensors, stratify=stratify,

@@ -127,3 +127,13 @@ def test_ipm_on_a_balanced_subbatch_for_large_batches():
     sub = CFRNet(ipm_batch_size=32, **kw).fit(X, Y, treatment=T)
     assert np.isfinite(sub.history_[-1]["train_ipm"])
     assert abs(sub.ate(X) - whole.ate(X)) < 0.3
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager():
+    """compile=True (torch.compile of the loss) trains the same network; minutes of
+    compilation on a CPU, hence slow."""
+    kw = dict(SMALL, n_members=2, ipm="wasserstein", random_state=0)
+    eager = CFRNet(**kw).fit(X, Y, treatment=T)
+    compiled = CFRNet(compile=True, **kw).fit(X, Y, treatment=T)
+    np.testing.assert_allclose(compiled.effect(X), eager.effect(X), rtol=1e-4, atol=1e-4)

@@ -102,7 +102,7 @@ class CFRNet(RepresentationEstimator):
                  head_layers=(100, 100, 100), activation="elu", learning_rate=1e-3,
                  weight_decay=1e-4, optimizer="adam", batch_size=64, max_epochs=300,
                  patience=30, validation_fraction=0.3, scale_features=True,
-                 precision="float32", outcome="auto", treatment_col=None,
+                 precision="float32", compile=False, outcome="auto", treatment_col=None,
                  random_state=None, device="auto", verbose=0):
         self.alpha = alpha
         self.ipm = ipm
@@ -113,6 +113,7 @@ class CFRNet(RepresentationEstimator):
         self.bootstrap = bootstrap
         self.scale_features = scale_features
         self.precision = precision
+        self.compile = compile
         self.representation_layers = representation_layers
         self.head_layers = head_layers
         self.activation = activation
@@ -227,7 +228,7 @@ class TARNet(CFRNet):
                  representation_layers=(200, 200, 200), head_layers=(100, 100, 100),
                  activation="elu", learning_rate=1e-3, weight_decay=1e-4, optimizer="adam",
                  batch_size=64, max_epochs=300, patience=30, validation_fraction=0.3,
-                 scale_features=True, precision="float32", outcome="auto",
+                 scale_features=True, precision="float32", compile=False, outcome="auto",
                  treatment_col=None, random_state=None, device="auto", verbose=0):
         self.normalize_representation = normalize_representation
         self.reweight_sample = reweight_sample
@@ -235,6 +236,7 @@ class TARNet(CFRNet):
         self.bootstrap = bootstrap
         self.scale_features = scale_features
         self.precision = precision
+        self.compile = compile
         self.representation_layers = representation_layers
         self.head_layers = head_layers
         self.activation = activation

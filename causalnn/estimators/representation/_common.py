@@ -32,6 +32,7 @@ class RepresentationEstimator(BaseCausalEstimator):
         "bootstrap": [bool],
         "scale_features": [bool],
         "precision": [Options("float32", "bfloat16")],
+        "compile": [bool],
     }
     _propensity_head = False
     _normalize_representation = False

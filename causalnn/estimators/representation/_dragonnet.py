@@ -103,7 +103,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
                  representation_layers=(200, 200, 200), head_layers=(100, 100),
                  activation="elu", learning_rate=1e-3, weight_decay=1e-3, optimizer="adam",
                  batch_size=128, max_epochs=300, patience=40, validation_fraction=0.3,
-                 scale_features=True, precision="float32", outcome="auto",
+                 scale_features=True, precision="float32", compile=False, outcome="auto",
                  treatment_col=None, random_state=None, device="auto", verbose=0):
         self.targeted_regularization = targeted_regularization
         self.propensity_weight = propensity_weight
@@ -113,6 +113,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         self.bootstrap = bootstrap
         self.scale_features = scale_features
         self.precision = precision
+        self.compile = compile
         self.representation_layers = representation_layers
         self.head_layers = head_layers
         self.activation = activation

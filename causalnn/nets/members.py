@@ -46,6 +46,10 @@ class MemberLinear(nn.Module):
         self.out_features = out_features
         self.weight = nn.Parameter(torch.empty(n_members, in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(n_members * out_features))
+        # nn.Linear's default range; estimators re-draw from their own generator
+        # (causalnn.nets.init_weights)
+        bound = in_features ** -0.5
+        nn.init.uniform_(self.weight, -bound, bound)
 
     def forward(self, x):
         bias = self.bias.view(self.n_members, 1, self.out_features)

@@ -62,9 +62,12 @@ class RepresentationEstimator(BaseCausalEstimator):
             y = np.repeat(self._many_y, self.n_members, axis=0)  # dataset-major members
             member_data = {"y": y}
             data = {k: v for k, v in data.items() if k != "y"}
-        return self._train(module, data, generator, stratify=stratify,
-                           n_members=self.n_members_, bootstrap=self.bootstrap,
-                           member_data=member_data)
+        module = self._train(module, data, generator, stratify=stratify,
+                             n_members=self.n_members_, bootstrap=self.bootstrap,
+                             member_data=member_data)
+        if self.n_members_ == 1:  # one network: the epoch as a plain int
+            self.best_epoch_ = int(np.asarray(self.best_epoch_).item())
+        return module
 
     @staticmethod
     def _factual(outcome, t):
@@ -155,7 +158,8 @@ class RepresentationEstimator(BaseCausalEstimator):
         est.module_ = select_members(self.module_, members, self.n_members_)
         est.n_members_ = self.n_members
         est.y_mean_, est.y_scale_ = float(y_mean), float(y_scale)
-        est.best_epoch_ = np.asarray(self.best_epoch_)[list(members)]
+        best = np.asarray(self.best_epoch_).reshape(-1)[list(members)]
+        est.best_epoch_ = int(best[0]) if self.n_members == 1 else best
         est.history_ = [dict(r, valid_member_loss=list(np.asarray(
             r["valid_member_loss"])[list(members)])) if "valid_member_loss" in r else r
             for r in self.history_]

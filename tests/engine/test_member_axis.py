@@ -42,7 +42,7 @@ def test_members_fit_their_own_datasets_without_mixing():
     X = torch.randn(300, 3, generator=g)
     w = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0], [-1.0, -1.0, -1.0]])
     Y = (w @ X.T) + 0.01 * torch.randn(3, 300, generator=g)
-    module = MemberLinear(3, 3, 1)
+    module = init_weights(MemberLinear(3, 3, 1), torch.Generator().manual_seed(0))
     trainer = Trainer(loss_fn=_member_mse, learning_rate=0.05, batch_size=32,
                       max_epochs=200, patience=20, generator=make_generator(0), n_members=3)
     history = trainer.fit(module, {"X": X}, member_data={"y": Y})
@@ -62,7 +62,7 @@ def test_each_member_keeps_its_own_best_epoch_and_weights():
         def on_epoch_end(self, trainer, record):
             snapshots[record["epoch"]] = trainer.module.weight.detach().clone()
 
-    module = MemberLinear(2, 3, 1)
+    module = init_weights(MemberLinear(2, 3, 1), torch.Generator().manual_seed(0))
     # two members, very different step sizes through different initial scales: the
     # large learning rate makes the validation loss noisy, so best epochs differ
     trainer = Trainer(loss_fn=_member_mse, learning_rate=0.3, batch_size=8,

@@ -286,10 +286,10 @@ def main(argv=None):
              "seeds": part_seeds}
     for name in args.part:
         start = time.perf_counter()
-        lines += parts[name](args, device)
-        lines.append(f"({name}: {time.perf_counter() - start:.0f} s wall)")
-        lines.append("")
-        print("\n".join(lines[-12:]), flush=True)
+        part = parts[name](args, device)
+        part += [f"({name}: {time.perf_counter() - start:.0f} s wall)", ""]
+        lines += part
+        print("\n".join(part), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"members_{device.type}.md"

@@ -7,6 +7,7 @@
 #
 # Writes OUTDIR/pytest.txt, OUTDIR/members_cuda.md, OUTDIR/throughput_cuda.md and
 # OUTDIR/throughput_cuda_1e7.md, OUTDIR/throughput_cuda_compile.md,
+# OUTDIR/ihdp_cuda_members10_fitmany.md,
 # OUTDIR/nvidia-smi.txt. CATENets (for the comparison row) is installed from
 # benchmarks/wheels/ without network when it is not importable; without it the row is
 # skipped and the table says why.
@@ -23,12 +24,12 @@ fi
 
 start=$(date +%s)
 # 1. the whole default suite; device="auto" puts every estimator on CUDA
-timeout 300 python -m pytest -q -p no:cacheprovider 2>&1 | tail -40 > "$OUT/pytest.txt"
+timeout 240 python -m pytest -q -p no:cacheprovider 2>&1 | tail -40 > "$OUT/pytest.txt"
 echo "pytest: $(tail -1 "$OUT/pytest.txt") ($(( $(date +%s) - start )) s)"
 
 # 2. 100 IHDP TARNets (10 files x 10 seeds) as one batched fit vs fitted one by one
 #    (20 sequential fits timed, the time scaled to 100); stacked vs vmap step
-timeout 150 python benchmarks/members.py --device cuda --part impl batched \
+timeout 120 python benchmarks/members.py --device cuda --part impl batched \
   --datasets 10 --seeds 10 --sequential-fits 20 --out "$OUT" 2>&1 | tail -25
 
 # 3. rows/s: 1e5 to 1e7 rows x 25 features
@@ -37,8 +38,12 @@ timeout 150 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
 timeout 90 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
   --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 \
   --out "$OUT" 2>&1 | tail -8
-# 4. torch.compile with CUDA graphs (compilation is paid in the untimed first fits)
-timeout 120 python benchmarks/throughput.py --device cuda --epochs 2 \
+# 4. IHDP: the 10 files x 10 members as one fit_many (replication 1's split)
+timeout 60 python benchmarks/ihdp.py --device cuda --fit-many --n-members 10 \
+  --models "T-learner GB (baseline)" TARNet --out "$OUT" 2>&1 | tail -6
+
+# 5. torch.compile with CUDA graphs (compilation is paid in the untimed first fits)
+timeout 90 python benchmarks/throughput.py --device cuda --epochs 2 \
   --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile --tag _compile \
   --out "$OUT" 2>&1 | tail -8
 echo "total $(( $(date +%s) - start )) s"

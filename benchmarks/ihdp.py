@@ -19,6 +19,7 @@ import argparse
 import csv
 import os
 import platform
+import shlex
 import sys
 import time
 import warnings
@@ -228,7 +229,7 @@ def main(argv=None):
     header = [f"# IHDP benchmark ({args.replications} replications, {protocol})", "",
               f"Machine: {machine_description()}.", "",
               "Command: `python benchmarks/ihdp.py "
-              + " ".join(argv if argv is not None else sys.argv[1:]) + "`", "",
+              + shlex.join(argv if argv is not None else sys.argv[1:]) + "`", "",
               "Mean ± standard error over replications; 'time / baseline' is the mean fit "
               "time divided by that of the gradient-boosting T-learner in the same run.", ""]
     table = header + summarise(records, order)

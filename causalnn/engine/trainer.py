@@ -31,7 +31,8 @@ replications of a benchmark). Adopting it takes three things:
 Each member then gets its own initial weights (drawn from the generator member by
 member), its own row weights or resample (``bootstrap=True``), its own validation loss,
 its own early stopping and its own best weights; training ends when every member has
-stopped improving. The history records the members' mean loss as ``train_loss`` /
+stopped improving, so a batched fit runs as many epochs as its slowest member (members
+that have stopped keep training but their best weights are the ones restored). The history records the members' mean loss as ``train_loss`` /
 ``valid_loss`` and the per-member validation losses as ``valid_member_loss``.
 
 Speed: the data is moved to the device once and batches are indexed there; loss terms

@@ -17,8 +17,11 @@ activation : {"elu", "relu", "tanh", "selu", "gelu"}, default="elu"
 n_members : int, default=1
     Networks trained as one batched computation (an ensemble): each has its own initial
     weights, validation loss, early stopping and best weights, and effects are the
-    members' mean (``effect(X, members=True)`` gives each member's). See the estimator
-    family's notes and ``benchmarks/results/members_cpu.md`` for the cost.
+    members' mean (``effect(X, members=True)`` gives each member's). On IHDP, 5 members
+    lowered TARNet's out-of-sample sqrt(PEHE) from 0.85 to 0.67 and halved the ATE's
+    seed-to-seed spread with 10, but on a 2-core CPU they cost about linearly more time,
+    hence the default of 1; on a GPU they run as one batched computation
+    (``benchmarks/results/members_cpu.md``).
 bootstrap : bool, default=False
     Train each member on its own bootstrap resample of the training rows (the
     validation rows are shared): the members' spread then reflects sampling variation.

@@ -9,13 +9,18 @@ scored in-sample (those 90%) and out-of-sample (the 10% test rows) by sqrt(PEHE)
 the speed (and accuracy) baseline; fit times are reported as ratios to it.
 
 Run:  python benchmarks/ihdp.py [--replications 10] [--device auto] [--threads 1]
-      [--models ...]
-Writes benchmarks/results/ihdp_<device>.md (the table) and ihdp_<device>.csv (per run).
+      [--models ...] [--n-members M] [--fit-many]
+Writes benchmarks/results/ihdp_<device>[_members<M>][_fitmany].md (the table) and the
+matching .csv (per run). ``--fit-many`` trains each neural model on all replications as
+one batched ``fit_many`` (the files share X and the treatment; all use replication 1's
+split, so the scores are over one test set).
 """
 import argparse
 import csv
 import os
 import platform
+import shlex
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -78,12 +83,32 @@ def model_specs(device):
 
 def run_one(name, est, data):
     fit_rows = np.concatenate([data.train_index, data.valid_index])
-    test = data.test_index
     start = time.perf_counter()
     est.fit(data.X[fit_rows], data.y[fit_rows], treatment=data.treatment[fit_rows])
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    return score(name, est, data, fit_rows, data.test_index,
+                 time.perf_counter() - start)
+
+
+def run_many(name, est, files):
+    """All replications as one batched fit (``fit_many``): the files share X and the
+    treatment; they are fitted on replication 1's 90% rows and scored on its 10%."""
+    split = files[0]
+    fit_rows = np.concatenate([split.train_index, split.valid_index])
+    Y = np.stack([f.y[fit_rows] for f in files])
+    start = time.perf_counter()
+    ests = est.fit_many(split.X[fit_rows], Y, treatment=split.treatment[fit_rows])
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / len(files)  # per replication
+    rows = []
+    for f, fitted in zip(files, ests):
+        rows += score(name, fitted, f, fit_rows, split.test_index, seconds)
+    return rows
+
+
+def score(name, est, data, fit_rows, test, seconds):
     rows = []
     ate_variants = [(name, {})]
     if name == "Dragonnet+treg":
@@ -153,6 +178,11 @@ def main(argv=None):
     parser.add_argument("--note", default=None,
                         help="a line about the run's conditions for the table's header "
                              "(e.g. that the machine was shared)")
+    parser.add_argument("--n-members", type=int, default=None,
+                        help="n_members of the neural estimators (default: theirs)")
+    parser.add_argument("--fit-many", action="store_true",
+                        help="fit all replications of a model as one batched fit_many "
+                             "(replication 1's split for all; see run_many)")
     parser.add_argument("--from-csv", metavar="FILE",
                         help="re-print the table from a per-run CSV of an earlier run")
     args = parser.parse_args(argv)
@@ -167,10 +197,28 @@ def main(argv=None):
         with open(args.from_csv) as fh:
             records = [{k: (v if k in ("model", "device") else float(v or "nan"))
                         for k, v in row.items()} for row in csv.DictReader(fh)]
-    for r in range(1, args.replications + 1 if not args.from_csv else 1):
+    def make(name, r):
+        est = specs[name](r)
+        if args.n_members and hasattr(est, "n_members"):
+            est.set_params(n_members=args.n_members)
+        return est
+
+    if args.fit_many and not args.from_csv:
+        files = [load_ihdp(r) for r in range(1, args.replications + 1)]
+        for name in names:
+            est = make(name, 0)
+            rows = (run_many(name, est, files) if hasattr(est, "fit_many") else
+                    [row for f in files for row in run_one(name, make(name, f.replication),
+                                                           f)])
+            records += rows
+            for row in rows:
+                print(f"rep {int(row['replication']):2d} {row['model']:<32s} pehe_out "
+                      f"{row['pehe_out']:6.3f} fit {row['fit_seconds']:6.2f}s", flush=True)
+    for r in range(1, args.replications + 1 if not (args.from_csv or args.fit_many)
+                   else 1):
         data = load_ihdp(r)
         for name in names:
-            rows = run_one(name, specs[name](r), data)
+            rows = run_one(name, make(name, r), data)
             records += rows
             for row in rows:
                 print(f"rep {r:2d} {row['model']:<32s} pehe_out {row['pehe_out']:6.3f} "
@@ -181,11 +229,14 @@ def main(argv=None):
         order += ([f"{name} (plug-in ATE)", f"{name} (targeted ATE)"]
                   if name == "Dragonnet+treg" else [name])
     device = "cuda" if any(r["device"].startswith("cuda") for r in records) else "cpu"
-    header = [f"# IHDP benchmark ({args.replications} replications, 63/27/10 split)", "",
+    tag = (f"_members{args.n_members}" if args.n_members else "") + (
+        "_fitmany" if args.fit_many else "")
+    protocol = ("all replications as one fit_many on replication 1's 63/27/10 split"
+                if args.fit_many else "63/27/10 split")
+    header = [f"# IHDP benchmark ({args.replications} replications, {protocol})", "",
               f"Machine: {machine_description()}.", "",
-              f"Command: `python benchmarks/ihdp.py --replications {args.replications} "
-              f"--device {args.device}"
-              f"{f' --threads {args.threads}' if args.threads else ''}`", "",
+              "Command: `python benchmarks/ihdp.py "
+              + shlex.join(argv if argv is not None else sys.argv[1:]) + "`", "",
               "Mean ± standard error over replications; 'time / baseline' is the mean fit "
               "time divided by that of the gradient-boosting T-learner in the same run.", ""]
     if args.note:
@@ -194,12 +245,12 @@ def main(argv=None):
     print("\n".join(table))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"ihdp_{device}.md").write_text("\n".join(table) + "\n")
-    with open(out / f"ihdp_{device}.csv", "w", newline="") as fh:
+    (out / f"ihdp_{device}{tag}.md").write_text("\n".join(table) + "\n")
+    with open(out / f"ihdp_{device}{tag}.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)
-    print(f"\nwritten to {out / f'ihdp_{device}.md'}")
+    print(f"\nwritten to {out / f'ihdp_{device}{tag}.md'}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,28 @@ representation_layers : tuple of int, default=(200, 200, 200)
     Hidden widths of the shared representation ``Phi``.
 activation : {"elu", "relu", "tanh", "selu", "gelu"}, default="elu"
     Activation after every hidden layer.""",
+    "member_parameters": """\
+n_members : int, default=1
+    Networks trained as one batched computation (an ensemble): each has its own initial
+    weights, validation loss, early stopping and best weights, and effects are the
+    members' mean (``effect(X, members=True)`` gives each member's). On IHDP, 5 members
+    lowered TARNet's out-of-sample sqrt(PEHE) from 0.85 to 0.67 and halved the ATE's
+    seed-to-seed spread with 10, but on a 2-core CPU they cost about linearly more time,
+    hence the default of 1; on a GPU they run as one batched computation
+    (``benchmarks/results/members_cpu.md``).
+bootstrap : bool, default=False
+    Train each member on its own bootstrap resample of the training rows (the
+    validation rows are shared): the members' spread then reflects sampling variation.
+scale_features : bool, default=True
+    Standardise the non-binary columns of ``X`` inside the estimator (0/1 columns are
+    left as they are). The small-weight initialisation assumes unit-scale inputs;
+    effects and inputs stay in the user's units.
+precision : {"float32", "bfloat16"}, default="float32"
+    ``"bfloat16"`` trains under bfloat16 autocast (mixed precision; for large tables
+    on GPUs with bfloat16 tensor cores).
+compile : bool, default=False
+    Compile the forward pass and loss with ``torch.compile`` (CUDA graphs on a GPU).
+    Compilation costs tens of seconds once per fit: for long fits on large tables.""",
     "training_parameters": """\
 learning_rate : float, default=1e-3
     Step size of the optimizer.
@@ -42,12 +64,17 @@ verbose : int, default=0
     "fitted_attributes": """\
 history_ : list of dict
     One record per epoch: ``train_loss``, ``valid_loss`` and every named loss term.
-best_epoch_ : int
-    Epoch whose weights were restored by early stopping.
+best_epoch_ : int or ndarray of shape (n_members_,)
+    Epoch whose weights were restored by early stopping (one per member).
 n_iter_ : int
     Epochs run.
 n_features_in_ : int
     Number of covariates seen in ``fit``.
+n_members_ : int
+    Members of the fitted module (``module_`` holds them stacked).
+X_offset_, X_scale_ : ndarray of shape (n_features_in_,)
+    Feature scaling applied before the network (0 and 1 for binary columns or with
+    ``scale_features=False``).
 feature_names_in_ : ndarray of str
     Covariate names, only when ``X`` was a DataFrame.
 outcome_type_ : {"continuous", "binary"}

@@ -6,7 +6,11 @@ Each hook receives the trainer; ``on_epoch_end`` also receives the epoch's histo
 import sys
 import time
 
+import numpy as np
+import torch
+
 from ..exceptions import StopTraining
+from .members import member_rows
 
 __all__ = ["Callback", "EarlyStopping", "ProgressBar"]
 
@@ -36,6 +40,11 @@ class EarlyStopping(Callback):
     With ``load_best=True`` the module's weights from the best epoch are restored at the
     end of training. ``best_epoch`` holds the (1-based) epoch of the best score.
 
+    When ``record[monitor]`` is a list (one score per member of a member module, see
+    :mod:`causalnn.engine.trainer`), each member is tracked on its own: its own best
+    score, best epoch (``best_epoch`` is then an array) and best weights; training
+    stops once every member has gone ``patience`` epochs without improving.
+
     Parameters
     ----------
     monitor : str, default="valid_loss"
@@ -62,6 +71,9 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, trainer, record):
         score = record[self.monitor]
+        if isinstance(score, (list, tuple, np.ndarray)):
+            return self._members_epoch_end(trainer, np.asarray(score, dtype=float),
+                                           record["epoch"])
         if score < self.best_score - self.min_delta:
             self.best_score = score
             self.best_epoch = record["epoch"]
@@ -75,6 +87,26 @@ class EarlyStopping(Callback):
             self._stale += 1
             if self._stale >= self.patience:
                 raise StopTraining
+
+    def _members_epoch_end(self, trainer, score, epoch):
+        if self._best_state is None:
+            self.best_score = np.full(len(score), np.inf)
+            self.best_epoch = np.zeros(len(score), dtype=int)
+            self._stale = np.zeros(len(score), dtype=int)
+        improved = score < self.best_score - self.min_delta
+        self.best_score = np.where(improved, score, self.best_score)
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        self._stale = np.where(improved, 0, self._stale + 1)
+        state = trainer.module.state_dict()
+        if self._best_state is None:
+            self._best_state = {k: v.detach().clone() for k, v in state.items()}
+        elif self.load_best and improved.any():
+            for key, value in state.items():
+                mask = torch.as_tensor(improved, device=value.device)[:, None]
+                best = member_rows(self._best_state[key], len(score))
+                best.copy_(torch.where(mask, member_rows(value.detach(), len(score)), best))
+        if np.all(self._stale >= self.patience):
+            raise StopTraining
 
     def on_train_end(self, trainer):
         if self.load_best and self._best_state is not None:

@@ -21,16 +21,20 @@ def resolve_device(device):
     return resolved
 
 
-def predict_in_batches(fn, tensors, *, device, batch_size=8192):
+def predict_in_batches(fn, tensors, *, device, batch_size=65536, row_dim=0):
     """Apply ``fn`` to row-chunks of ``tensors`` (moved to ``device`` chunk by chunk).
 
-    ``fn`` returns one tensor per call; results are concatenated on the CPU as NumPy.
-    Chunking keeps memory bounded for large inputs; inference runs without autograd.
+    ``fn`` returns one tensor per call whose rows lie along ``row_dim`` (1 for outputs
+    with a leading member axis); results are concatenated on the CPU as NumPy. Chunking
+    keeps memory bounded for large inputs; inference runs without autograd.
     """
     n = tensors[0].shape[0]
     outputs = []
     with torch.no_grad():
         for start in range(0, n, batch_size):
             chunk = [t[start:start + batch_size].to(device, non_blocking=True) for t in tensors]
-            outputs.append(fn(*chunk).detach().cpu())
-    return torch.cat(outputs).numpy()
+            out = fn(*chunk).detach()
+            if out.dtype in (torch.bfloat16, torch.float16):  # NumPy has no bfloat16
+                out = out.float()
+            outputs.append(out.cpu())
+    return torch.cat(outputs, dim=row_dim).numpy()

@@ -6,10 +6,39 @@ minimise and any named terms worth logging). The trainer owns everything else: t
 validation split, batching, the optimizer, early stopping, device placement, divergence
 checks and the history. Models never contain a training loop.
 
-A later *member axis* (K copies of a model trained as one batched computation) fits this
-contract unchanged: the module carries a leading member dimension, ``loss_fn`` returns the
-sum over members as ``"loss"`` (gradients of independent members do not mix) and the
-per-member losses as extra terms for the history.
+The member axis
+---------------
+``Trainer(n_members=M)`` trains M independent copies of a model as one batched
+computation: an ensemble, bootstrap replicates, or M datasets of the same shape (e.g. the
+replications of a benchmark). Adopting it takes three things:
+
+1. A *member module*: every parameter stored member-major along its first dimension
+   (``p.shape[0]`` a multiple of M; member m owns ``p[m*k:(m+1)*k]``). Build networks
+   from :class:`causalnn.nets.MemberLinear` (``MLP(..., n_members=M)``,
+   ``RepresentationNet(..., n_members=M)``) and give scalar parameters a ``(M,)`` shape.
+   Activations then carry a leading member axis ``(M, batch, width)``.
+2. ``loss_fn`` returns, besides ``"loss"``, ``"member_loss"``: the ``(M,)`` losses of the
+   members, with ``"loss" = member_loss.sum()``. Summing (not averaging) keeps each
+   member's gradient equal to that of its own loss, so members never mix; Adam is
+   elementwise, so each member is optimised exactly as if alone. Per-row terms take
+   ``batch["member_weight"]`` ``(M, batch)`` into account when it is present (bootstrap
+   resample counts, training batches only). Per-batch terms such as an IPM map over the
+   member axis with :func:`causalnn.engine.per_member`.
+3. Data that differs per member (e.g. the outcomes of M datasets) goes in
+   ``fit(..., member_data={"y": (M, n) tensor})``; batches index its dimension 1.
+   Everything else (``X``, the treatment) is shared and computed once per batch.
+
+Each member then gets its own initial weights (drawn from the generator member by
+member), its own row weights or resample (``bootstrap=True``), its own validation loss,
+its own early stopping and its own best weights; training ends when every member has
+stopped improving, so a batched fit runs as many epochs as its slowest member (members
+that have stopped keep training but their best weights are the ones restored). The history records the members' mean loss as ``train_loss`` /
+``valid_loss`` and the per-member validation losses as ``valid_member_loss``.
+
+Speed: the data is moved to the device once and batches are indexed there; loss terms
+are accumulated on the device and read back once per epoch (no host sync per step);
+Adam runs fused on CUDA; ``precision="bfloat16"`` computes the forward pass under
+autocast.
 """
 import math
 import warnings
@@ -19,6 +48,7 @@ import torch
 
 from ..exceptions import ConvergenceWarning, StopTraining, TrainingDivergedError
 from .callbacks import EarlyStopping, ProgressBar
+from .members import bootstrap_counts
 
 __all__ = ["Trainer", "stratified_split"]
 
@@ -81,12 +111,28 @@ class Trainer:
     weight_decay_filter : callable or None
         ``weight_decay_filter(name, param) -> bool`` picks the parameters to decay (e.g.
         only the outcome heads, as the papers do); ``None`` decays every weight matrix.
+    n_members : int or None, default=None
+        ``None``: one model. An integer: the module is a member module with that many
+        members and ``loss_fn`` returns ``"member_loss"`` (see the module docstring).
+    bootstrap : bool, default=False
+        With ``n_members``: each member trains on its own bootstrap resample of the
+        training rows, passed to ``loss_fn`` as ``batch["member_weight"]`` (counts).
+    precision : {"float32", "bfloat16"}, default="float32"
+        ``"bfloat16"`` runs the forward pass and loss under ``torch.autocast`` with
+        bfloat16 (weights, optimizer state and the loss reduction stay float32).
+    compile : bool, default=False
+        Compile ``loss_fn`` (forward and loss, and through AOTAutograd their backward)
+        with ``torch.compile``; on CUDA in ``"reduce-overhead"`` mode, which replays
+        CUDA graphs and so removes most per-step launch overhead at small batches. The
+        first epoch pays the compilation (tens of seconds); worth it for long fits on
+        large tables, not for small data.
     """
 
     def __init__(self, *, loss_fn, optimizer="adam", learning_rate=1e-3, weight_decay=0.0,
                  batch_size=100, max_epochs=300, validation_fraction=0.2, patience=20,
                  device=torch.device("cpu"), generator=None, verbose=0, callbacks=(),
-                 weight_decay_filter=None):
+                 weight_decay_filter=None, n_members=None, bootstrap=False,
+                 precision="float32", compile=False):
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -100,6 +146,15 @@ class Trainer:
         self.verbose = verbose
         self.callbacks = list(callbacks)
         self.weight_decay_filter = weight_decay_filter
+        self.n_members = n_members
+        self.bootstrap = bootstrap
+        if precision not in ("float32", "bfloat16"):
+            raise ValueError(
+                f"precision must be 'float32' or 'bfloat16'; got {precision!r}.")
+        self.precision = precision
+        self.compile = compile
+        if bootstrap and n_members is None:
+            raise ValueError("bootstrap=True needs n_members (one resample per member).")
 
     def _make_optimizer(self, module):
         chosen = self.weight_decay_filter or (lambda name, p: p.ndim >= 2)
@@ -116,29 +171,71 @@ class Trainer:
             return torch.optim.SGD(groups, lr=self.learning_rate, momentum=0.9)
         raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd'; got {self.optimizer!r}.")
 
-    def fit(self, module, data, *, stratify=None):
+    def fit(self, module, data, *, stratify=None, member_data=None):
         """Train ``module`` in place on ``data`` (dict of equal-length tensors).
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+        data : dict of str to Tensor
+            Tensors of ``n`` rows, shared by all members.
+        stratify : array-like of shape (n,), default=None
+            Labels (e.g. the treatment) whose proportions the validation split keeps.
+        member_data : dict of str to Tensor, default=None
+            With ``n_members``: tensors of shape ``(n_members, n, ...)``, one slice per
+            member (e.g. the outcomes of several datasets that share ``X``).
 
         Returns
         -------
         history : list of dict
             One record per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (when a
             validation split exists) and ``train_<term>`` / ``valid_<term>`` for every
-            other term the loss function returned.
+            other term the loss function returned; with members, the members' mean
+            losses and ``valid_member_loss`` (a list, one value per member).
         """
         n = next(iter(data.values())).shape[0]
+        member_data = dict(member_data or {})
+        if member_data and self.n_members is None:
+            raise ValueError("member_data needs a Trainer with n_members set.")
+        for key, value in member_data.items():
+            if value.shape[:2] != (self.n_members, n):
+                raise ValueError(
+                    f"member_data[{key!r}] must have shape (n_members={self.n_members}, "
+                    f"n={n}, ...); got {tuple(value.shape)}.")
         self.module = module.to(self.device)
         train_idx, valid_idx = stratified_split(
             n, self.validation_fraction, self.generator, stratify)
-        # each split goes to the device once; batches are then indexed on the device
-        valid = ({k: v[valid_idx].to(self.device) for k, v in data.items()}
-                 if len(valid_idx) else None)
-        train = {k: v[train_idx].to(self.device) for k, v in data.items()}
+        # the validation rows are shuffled once, so that every validation chunk mixes
+        # the arms (a pairwise term such as an IPM on a chunk of one arm would be 0)
+        valid_idx = valid_idx[torch.randperm(len(valid_idx), generator=self.generator)]
+
+        def take(index):
+            # each split goes to the device once; batches are then indexed on the device
+            part = {k: v[index].to(self.device) for k, v in data.items()}
+            members = {k: v[:, index].to(self.device) for k, v in member_data.items()}
+            return part, members
+
+        valid = take(valid_idx) if len(valid_idx) else None
+        train = take(train_idx)
         n_train = len(train_idx)
+        if self.bootstrap:
+            train[1]["member_weight"] = bootstrap_counts(
+                self.n_members, n_train, self.generator, self.device)
         n_batches = max(1, math.ceil(n_train / self.batch_size))
+        self._loss = self.loss_fn
+        if self.compile:
+            mode = "reduce-overhead" if self.device.type == "cuda" else None
+            self._loss = torch.compile(self.loss_fn, mode=mode, dynamic=False)
         optimizer = self._make_optimizer(self.module)
+        if self.device.type == "cuda" and isinstance(
+                optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+            # one fused kernel per step instead of a handful per parameter
+            for group in optimizer.param_groups:
+                group["fused"], group["foreach"] = True, False
 
         monitor = "valid_loss" if valid is not None else "train_loss"
+        if self.n_members is not None:
+            monitor = monitor.replace("_loss", "_member_loss")
         # without patience: train max_epochs and keep the last weights; best_epoch is
         # still recorded for the history
         self.early_stopping = EarlyStopping(
@@ -179,7 +276,7 @@ class Trainer:
 
     def _train_epoch(self, train, n_batches, optimizer, callbacks):
         self.module.train()
-        n_train = next(iter(train.values())).shape[0]
+        n_train = next(iter(train[0].values())).shape[0]
         perm = torch.randperm(n_train, generator=self.generator).to(self.device)
 
         def step(b, losses):
@@ -195,7 +292,7 @@ class Trainer:
         """Validation losses in chunks, so pairwise terms (IPMs) stay O(chunk^2) in
         memory however large the validation split is."""
         self.module.eval()
-        n_valid = next(iter(valid.values())).shape[0]
+        n_valid = next(iter(valid[0].values())).shape[0]
         chunk = max(self.batch_size, 1024)
         index = torch.arange(n_valid, device=self.device)
         with torch.no_grad():
@@ -205,17 +302,40 @@ class Trainer:
 
     def _run_batches(self, data, batches, prefix, step=None):
         """Row-weighted means of every loss term over ``batches`` of ``data``."""
+        shared, members = data
         totals = {}
         for b, idx in enumerate(batches):
-            losses = self.loss_fn(self.module, {k: v[idx] for k, v in data.items()})
+            batch = {k: v[idx] for k, v in shared.items()}
+            batch.update({k: v[:, idx] for k, v in members.items()})
+            with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                enabled=self.precision == "bfloat16"):
+                losses = self._loss(self.module, batch)
+            if b == 0 and self.n_members is not None:
+                self._check_member_loss(losses)
             if step is not None:
                 step(b, losses)
             # accumulate on the device; one host sync per term and epoch, not per step
             for k, v in losses.items():
-                totals[k] = totals.get(k, 0.0) + v.detach() * len(idx)
+                if k == "loss" and self.n_members is not None:
+                    continue  # the members' sum; their mean is logged below
+                totals[k] = totals.get(k, 0.0) + v.detach().float() * len(idx)
         n = sum(len(idx) for idx in batches)
-        return {(f"{prefix}_loss" if k == "loss" else f"{prefix}_{k}"): float(v) / n
-                for k, v in totals.items()}
+        record = {}
+        for k, v in totals.items():
+            value = (v / n).cpu()
+            name = f"{prefix}_loss" if k == "loss" else f"{prefix}_{k}"
+            record[name] = value.tolist() if value.ndim else float(value)
+        if self.n_members is not None:
+            record[f"{prefix}_loss"] = float(np.mean(record[f"{prefix}_member_loss"]))
+        return record
+
+    def _check_member_loss(self, losses):
+        member_loss = losses.get("member_loss")
+        if member_loss is None or tuple(member_loss.shape) != (self.n_members,):
+            raise ValueError(
+                f"with n_members={self.n_members}, loss_fn must return 'member_loss' of "
+                f"shape ({self.n_members},) beside the summed 'loss'; got "
+                f"{None if member_loss is None else tuple(member_loss.shape)}.")
 
     def _check_finite(self, value, epoch):
         if not math.isfinite(value):

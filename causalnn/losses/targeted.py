@@ -30,12 +30,19 @@ def clever_covariate(t, g):
 
 
 class TargetedRegularization(nn.Module):
-    """Holds the trainable fluctuation parameter ``epsilon`` (initialised at 0)."""
+    """Holds the trainable fluctuation parameter ``epsilon`` (initialised at 0).
 
-    def __init__(self):
+    ``n_members=M`` holds one ``epsilon`` per member, shape ``(M,)``, for inputs with a
+    leading member axis ``(M, n)``.
+    """
+
+    def __init__(self, n_members=None):
         super().__init__()
-        self.epsilon = nn.Parameter(torch.zeros(()))
+        self.n_members = n_members
+        shape = () if n_members is None else (n_members,)
+        self.epsilon = nn.Parameter(torch.zeros(shape))
 
     def forward(self, eta_factual, t, g):
         """Fluctuated factual linear predictor ``Q~(t_i, x_i)``."""
-        return eta_factual + self.epsilon * clever_covariate(t, g)
+        epsilon = self.epsilon if self.epsilon.dim() == 0 else self.epsilon[:, None]
+        return eta_factual + epsilon * clever_covariate(t, g)

@@ -2,6 +2,8 @@
 import torch
 from torch import nn
 
+from .members import MemberLinear
+
 __all__ = ["MLP", "ACTIVATIONS", "init_weights"]
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "selu": nn.SELU,
@@ -20,23 +22,31 @@ class MLP(nn.Sequential):
         Size of a final linear layer without activation; ``None`` ends with the last
         hidden activation (a representation).
     activation : str, default="elu"
+    n_members : int or None, default=None
+        ``None``: ordinary layers, ``(n, in) -> (n, out)``. An integer: that many
+        independent copies as :class:`causalnn.nets.MemberLinear` layers,
+        ``(n, in)`` or ``(n_members, n, in) -> (n_members, n, out)``.
     """
 
-    def __init__(self, in_features, hidden, out_features=None, activation="elu"):
+    def __init__(self, in_features, hidden, out_features=None, activation="elu",
+                 n_members=None):
+        def linear(a, b):
+            return nn.Linear(a, b) if n_members is None else MemberLinear(n_members, a, b)
+
         layers = []
         width = in_features
         for h in hidden:
-            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            layers += [linear(width, h), ACTIVATIONS[activation]()]
             width = h
         if out_features is not None:
-            layers.append(nn.Linear(width, out_features))
+            layers.append(linear(width, out_features))
             width = out_features
         super().__init__(*layers)
         self.out_features = width
 
 
 def init_weights(module, generator, scale=0.3):
-    """Re-initialise every ``nn.Linear`` in ``module`` from ``generator``.
+    """Re-initialise every ``nn.Linear`` and ``MemberLinear`` in ``module`` from ``generator``.
 
     Weights are uniform with standard deviation ``scale / sqrt(fan_in)`` and biases
     zero. A small scale starts the networks close to a smooth function, which on small
@@ -46,7 +56,8 @@ def init_weights(module, generator, scale=0.3):
     ``random_state`` control the initial weights.
     """
     for layer in module.modules():
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, (nn.Linear, MemberLinear)):
+            # each member of a MemberLinear draws its own weights
             bound = scale * (3.0 / layer.in_features) ** 0.5
             nn.init.uniform_(layer.weight, -bound, bound, generator=generator)
             nn.init.zeros_(layer.bias)

@@ -114,3 +114,15 @@ def test_validation_loss_in_chunks_equals_the_full_mean():
     with torch.no_grad():
         full = float(_mse(module, {k: v[valid] for k, v in data.items()})["loss"])
     assert history[-1]["valid_loss"] == pytest.approx(full, rel=1e-5)
+
+
+def test_predict_in_batches_keeps_float64_and_upcasts_bfloat16():
+    """float64 networks (DeepIV) must not be rounded to float32 on the way out; bfloat16
+    outputs, which NumPy cannot hold, come back as float32."""
+    from causalnn.engine import predict_in_batches
+    x = torch.linspace(0, 1, 10, dtype=torch.float64) + 1e-12
+    out = predict_in_batches(lambda v: v, [x], device=torch.device("cpu"), batch_size=3)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, x.numpy())
+    half = predict_in_batches(lambda v: v.to(torch.bfloat16), [x], device=torch.device("cpu"))
+    assert half.dtype == np.float32

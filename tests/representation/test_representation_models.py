@@ -31,9 +31,14 @@ def test_penalty_reduces_representation_imbalance():
     balanced = CFRNet(alpha=100.0, **kw).fit(X, Y, treatment=T)
 
     def imbalance(est):
+        # inputs on the module's device (CUDA with device="auto" on a GPU machine),
+        # scaled as the estimator scales them
         with torch.no_grad():
-            phi = est.module_["net"](torch.tensor(X, dtype=torch.float32)).representation
-            return float(mmd_linear(phi, torch.tensor(T, dtype=torch.float32)))
+            x = torch.tensor(est._scale_features(X), dtype=torch.float32,
+                             device=est.device_)
+            phi = est.module_["net"](x).representation[0]  # the single member
+            return float(mmd_linear(phi, torch.tensor(T, dtype=torch.float32,
+                                                      device=est.device_)))
     assert imbalance(balanced) < 0.2 * imbalance(free)
 
 

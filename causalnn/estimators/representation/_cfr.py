@@ -16,6 +16,7 @@ import numpy as np
 from ..._base import Interval, Options
 from ..._base._docstrings import fill_doc
 from ...losses import IPMS, outcome_loss
+from ...losses.subbatch import balanced_subbatch
 from ._common import RepresentationEstimator
 
 __all__ = ["CFRNet", "TARNet"]
@@ -43,7 +44,12 @@ class CFRNet(RepresentationEstimator):
         the penalty cannot be reduced by shrinking the representation.
     reweight_sample : bool, default=True
         Use the treatment-balance weights ``w_i`` in the factual loss.
+    ipm_batch_size : int, default=1024
+        Batches larger than this compute the (pairwise, O(batch^2)) IPM on a balanced
+        sub-batch of this many rows (:mod:`causalnn.losses.subbatch`); the factual
+        loss always uses the whole batch.
     %(representation_parameters)s
+    %(member_parameters)s
     head_layers : tuple of int, default=(100, 100, 100)
         Hidden widths of each outcome head (the paper's three layers of 100).
     weight_decay : float, default=1e-4
@@ -94,19 +100,28 @@ class CFRNet(RepresentationEstimator):
         "normalize_representation": [bool],
         "reweight_sample": [bool],
         "weight_decay_scope": [Options("all", "heads")],
+        "ipm_batch_size": [Interval(numbers.Integral, 2, None)],
     }
 
     def __init__(self, *, alpha=0.1, ipm="wasserstein", normalize_representation=True,
-                 reweight_sample=True, representation_layers=(200, 200, 200),
+                 reweight_sample=True, ipm_batch_size=1024, n_members=1, bootstrap=False,
+                 representation_layers=(200, 200, 200),
                  head_layers=(100, 100, 100), activation="elu", learning_rate=1e-3,
                  weight_decay=1e-4, weight_decay_scope="all", optimizer="adam",
                  batch_size=64, max_epochs=300,
-                 patience=30, validation_fraction=0.3, outcome="auto", treatment_col=None,
+                 patience=30, validation_fraction=0.3, scale_features=True,
+                 precision="float32", compile=False, outcome="auto", treatment_col=None,
                  random_state=None, device="auto", verbose=0):
         self.alpha = alpha
         self.ipm = ipm
         self.normalize_representation = normalize_representation
         self.reweight_sample = reweight_sample
+        self.ipm_batch_size = ipm_batch_size
+        self.n_members = n_members
+        self.bootstrap = bootstrap
+        self.scale_features = scale_features
+        self.precision = precision
+        self.compile = compile
         self.representation_layers = representation_layers
         self.head_layers = head_layers
         self.activation = activation
@@ -140,20 +155,24 @@ class CFRNet(RepresentationEstimator):
         else:
             weight = np.ones_like(treatment)
         self.module_ = self._build_module(generator)
-        self._train(self.module_, {"X": X, "y": y, "t": treatment, "w": weight},
-                    generator, stratify=treatment)
+        self._train_members(self.module_, {"X": X, "y": y, "t": treatment, "w": weight},
+                            generator, stratify=treatment)
         return self
 
     def _compute_loss(self, module, batch):
-        out = module["net"](batch["X"])
+        out = module["net"](batch["X"])  # every output has a leading member axis
         t = batch["t"]
-        eta = out.outcome.gather(1, t.long().unsqueeze(1)).squeeze(1)
-        factual = (batch["w"] * outcome_loss(eta, batch["y"], self.outcome_type_)).mean()
+        eta = self._factual(out.outcome, t)
+        factual = self._member_mean(
+            batch["w"] * outcome_loss(eta, batch["y"].expand_as(eta), self.outcome_type_), batch)
         alpha, ipm = self._balance_penalty()
         if alpha == 0:
-            return {"loss": factual}
-        imbalance = ipm(out.representation, t)
-        return {"loss": factual + alpha * imbalance, "factual": factual, "ipm": imbalance}
+            return {"loss": factual.sum(), "member_loss": factual}
+        phi, t_ipm = balanced_subbatch(out.representation, t, self.ipm_batch_size)
+        imbalance = self._per_member(ipm, phi, t_ipm)
+        member_loss = factual + alpha * imbalance
+        return {"loss": member_loss.sum(), "member_loss": member_loss,
+                "factual": factual.mean(), "ipm": imbalance.mean()}
 
 
 @fill_doc
@@ -172,6 +191,7 @@ class TARNet(CFRNet):
     reweight_sample : bool, default=True
         Use the treatment-balance weights in the factual loss.
     %(representation_parameters)s
+    %(member_parameters)s
     head_layers : tuple of int, default=(100, 100, 100)
         Hidden widths of each outcome head.
     weight_decay : float, default=1e-4
@@ -213,17 +233,24 @@ class TARNet(CFRNet):
     """
 
     _parameter_constraints = {
-        k: v for k, v in CFRNet._parameter_constraints.items() if k not in ("alpha", "ipm")}
+        k: v for k, v in CFRNet._parameter_constraints.items()
+        if k not in ("alpha", "ipm", "ipm_batch_size")}
 
     def __init__(self, *, normalize_representation=True, reweight_sample=True,
+                 n_members=1, bootstrap=False,
                  representation_layers=(200, 200, 200), head_layers=(100, 100, 100),
                  activation="elu", learning_rate=1e-3, weight_decay=1e-4,
                  weight_decay_scope="all", optimizer="adam",
                  batch_size=64, max_epochs=300, patience=30, validation_fraction=0.3,
-                 outcome="auto", treatment_col=None, random_state=None, device="auto",
-                 verbose=0):
+                 scale_features=True, precision="float32", compile=False, outcome="auto",
+                 treatment_col=None, random_state=None, device="auto", verbose=0):
         self.normalize_representation = normalize_representation
         self.reweight_sample = reweight_sample
+        self.n_members = n_members
+        self.bootstrap = bootstrap
+        self.scale_features = scale_features
+        self.precision = precision
+        self.compile = compile
         self.representation_layers = representation_layers
         self.head_layers = head_layers
         self.activation = activation

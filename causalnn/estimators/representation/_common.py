@@ -1,10 +1,19 @@
 """What TARNet/CFR and Dragonnet share: a representation network with one outcome head
-per arm, trained by the shared engine, and prediction of both arms at once."""
+per arm, trained by the shared engine as ``n_members`` members at once, and prediction
+of both arms in one pass.
+
+Every fit is a member fit: ``module_["net"]`` is a member
+:class:`causalnn.nets.RepresentationNet` with ``n_members_`` members (1 for a single
+network), so the losses are written once, for activations with a leading member axis.
+"""
+import numbers
+
 import numpy as np
 import torch
 
-from ..._base import BaseCausalEstimator, LayerWidths, Options
-from ...engine import predict_in_batches
+from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
+from ..._base._validation import check_vector
+from ...engine import per_member, predict_in_batches, select_members
 from ...nets import RepresentationNet, init_weights
 from ...nets.mlp import ACTIVATIONS
 
@@ -19,25 +28,159 @@ class RepresentationEstimator(BaseCausalEstimator):
         "representation_layers": [LayerWidths()],
         "head_layers": [LayerWidths()],
         "activation": [Options(*ACTIVATIONS)],
+        "n_members": [Interval(numbers.Integral, 1, None)],
+        "bootstrap": [bool],
+        "scale_features": [bool],
+        "precision": [Options("float32", "bfloat16")],
+        "compile": [bool],
     }
     _propensity_head = False
     _normalize_representation = False
 
+    # ---- training ---------------------------------------------------------------------
+    @property
+    def _n_fit_members(self):
+        """Members trained by this fit: ``n_members`` per dataset (``fit_many``)."""
+        return self.n_members * len(getattr(self, "_many_y", [None]))
+
     def _build_module(self, generator):
-        """``nn.ModuleDict`` whose ``"net"`` is the representation network; subclasses
-        add the modules their loss trains (e.g. Dragonnet's fluctuation ``epsilon``)."""
+        """``nn.ModuleDict`` whose ``"net"`` is the member representation network;
+        subclasses add the modules their loss trains (e.g. Dragonnet's ``epsilon``)."""
         net = RepresentationNet(
             self.n_features_in_, self.representation_layers, self.head_layers,
             normalize_representation=self._normalize_representation,
-            propensity_head=self._propensity_head, activation=self.activation)
+            propensity_head=self._propensity_head, activation=self.activation,
+            n_members=self._n_fit_members)
+        self.n_members_ = self._n_fit_members
         return torch.nn.ModuleDict({"net": init_weights(net, generator)})
 
+    def _train_members(self, module, data, generator, *, stratify):
+        """Train ``module`` with ``data``'s ``"y"`` shared, or, inside ``fit_many``, one
+        outcome vector per dataset (each dataset's members see their own outcomes)."""
+        member_data = None
+        if hasattr(self, "_many_y"):
+            y = np.repeat(self._many_y, self.n_members, axis=0)  # dataset-major members
+            member_data = {"y": y}
+            data = {k: v for k, v in data.items() if k != "y"}
+        module = self._train(module, data, generator, stratify=stratify,
+                             n_members=self.n_members_, bootstrap=self.bootstrap,
+                             member_data=member_data)
+        if self.n_members_ == 1:  # one network: the epoch as a plain int
+            self.best_epoch_ = int(np.asarray(self.best_epoch_).item())
+        return module
+
+    @staticmethod
+    def _factual(outcome, t):
+        """Each member's linear predictor of the received arm, ``(n_members, batch)``."""
+        return torch.where(t == 1, outcome[..., 1], outcome[..., 0])
+
+    @staticmethod
+    def _member_mean(per_row, batch):
+        """Mean over the batch of ``(n_members, batch)`` per-row losses, weighted by the
+        members' bootstrap counts when the engine passes them."""
+        weight = batch.get("member_weight")
+        if weight is not None:
+            per_row = per_row * weight
+        return per_row.mean(dim=1)
+
+    @staticmethod
+    def _per_member(fn, phi, t):
+        """A per-batch term ``fn(phi, t) -> scalar`` for every member, ``(n_members,)``."""
+        return per_member(fn, phi, t)
+
+    # ---- several datasets as one fit ----------------------------------------------------
+    def fit_many(self, X, Y, *, treatment=None):
+        """Fit one model per outcome vector in ``Y``, all trained as one batched fit.
+
+        The datasets share ``X`` and the treatment and differ in their outcomes (e.g.
+        the replications of a simulation benchmark such as IHDP, which share both).
+        Each dataset gets ``n_members`` members, its own outcome standardisation and its
+        own early stopping per member; the result is the same as fitting a clone of
+        this estimator on each dataset, up to the random draws.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        Y : array-like of shape (n_datasets, n_samples)
+            One outcome vector per dataset.
+        treatment : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        estimators : list of fitted estimators
+            One per dataset, each a fitted estimator of this class with its own
+            ``module_`` (``n_members`` members), ``y_mean_`` and ``y_scale_``. This
+            estimator itself is left fitted to the first dataset.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from causalnn import TARNet
+        >>> from causalnn.datasets import load_ihdp
+        >>> files = [load_ihdp(r) for r in (1, 2)]  # same X and treatment
+        >>> Y = np.stack([f.y for f in files])
+        >>> fits = TARNet(n_members=2, max_epochs=5, random_state=0).fit_many(
+        ...     files[0].X, Y, treatment=files[0].treatment)
+        >>> [est.effect(files[0].X, members=True).shape for est in fits]
+        [(2, 747), (2, 747)]
+        """
+        Y = np.asarray(Y, dtype=float)
+        if Y.ndim != 2 or Y.shape[0] < 1:
+            raise ValueError(f"Y must have shape (n_datasets, n_samples); got "
+                             f"{Y.shape}.")
+        Y = np.stack([check_vector(y, name=f"Y[{k}]", n_samples=Y.shape[1])
+                      for k, y in enumerate(Y)])
+        kinds = {self._resolve_outcome(y) for y in Y}
+        if len(kinds) > 1:
+            raise ValueError("fit_many needs outcomes of one type (all binary or all "
+                             "continuous).")
+        if kinds == {"continuous"}:
+            means, scales = Y.mean(axis=1), Y.std(axis=1)
+            scales[scales == 0] = 1.0
+        else:
+            means, scales = np.zeros(len(Y)), np.ones(len(Y))
+        self._many_y = (Y - means[:, None]) / scales[:, None]
+        try:
+            self.fit(X, Y[0], treatment=treatment)
+        finally:
+            del self._many_y
+        fitted = [self._dataset(k, means[k], scales[k]) for k in range(len(Y))]
+        # this estimator ends as the first dataset's (never as all members pooled)
+        self.__dict__.update(fitted[0].__dict__)
+        return fitted
+
+    def _dataset(self, k, y_mean, y_scale):
+        """The fitted estimator of dataset ``k`` of a ``fit_many`` fit."""
+        est = type(self).__new__(type(self))  # a shallow copy that skips pickling
+        est.__dict__.update(self.__dict__)
+        est.history_ = list(self.history_)
+        members = range(k * self.n_members, (k + 1) * self.n_members)
+        est.module_ = select_members(self.module_, members, self.n_members_)
+        est.n_members_ = self.n_members
+        est.y_mean_, est.y_scale_ = float(y_mean), float(y_scale)
+        best = np.asarray(self.best_epoch_).reshape(-1)[list(members)]
+        est.best_epoch_ = int(best[0]) if self.n_members == 1 else best
+        est.history_ = [dict(r, valid_member_loss=list(np.asarray(
+            r["valid_member_loss"])[list(members)])) if "valid_member_loss" in r else r
+            for r in self.history_]
+        est._dataset_fitted_attributes(members)
+        return est
+
+    def _dataset_fitted_attributes(self, members):
+        """Slice further per-member fitted attributes (subclasses)."""
+
+    # ---- prediction -------------------------------------------------------------------
     def _forward(self, X, select):
-        """Run the fitted network on ``X`` in batches; ``select`` picks from its output."""
+        """Run the fitted network on ``X`` in large chunks; ``select`` picks from its
+        output. Returns ``(n_members, n, ...)``."""
         X = torch.as_tensor(X, dtype=torch.float32)
         net = self.module_["net"]
-        return predict_in_batches(lambda x: select(net(x)), [X], device=self.device_)
+        width = max(tuple(self.representation_layers) + tuple(self.head_layers) + (1,))
+        # activations of ~2**26 floats per chunk: large chunks, bounded memory
+        rows = int(np.clip(2**26 // (self.n_members_ * width), 1024, 2**20))
+        return predict_in_batches(lambda x: select(net(x)), [X], device=self.device_,
+                                  batch_size=rows, row_dim=1)
 
     def _predict_outcome(self, X, *treatments):
         arms = self._forward(X, lambda out: out.outcome)  # one pass serves every level
-        return [np.where(t == 1, arms[:, 1], arms[:, 0]) for t in treatments]
+        return [np.where(t == 1, arms[..., 1], arms[..., 0]) for t in treatments]

@@ -51,6 +51,7 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         reference implementation squeezes into ``[0.01/1.02, 1.01/1.02]`` the same way;
         it also drops extreme-propensity rows from its ATE, causalnn keeps every row).
     %(representation_parameters)s
+    %(member_parameters)s
     head_layers : tuple of int, default=(100, 100)
         Hidden widths of each outcome head (the paper uses two layers of 100).
     weight_decay : float, default=1e-3
@@ -110,17 +111,22 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
     _propensity_head = True
 
     def __init__(self, *, targeted_regularization=True, propensity_weight=1.0,
-                 targeted_weight=1.0, propensity_clip=0.01,
+                 targeted_weight=1.0, propensity_clip=0.01, n_members=1, bootstrap=False,
                  representation_layers=(200, 200, 200), head_layers=(100, 100),
                  activation="elu", learning_rate=1e-3, weight_decay=1e-3,
                  weight_decay_scope="all", optimizer="adam",
                  batch_size=128, max_epochs=300, patience=40, validation_fraction=0.3,
-                 outcome="auto", treatment_col=None, random_state=None, device="auto",
-                 verbose=0):
+                 scale_features=True, precision="float32", compile=False, outcome="auto",
+                 treatment_col=None, random_state=None, device="auto", verbose=0):
         self.targeted_regularization = targeted_regularization
         self.propensity_weight = propensity_weight
         self.targeted_weight = targeted_weight
         self.propensity_clip = propensity_clip
+        self.n_members = n_members
+        self.bootstrap = bootstrap
+        self.scale_features = scale_features
+        self.precision = precision
+        self.compile = compile
         self.representation_layers = representation_layers
         self.head_layers = head_layers
         self.activation = activation
@@ -141,27 +147,48 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
     def _fit(self, X, y, treatment, generator):
         self.module_ = self._build_module(generator)
         if self.targeted_regularization:
-            self.module_["targeted"] = TargetedRegularization()
-        self._train(self.module_, {"X": X, "y": y, "t": treatment}, generator,
-                    stratify=treatment)
-        self.epsilon_ = (self.module_["targeted"].epsilon.item()
-                         if self.targeted_regularization else 0.0)
-        self.influence_curve_mean_ = self._influence_curve_mean(X, y, treatment)
+            self.module_["targeted"] = TargetedRegularization(self.n_members_)
+        self._train_members(self.module_, {"X": X, "y": y, "t": treatment}, generator,
+                            stratify=treatment)
+        self._set_epsilon()
+        self._influence_scores = self._member_influence_scores(X, y, treatment)
+        self._set_influence_curve_mean(self._influence_scores)
         return self
 
-    def _influence_curve_mean(self, X, y, treatment):
-        """``mean_i H_i (y_i - Q~_i)`` in the units of ``y``; ``y`` on the training scale."""
+    def _set_epsilon(self):
+        """``epsilon_``: a float for one member, one value per member otherwise."""
+        if not self.targeted_regularization:
+            self.epsilon_ = 0.0 if self.n_members_ == 1 else np.zeros(self.n_members_)
+            return
+        epsilon = self.module_["targeted"].epsilon.detach().cpu().numpy()
+        self.epsilon_ = float(epsilon[0]) if self.n_members_ == 1 else epsilon
+
+    def _member_influence_scores(self, X, y, treatment):
+        """Per member, ``mean_i H_i (y_i - Q~_i)`` on the training scale of ``y`` (inside
+        ``fit_many`` each member against its own dataset's outcomes)."""
+        n = X.shape[0]
         out = self._forward(
-            X, lambda o: torch.cat([o.outcome, o.propensity_logit[:, None]], dim=1))
-        out = out.astype(np.float64)
-        g = self._propensity_from_logit(out[:, 2])
-        eta0, eta1 = fluctuate(out[:, 0], out[:, 1], g, self.epsilon_)
+            X, lambda o: torch.cat([o.outcome, o.propensity_logit[..., None]], dim=-1))
+        out = out.astype(np.float64).reshape(-1, n, 3)  # (n_members, n, 3)
+        g = self._propensity_from_logit(out[..., 2])
+        eta0, eta1 = fluctuate(out[..., 0], out[..., 1], g,
+                               np.reshape(self.epsilon_, (-1, 1)))
         eta = np.where(treatment == 1, eta1, eta0)
-        if self.outcome_type_ == "binary":
-            residual = y - 1.0 / (1.0 + np.exp(-eta))
-        else:
-            residual = self.y_scale_ * (y - eta)
-        return float(np.mean(clever_covariate(treatment, g) * residual))
+        if hasattr(self, "_many_y"):
+            y = np.repeat(self._many_y, self.n_members, axis=0)
+        fitted = 1.0 / (1.0 + np.exp(-eta)) if self.outcome_type_ == "binary" else eta
+        return np.mean(clever_covariate(treatment, g) * (y - fitted), axis=-1)
+
+    def _set_influence_curve_mean(self, scores):
+        """``influence_curve_mean_`` in the units of ``y``: a float for one member."""
+        scale = 1.0 if self.outcome_type_ == "binary" else self.y_scale_
+        values = scale * np.asarray(scores, dtype=np.float64)
+        self.influence_curve_mean_ = float(values[0]) if len(values) == 1 else values
+
+    def _dataset_fitted_attributes(self, members):
+        self._set_epsilon()
+        self._influence_scores = self._influence_scores[list(members)]
+        self._set_influence_curve_mean(self._influence_scores)
 
     def _clip(self, g):
         """Affine squeeze into ``[c, 1 - c]``: every row keeps a gradient (a clamp
@@ -169,27 +196,32 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
         return self.propensity_clip + (1.0 - 2.0 * self.propensity_clip) * g
 
     def _compute_loss(self, module, batch):
-        out = module["net"](batch["X"])
+        out = module["net"](batch["X"])  # every output has a leading member axis
         t, y = batch["t"], batch["y"]
-        eta = out.outcome.gather(1, t.long().unsqueeze(1)).squeeze(1)
-        factual = outcome_loss(eta, y, self.outcome_type_).mean()
-        propensity = F.binary_cross_entropy_with_logits(out.propensity_logit, t)
+        eta = self._factual(out.outcome, t)
+        y = y.expand_as(eta)  # shared outcomes, or one row per member (fit_many)
+        factual = self._member_mean(outcome_loss(eta, y, self.outcome_type_), batch)
+        propensity = self._member_mean(F.binary_cross_entropy_with_logits(
+            out.propensity_logit, t.expand_as(out.propensity_logit), reduction="none"),
+            batch)
         loss = factual + self.propensity_weight * propensity
-        terms = {"factual": factual, "propensity": propensity}
+        terms = {"factual": factual.mean(), "propensity": propensity.mean()}
         if self.targeted_regularization:
             g = self._clip(torch.sigmoid(out.propensity_logit))
             eta_tilde = module["targeted"](eta, t, g)
-            targeted = outcome_loss(eta_tilde, y, self.outcome_type_).mean()
+            targeted = self._member_mean(
+                outcome_loss(eta_tilde, y, self.outcome_type_), batch)
             loss = loss + self.targeted_weight * targeted
-            terms["targeted"] = targeted
-        return {"loss": loss, **terms}
+            terms["targeted"] = targeted.mean()
+        return {"loss": loss.sum(), "member_loss": loss, **terms}
 
     def _propensity_from_logit(self, logit):
         return self._clip(1.0 / (1.0 + np.exp(-np.asarray(logit, dtype=np.float64))))
 
     def _predict_propensity(self, X):
+        # an ensemble's propensity is its members' mean
         return self._propensity_from_logit(
-            self._forward(X, lambda out: out.propensity_logit))
+            self._forward(X, lambda out: out.propensity_logit)).mean(axis=0)
 
     def ate(self, X, T0=0, T1=1, *, targeted=False):
         """Average treatment effect over the rows of ``X``.
@@ -231,9 +263,10 @@ class Dragonnet(PropensityMixin, RepresentationEstimator):
             return 0.0
         # one pass for both heads and the propensity
         out = self._forward(
-            X, lambda o: torch.cat([o.outcome, o.propensity_logit[:, None]], dim=1))
+            X, lambda o: torch.cat([o.outcome, o.propensity_logit[..., None]], dim=-1))
         out = out.astype(np.float64)
-        g = self._propensity_from_logit(out[:, 2])
-        eta0, eta1 = fluctuate(out[:, 0], out[:, 1], g, self.epsilon_)
+        g = self._propensity_from_logit(out[..., 2])  # (n_members, n)
+        epsilon = np.reshape(self.epsilon_, (-1, 1))  # each member its own fluctuation
+        eta0, eta1 = fluctuate(out[..., 0], out[..., 1], g, epsilon)
         tau = self._effect_from_eta(eta0, eta1)
         return float(np.mean(tau) if T1 == 1 else -np.mean(tau))

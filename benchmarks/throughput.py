@@ -1,0 +1,276 @@
+"""Training and prediction throughput (rows per second) on large synthetic tables.
+
+Per table size and batch size, in the same run: causalnn's TARNet (float32 and, with
+--bf16, bfloat16 mixed precision), CFR-Wasserstein (IPM on a 1024-row balanced
+sub-batch), a plain hand-written torch loop of the same network (data on the device,
+shuffled batches, Adam), and CATENets 0.2.4's TARNet when it is importable.
+
+Training rows/s excludes fixed costs (building the model, moving the table to the
+device, the first epoch's warm-up): each model is fitted for 1 and for 1 + --epochs
+epochs, and the rows/s are (--epochs x training rows) / (difference of the two times).
+causalnn runs with validation_fraction=0 and patience=None (no validation pass, like the
+plain loop); CATENets with early_stopping=False and batch_norm=False. Prediction rows/s
+is ``effect(X)`` over the whole table, NumPy in and out.
+
+Network (all models): 25 features -> 3 x 200 ELU (representation) -> 2 heads of 3 x 100
+ELU -> 1 (the TARNet defaults).
+
+Run (CPU):  python benchmarks/throughput.py --device cpu --rows 20000 --batch 8192
+Run (GPU):  python benchmarks/throughput.py --device cuda --rows 100000 1000000 10000000
+            --batch 8192 65536 262144 --bf16
+Writes benchmarks/results/throughput_<device>.md.
+"""
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import causalnn
+from causalnn import CFRNet, TARNet
+from causalnn.engine import resolve_device
+
+REP, HEAD = (200, 200, 200), (100, 100, 100)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def machine_description(device):
+    text = (f"{platform.node()}: {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} CPU cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), causalnn {causalnn.__version__}")
+    if device.type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def make_table(n, d=25, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d).astype(np.float32)
+    t = (rng.rand(n) < 1 / (1 + np.exp(-X[:, 0]))).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] + t * (1 + X[:, 2]) + 0.1 * rng.randn(n)).astype(
+        np.float32)
+    return X, y, t
+
+
+# ---- the models -----------------------------------------------------------------------
+def timed(fn, device):
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+class CausalnnRunner:
+    def __init__(self, make):
+        self.make = make
+
+    def fit(self, X, y, t, epochs, batch, device):
+        est = self.make(max_epochs=epochs, batch_size=batch, device=device)
+        return timed(lambda: est.fit(X, y, treatment=t), device)
+
+    def predict(self, est, X, device):
+        return timed(lambda: est.effect(X), device)[0]
+
+
+class PlainTorchRunner:
+    """The loop a user would write: data on the device, randperm batches, Adam."""
+
+    class Net(torch.nn.Module):
+        def __init__(self, d):
+            super().__init__()
+
+            def mlp(sizes, last=None):
+                layers = []
+                for a, b in zip(sizes[:-1], sizes[1:]):
+                    layers += [torch.nn.Linear(a, b), torch.nn.ELU()]
+                if last:
+                    layers.append(torch.nn.Linear(sizes[-1], last))
+                return torch.nn.Sequential(*layers)
+
+            self.rep = mlp((d,) + REP)
+            self.heads = torch.nn.ModuleList(mlp((REP[-1],) + HEAD, 1) for _ in range(2))
+
+        def forward(self, x):
+            phi = self.rep(x)
+            return torch.cat([h(phi) for h in self.heads], dim=1)
+
+    def fit(self, X, y, t, epochs, batch, device):
+        def run():
+            net = self.Net(X.shape[1]).to(device)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+            Xd, yd, td = (torch.as_tensor(a, device=device) for a in (X, y, t))
+            n = len(Xd)
+            for _ in range(epochs):
+                perm = torch.randperm(n, device=device)
+                for idx in perm.split(batch):
+                    out = net(Xd[idx])
+                    eta = torch.where(td[idx] == 1, out[:, 1], out[:, 0])
+                    loss = (eta - yd[idx]).pow(2).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            return net
+        return timed(run, device)
+
+    def predict(self, net, X, device):
+        def run():
+            with torch.no_grad():
+                outs = [net(torch.as_tensor(c, device=device)).cpu()
+                        for c in np.array_split(X, max(1, len(X) // 65536))]
+            out = torch.cat(outs).numpy()
+            return out[:, 1] - out[:, 0]
+        return timed(run, device)[0]
+
+
+def import_catenets():
+    """CATENets 0.2.4 (install with --no-deps plus loguru). Its package __init__ imports
+    dataset downloaders (gdown, requests) that the models never use; stand-ins for the
+    missing ones let the models import without network libraries."""
+    for name in ("gdown", "requests"):
+        try:
+            __import__(name)
+        except ImportError:
+            sys.modules[name] = types.ModuleType(name)
+    try:
+        from catenets.models.torch import TARNet as CateTARNet
+        import catenets.models.torch.base as base
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+        return None, f"{type(exc).__name__}: {exc}"
+    return (CateTARNet, base), None
+
+
+class CatenetsRunner:
+    def __init__(self, module):
+        self.cls, self.base = module
+
+    def fit(self, X, y, t, epochs, batch, device):
+        # CATENets picks its device at import (a module constant), not per model
+        self.base.DEVICE = device
+        est = self.cls(n_unit_in=X.shape[1], n_layers_r=3, n_units_r=200, n_layers_out=3,
+                       n_units_out=100, batch_size=batch, n_iter=epochs, lr=1e-3,
+                       val_split_prop=0.0, early_stopping=False, batch_norm=False,
+                       n_iter_print=10**9).to(device)
+        return timed(lambda: est.fit(X, y, t), device)
+
+    def predict(self, est, X, device):
+        return timed(lambda: est.predict(X).detach().cpu().numpy(), device)[0]
+
+
+def measure(runner, X, y, t, epochs, batch, device, train_rows):
+    runner.fit(X[:2 * batch], y[:2 * batch], t[:2 * batch], 1, batch, device)  # warm-up
+    t1, _ = runner.fit(X, y, t, 1, batch, device)
+    tk, model = runner.fit(X, y, t, 1 + epochs, batch, device)
+    rows_per_s = epochs * train_rows / max(tk - t1, 1e-9)
+    predict_s = runner.predict(model, X, device)
+    return rows_per_s, len(X) / predict_s
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--rows", type=int, nargs="+", default=[20000])
+    parser.add_argument("--batch", type=int, nargs="+", default=[8192])
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="timed epochs beyond the first")
+    parser.add_argument("--models", nargs="+",
+                        default=["plain", "tarnet", "tarnet-bf16", "cfr-wass", "catenets"])
+    parser.add_argument("--bf16", action="store_true", help="include tarnet-bf16")
+    parser.add_argument("--catenets-max-rows", type=int, default=1_000_000)
+    parser.add_argument("--cfr-max-rows", type=int, default=1_000_000)
+    parser.add_argument("--tf32", action="store_true",
+                        help="allow TF32 matmuls (a global torch setting; the user's call)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--tag", default="", help="suffix of the result file's name")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    common = dict(representation_layers=REP, head_layers=HEAD, validation_fraction=0.0,
+                  patience=None, random_state=0)
+    runners = {
+        "plain": ("plain torch loop (baseline)", PlainTorchRunner()),
+        "tarnet": ("causalnn TARNet", CausalnnRunner(lambda **kw: TARNet(**common, **kw))),
+        "tarnet-bf16": ("causalnn TARNet, precision=bfloat16", CausalnnRunner(
+            lambda **kw: TARNet(**common, precision="bfloat16", **kw))),
+        "tarnet-compile": ("causalnn TARNet, compile=True (CUDA graphs)", CausalnnRunner(
+            lambda **kw: TARNet(**common, compile=True, **kw))),
+        "cfr-wass": ("causalnn CFR-Wasserstein (alpha 0.1)", CausalnnRunner(
+            lambda **kw: CFRNet(**common, ipm="wasserstein", alpha=0.1, **kw))),
+    }
+    notes = []
+    if "catenets" in args.models:
+        module, error = import_catenets()
+        if module is None:
+            notes.append(f"CATENets TARNet: not available here ({error}); row skipped.")
+        else:
+            runners["catenets"] = ("CATENets 0.2.4 TARNet", CatenetsRunner(module))
+    if not args.bf16:
+        runners.pop("tarnet-bf16")
+
+    lines = [f"# Throughput ({device.type})", "",
+             f"Machine: {machine_description(device)}.", "",
+             "Command: `python benchmarks/throughput.py "
+             + " ".join(argv if argv is not None else sys.argv[1:]) + "`", "",
+             "Training rows/s over the timed epochs (fixed costs excluded, see the "
+             "script's docstring; on a shared CPU the difference of two timings is noisy); 'vs plain' is the ratio to the plain torch loop at the "
+             "same rows and batch size in this run.", ""] + notes + [
+             "", "| rows | batch | model | train rows/s | vs plain | predict rows/s |",
+             "|---|---|---|---|---|---|"]
+    start_all = time.perf_counter()
+    for n in args.rows:
+        X, y, t = make_table(n)
+        for batch in args.batch:
+            if batch > n:
+                continue
+            plain_rate = None
+            for key in [m for m in args.models if m in runners]:
+                if key == "catenets" and n > args.catenets_max_rows:
+                    continue
+                if key == "cfr-wass" and n > args.cfr_max_rows:
+                    continue
+                label, runner = runners[key]
+                try:
+                    rate, pred = measure(runner, X, y, t, args.epochs, batch, device, n)
+                except Exception as exc:  # noqa: BLE001 - report and go on
+                    lines.append(f"| {n:,} | {batch:,} | {label} | failed: "
+                                 f"{type(exc).__name__}: {str(exc)[:80]} | | |")
+                    print(lines[-1], flush=True)
+                    continue
+                if key == "plain":
+                    plain_rate = rate
+                ratio = f"{rate / plain_rate:.2f}" if plain_rate else "—"
+                lines.append(f"| {n:,} | {batch:,} | {label} | {rate / 1e6:.3f} M "
+                             f"| {ratio} | {pred / 1e6:.2f} M |")
+                print(lines[-1], flush=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        del X, y, t
+    lines += ["", f"Total wall time {time.perf_counter() - start_all:.0f} s."]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"throughput_{device.type}{args.tag}.md"
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The member axis: many independent models trained as one batched computation.
+
+A *member module* (e.g. :class:`causalnn.nets.RepresentationNet` with ``n_members=M``)
+stores every parameter member-major along its first dimension (see
+:mod:`causalnn.nets.members`). The helpers here are everything the engine and the
+estimators need on top of that rule.
+"""
+import copy
+
+import torch
+
+__all__ = ["bootstrap_counts", "member_rows", "per_member", "select_members"]
+
+
+def member_rows(tensor, n_members):
+    """View ``tensor`` as ``(n_members, -1)``: one row per member (member-major rule)."""
+    if tensor.shape[0] % n_members:
+        raise ValueError(
+            f"a member parameter's first dimension must be a multiple of n_members="
+            f"{n_members}; got shape {tuple(tensor.shape)}. Every parameter of a member "
+            f"module must be stored member-major along dimension 0.")
+    return tensor.reshape(n_members, -1)
+
+
+def select_members(module, index, n_members):
+    """A copy of a member module that keeps only the members in ``index``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A member module with ``n_members`` members.
+    index : sequence of int
+    n_members : int
+
+    Returns
+    -------
+    module : torch.nn.Module
+        Same class and structure with ``len(index)`` members; every submodule's
+        ``n_members`` attribute is updated.
+    """
+    index = torch.as_tensor(list(index), dtype=torch.long)
+    new = copy.deepcopy(module)
+    with torch.no_grad():
+        for name, param in list(new.named_parameters()):
+            rows = member_rows(param, n_members)[index.to(param.device)]
+            shape = (param.shape[0] // n_members * len(index),) + tuple(param.shape[1:])
+            param.data = rows.reshape(shape).clone()
+    for sub in new.modules():
+        if getattr(sub, "n_members", None) is not None:
+            sub.n_members = len(index)
+    return new
+
+
+def bootstrap_counts(n_members, n_rows, generator, device):
+    """Per-member bootstrap resample as row counts, ``(n_members, n_rows)``.
+
+    Each member draws ``n_rows`` rows with replacement; row ``i`` of member ``m`` is
+    weighted by how often it was drawn. Counts (rather than gathered copies) keep every
+    member on the same batches, so the members stay one batched computation.
+    """
+    draws = torch.randint(n_rows, (n_members, n_rows), generator=generator)
+    counts = torch.zeros(n_members, n_rows)
+    counts.scatter_add_(1, draws, torch.ones(n_members, n_rows))
+    return counts.to(device)
+
+
+_NOT_VMAPPABLE = set()
+
+
+def per_member(fn, phi, *args):
+    """``fn(phi[m], *args)`` for every member, stacked to ``(n_members,)``.
+
+    ``fn(phi, *args) -> scalar`` is a per-batch term such as an IPM; ``phi`` carries the
+    member axis first, the other arguments are shared. ``torch.vmap`` runs all members as
+    one batched computation; a function that vmap cannot trace (data-dependent shapes,
+    ``.item()``) falls back to a loop over members, remembered per function.
+    """
+    if fn not in _NOT_VMAPPABLE:
+        try:
+            return torch.vmap(fn, in_dims=(0,) + (None,) * len(args))(phi, *args)
+        except (RuntimeError, ValueError, NotImplementedError):
+            _NOT_VMAPPABLE.add(fn)
+    return torch.stack([fn(p, *args) for p in phi])

@@ -1,0 +1,162 @@
+"""The member axis of the engine: independent models trained as one computation."""
+import numpy as np
+import pytest
+import torch
+
+from causalnn.engine import (Callback, Trainer, bootstrap_counts, make_generator,
+                             per_member, select_members)
+from causalnn.losses import mmd_linear, mmd_rbf, wasserstein
+from causalnn.losses.subbatch import balanced_subbatch
+from causalnn.nets import MLP, MemberLinear, RepresentationNet, init_weights
+
+
+def test_member_linear_is_independent_linear_maps():
+    layer = init_weights(MemberLinear(3, 4, 2), torch.Generator().manual_seed(0))
+    layer.bias.data.normal_(generator=torch.Generator().manual_seed(1))
+    x = torch.randn(5, 4)
+    shared = layer(x)
+    stacked = layer(x.expand(3, 5, 4))
+    bias = layer.bias.view(3, 2)
+    for m in range(3):
+        expected = x @ layer.weight[m] + bias[m]
+        torch.testing.assert_close(shared[m], expected)
+        torch.testing.assert_close(stacked[m], expected)
+
+
+def test_members_get_their_own_initial_weights():
+    net = init_weights(MLP(4, (8,), out_features=1, n_members=3),
+                       torch.Generator().manual_seed(0))
+    weights = net[0].weight
+    assert not torch.equal(weights[0], weights[1])
+
+
+def _member_mse(module, batch):
+    pred = module(batch["X"]).squeeze(-1)            # (M, batch)
+    member_loss = (pred - batch["y"]).pow(2).mean(dim=1)
+    return {"loss": member_loss.sum(), "member_loss": member_loss}
+
+
+def test_members_fit_their_own_datasets_without_mixing():
+    """Three linear models, each with its own outcomes (member_data), trained as one."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(300, 3, generator=g)
+    w = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0], [-1.0, -1.0, -1.0]])
+    Y = (w @ X.T) + 0.01 * torch.randn(3, 300, generator=g)
+    module = init_weights(MemberLinear(3, 3, 1), torch.Generator().manual_seed(0))
+    trainer = Trainer(loss_fn=_member_mse, learning_rate=0.05, batch_size=32,
+                      max_epochs=200, patience=20, generator=make_generator(0), n_members=3)
+    history = trainer.fit(module, {"X": X}, member_data={"y": Y})
+    torch.testing.assert_close(module.weight.detach()[:, :, 0], w, atol=0.03, rtol=0)
+    assert len(history[0]["valid_member_loss"]) == 3
+    assert history[0]["valid_loss"] == pytest.approx(np.mean(history[0]["valid_member_loss"]))
+
+
+def test_each_member_keeps_its_own_best_epoch_and_weights():
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(200, 3, generator=g)
+    Y = torch.stack([X @ torch.tensor([1.0, -2.0, 0.5])] * 2) + torch.randn(2, 200,
+                                                                             generator=g)
+    snapshots = {}
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, trainer, record):
+            snapshots[record["epoch"]] = trainer.module.weight.detach().clone()
+
+    module = init_weights(MemberLinear(2, 3, 1), torch.Generator().manual_seed(0))
+    # two members, very different step sizes through different initial scales: the
+    # large learning rate makes the validation loss noisy, so best epochs differ
+    trainer = Trainer(loss_fn=_member_mse, learning_rate=0.3, batch_size=8,
+                      max_epochs=60, patience=6, generator=make_generator(3), n_members=2,
+                      callbacks=[Snapshot()])
+    history = trainer.fit(module, {"X": X}, member_data={"y": Y})
+    scores = np.array([r["valid_member_loss"] for r in history])
+    best = scores.argmin(axis=0) + 1
+    np.testing.assert_array_equal(trainer.early_stopping.best_epoch, best)
+    for m in range(2):
+        torch.testing.assert_close(module.weight.detach()[m], snapshots[best[m]][m])
+    # training stops only when every member has stalled for `patience` epochs
+    assert len(history) == best.max() + 6 or len(history) == 60
+
+
+def test_member_loss_is_required_with_n_members():
+    trainer = Trainer(loss_fn=lambda m, b: {"loss": m(b["X"]).sum()}, max_epochs=1,
+                      n_members=2, generator=make_generator(0))
+    with pytest.raises(ValueError, match="member_loss"):
+        trainer.fit(MemberLinear(2, 3, 1), {"X": torch.randn(20, 3)})
+
+
+def test_member_data_shape_is_checked():
+    trainer = Trainer(loss_fn=_member_mse, n_members=2, generator=make_generator(0))
+    with pytest.raises(ValueError, match="member_data"):
+        trainer.fit(MemberLinear(2, 3, 1), {"X": torch.randn(20, 3)},
+                    member_data={"y": torch.randn(3, 20)})
+
+
+def test_bootstrap_counts_resample_each_member():
+    counts = bootstrap_counts(4, 50, torch.Generator().manual_seed(0), "cpu")
+    assert counts.shape == (4, 50)
+    np.testing.assert_array_equal(counts.sum(dim=1).numpy(), 50)
+    assert not torch.equal(counts[0], counts[1])
+    # about 1 - 1/e of the rows are drawn at least once
+    assert 0.5 < float((counts > 0).float().mean()) < 0.75
+
+
+def test_select_members_keeps_those_members():
+    net = init_weights(RepresentationNet(4, (8,), (6,), n_members=5, propensity_head=True),
+                       torch.Generator().manual_seed(0))
+    x = torch.randn(7, 4)
+    picked = select_members(net, [3, 1], 5)
+    assert picked.n_members == 2
+    full, part = net(x), picked(x)
+    torch.testing.assert_close(part.outcome, full.outcome[[3, 1]])
+    torch.testing.assert_close(part.propensity_logit, full.propensity_logit[[3, 1]])
+
+
+@pytest.mark.parametrize("ipm", [mmd_linear, wasserstein, mmd_rbf],
+                         ids=lambda f: f.__name__)
+def test_per_member_ipm_equals_one_member_at_a_time(ipm):
+    g = torch.Generator().manual_seed(0)
+    phi = torch.randn(3, 40, 5, generator=g)
+    t = (torch.rand(40, generator=g) < 0.4).float()
+    expected = torch.stack([ipm(p, t) for p in phi])
+    torch.testing.assert_close(per_member(ipm, phi, t), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_balanced_subbatch_has_fixed_size_and_both_arms():
+    t = torch.tensor([1.0] * 90 + [0.0] * 10)
+    phi = torch.arange(100.0).view(1, 100, 1).expand(2, 100, 1)
+    sub_phi, sub_t = balanced_subbatch(phi, t, 40)
+    assert sub_phi.shape == (2, 40, 1) and sub_t.shape == (40,)
+    assert float(sub_t.sum()) == 20
+    # the control half cycles through the 10 control rows; values match their rows
+    assert set(sub_phi[0, sub_t == 0, 0].tolist()) == set(range(90, 100))
+    assert torch.equal(t[sub_phi[0, :, 0].long()], sub_t)
+    one_arm, t_one = balanced_subbatch(phi, torch.ones(100), 40)
+    assert float(mmd_linear(one_arm[0], t_one)) == 0.0
+    small_phi, small_t = balanced_subbatch(phi[:, :30], t[:30], 40)
+    assert small_phi.shape[1] == 30  # unchanged when the batch is small
+
+
+def test_validation_penalty_does_not_depend_on_row_order():
+    """The validation split is shuffled before chunking: with rows sorted by treatment
+    a chunk would otherwise hold one arm and its IPM would be zero."""
+    g = torch.Generator().manual_seed(0)
+    n = 6000
+    t = (torch.rand(n, generator=g) < 0.5).float()
+    X = torch.randn(n, 2, generator=g) + t[:, None]  # arms differ by 1 in each column
+
+    def loss(module, batch):
+        # the IPM of the (fixed) inputs; the trained scalar only gives a gradient
+        return {"loss": (module.weight * batch["X"]).pow(2).mean(),
+                "ipm": mmd_linear(batch["X"], batch["t"])}
+
+    def valid_ipm(order):
+        module = torch.nn.Linear(1, 1)
+        trainer = Trainer(loss_fn=loss, max_epochs=1, patience=None, batch_size=256,
+                          validation_fraction=0.5, generator=make_generator(0))
+        return trainer.fit(module, {"X": X[order], "t": t[order]})[0]["valid_ipm"]
+
+    sorted_rows = torch.argsort(t, stable=True)
+    shuffled = torch.randperm(n, generator=g)
+    assert valid_ipm(sorted_rows) == pytest.approx(valid_ipm(shuffled), rel=0.15)
+    assert valid_ipm(sorted_rows) == pytest.approx(2.0, rel=0.15)

@@ -1,0 +1,140 @@
+"""Ensembles (n_members), bootstrap members, fit_many and feature scaling."""
+import pickle
+
+import numpy as np
+import pytest
+
+from causalnn import CFRNet, Dragonnet, TARNet
+
+from conftest import ESTIMATORS, SMALL, simulate
+
+X, Y, T, TAU = simulate(n=300, d=4)
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_members_effects_and_their_mean(name):
+    est = ESTIMATORS[name](n_members=3, random_state=0).fit(X, Y, treatment=T)
+    per_member = est.effect(X, members=True)
+    assert per_member.shape == (3, len(X))
+    assert est.n_members_ == 3
+    np.testing.assert_allclose(est.effect(X), per_member.mean(axis=0))
+    # independent initial weights: the members disagree
+    assert np.std(per_member, axis=0).mean() > 1e-3
+    assert len(est.history_[0]["valid_member_loss"]) == 3
+    assert np.asarray(est.best_epoch_).shape == (3,)
+
+
+def test_single_member_effect_shape():
+    est = TARNet(**SMALL, random_state=0).fit(X, Y, treatment=T)
+    assert est.effect(X, members=True).shape == (1, len(X))
+    assert isinstance(est.best_epoch_, int)
+
+
+def test_members_are_seed_deterministic():
+    kw = dict(SMALL, n_members=3, random_state=5)
+    a = CFRNet(ipm="wasserstein", alpha=0.1, **kw).fit(X, Y, treatment=T)
+    b = CFRNet(ipm="wasserstein", alpha=0.1, **kw).fit(X, Y, treatment=T)
+    np.testing.assert_array_equal(a.effect(X, members=True), b.effect(X, members=True))
+
+
+def test_bootstrap_members_differ_and_recover_the_effect():
+    kw = dict(SMALL, max_epochs=30, random_state=0)
+    plain = TARNet(n_members=4, **kw).fit(X, Y, treatment=T)
+    boot = TARNet(n_members=4, bootstrap=True, **kw).fit(X, Y, treatment=T)
+    spread = boot.effect(X, members=True).std(axis=0).mean()
+    assert spread > plain.effect(X, members=True).std(axis=0).mean()
+    assert abs(boot.ate(X) - TAU.mean()) < 0.25
+
+
+def test_dragonnet_has_one_epsilon_per_member():
+    est = Dragonnet(**SMALL, n_members=3, random_state=0).fit(X, Y, treatment=T)
+    assert np.shape(est.epsilon_) == (3,)
+    assert np.isfinite(est.ate(X, targeted=True))
+    assert est.predict_propensity(X).shape == (len(X),)
+
+
+def test_fit_many_of_one_dataset_equals_fit():
+    kw = dict(SMALL, n_members=2, random_state=3)
+    single = TARNet(**kw).fit(X, Y, treatment=T)
+    (many,) = TARNet(**kw).fit_many(X, Y[None], treatment=T)
+    np.testing.assert_allclose(many.effect(X, members=True),
+                               single.effect(X, members=True), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [TARNet, Dragonnet], ids=lambda c: c.__name__)
+def test_fit_many_fits_each_dataset(cls):
+    """Three datasets with the same X and treatment and effects 1, 5 and -3 (in
+    outcomes of different scales) trained as one fit."""
+    shifts = np.array([0.0, 4.0, -4.0])
+    scales = np.array([1.0, 10.0, 0.1])
+    Ys = np.stack([s * (Y + d * T) for s, d in zip(scales, shifts)])
+    ests = cls(**dict(SMALL, max_epochs=40), n_members=2, random_state=0).fit_many(
+        X, Ys, treatment=T)
+    assert len(ests) == 3
+    for est, s, d in zip(ests, scales, shifts):
+        assert est.n_members_ == 2 and est.effect(X, members=True).shape == (2, len(X))
+        expected = s * (TAU.mean() + d)
+        assert est.ate(X) == pytest.approx(expected, abs=0.3 * s + 0.15 * abs(expected))
+        restored = pickle.loads(pickle.dumps(est))
+        np.testing.assert_array_equal(restored.effect(X), est.effect(X))
+
+
+def test_fit_many_checks_its_outcomes():
+    with pytest.raises(ValueError, match="n_datasets"):
+        TARNet(**SMALL).fit_many(X, Y, treatment=T)
+
+
+def test_pickling_leaves_the_estimator_unchanged():
+    est = TARNet(**SMALL, n_members=2, random_state=0).fit(X, Y, treatment=T)
+    module = est.module_
+    before = est.effect(X)
+    pickle.dumps(est)
+    assert est.module_ is module
+    np.testing.assert_array_equal(est.effect(X), before)
+
+
+@pytest.mark.parametrize("name", ["TARNet", "Dragonnet", "CFRNet-wasserstein"])
+def test_effects_do_not_depend_on_the_units_of_continuous_features(name):
+    """X scaling inside the estimator: continuous columns x 1000, same effects. The
+    0/1 column is left as it is."""
+    Xb = np.column_stack([X, (X[:, 0] > 0).astype(float)])
+    scaled = Xb.copy()
+    scaled[:, :4] *= 1000.0
+    kw = dict(random_state=0)
+    a = ESTIMATORS[name](**kw).fit(Xb, Y, treatment=T)
+    b = ESTIMATORS[name](**kw).fit(scaled, Y, treatment=T)
+    # equal up to float32 rounding of the scaled inputs (also on a GPU)
+    np.testing.assert_allclose(b.effect(scaled), a.effect(Xb), rtol=1e-2, atol=1e-2)
+    assert a.X_offset_[4] == 0.0 and a.X_scale_[4] == 1.0
+    np.testing.assert_allclose(b.X_scale_[:4], 1000.0 * a.X_scale_[:4])
+
+
+def test_feature_scaling_can_be_turned_off():
+    est = TARNet(**SMALL, scale_features=False, random_state=0).fit(1000 * X, Y,
+                                                                    treatment=T)
+    np.testing.assert_array_equal(est.X_scale_, 1.0)
+    np.testing.assert_array_equal(est.X_offset_, 0.0)
+
+
+def test_bfloat16_training_runs_and_recovers_the_effect():
+    est = TARNet(**dict(SMALL, max_epochs=30), precision="bfloat16",
+                 random_state=0).fit(X, Y, treatment=T)
+    assert abs(est.ate(X) - TAU.mean()) < 0.3
+
+
+def test_ipm_on_a_balanced_subbatch_for_large_batches():
+    kw = dict(SMALL, batch_size=256, ipm="wasserstein", alpha=0.1, random_state=0)
+    whole = CFRNet(ipm_batch_size=1024, **kw).fit(X, Y, treatment=T)
+    sub = CFRNet(ipm_batch_size=32, **kw).fit(X, Y, treatment=T)
+    assert np.isfinite(sub.history_[-1]["train_ipm"])
+    assert abs(sub.ate(X) - whole.ate(X)) < 0.3
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager():
+    """compile=True (torch.compile of the loss) trains the same network; minutes of
+    compilation on a CPU, hence slow."""
+    kw = dict(SMALL, n_members=2, ipm="wasserstein", random_state=0)
+    eager = CFRNet(**kw).fit(X, Y, treatment=T)
+    compiled = CFRNet(compile=True, **kw).fit(X, Y, treatment=T)
+    np.testing.assert_allclose(compiled.effect(X), eager.effect(X), rtol=1e-4, atol=1e-4)

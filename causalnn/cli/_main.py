@@ -133,8 +133,9 @@ def build_parser():
                       help="field separator of --data (default: ','; e.g. ';' or "
                            "'\\t' for tab)")
     data.add_argument("--no-scale", action="store_true",
-                      help="do not standardise the covariates of --data before fitting "
-                           "(0/1 columns are never standardised)")
+                      help="fit with scale_features=False: the estimator does not "
+                           "standardise the non-binary covariates of --data (0/1 columns "
+                           "are never standardised)")
     model = est.add_argument_group("model")
     model.add_argument("--model", choices=sorted(MODELS), default=DEFAULT_MODEL,
                        help=f"estimator (default: {DEFAULT_MODEL})")
@@ -179,8 +180,9 @@ def build_parser():
 
 # ---- model ---------------------------------------------------------------------------
 def _make_estimator(args):
+    # the estimators standardise the non-binary covariates themselves (scale_features)
     params = {"random_state": args.seed, "device": args.device,
-              "verbose": 1 if args.verbose else 0}
+              "verbose": 1 if args.verbose else 0, "scale_features": not args.no_scale}
     if args.max_epochs is not None:
         params["max_epochs"] = args.max_epochs
     if args.learning_rate is not None:
@@ -404,17 +406,6 @@ def _binary_columns(X):
     return [c for c in X.columns if X[c].isin((0.0, 1.0)).all()]
 
 
-def _standardize(X):
-    """Covariates with zero mean and unit variance: networks train poorly on raw scales
-    (a constant column is left centred). 0/1 columns are left as they are: an indicator
-    keeps its meaning, and it is already on a unit scale."""
-    scaled = [c for c in X.columns if c not in set(_binary_columns(X))]
-    X = X.copy()
-    std = X[scaled].std(ddof=0).replace(0.0, 1.0)
-    X[scaled] = (X[scaled] - X[scaled].mean()) / std
-    return X
-
-
 def _same_file(a, b):
     if os.path.exists(a) and os.path.exists(b):
         return os.path.samefile(a, b)
@@ -462,8 +453,6 @@ def _run_csv(args):
     frame = _read_csv(args.data, args.index_col, _separator(args.sep))
     X, t, y = _select(frame, args)
     n_binary = len(_binary_columns(X))
-    if not args.no_scale:
-        X = _standardize(X)
     X = X.to_numpy(dtype=np.float64)
     estimator = _make_estimator(args)
     elapsed = _fit(estimator, X, y, t)

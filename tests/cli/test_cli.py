@@ -332,13 +332,19 @@ def test_cfr_options_are_refused_for_other_models(toy_csv, capsys):
              "expected comma-separated positive layer widths")
 
 
-def test_standardisation_leaves_binary_columns_alone():
-    from causalnn.cli._main import _standardize
-
-    X = pd.DataFrame({"flag": [0.0, 1.0, 1.0, 0.0], "age": [20.0, 30.0, 40.0, 50.0]})
-    scaled = _standardize(X)
-    np.testing.assert_array_equal(scaled["flag"], X["flag"])
-    assert scaled["age"].mean() == pytest.approx(0) and scaled["age"].std(ddof=0) == 1
+def test_covariates_are_scaled_by_the_estimator(toy_frame, tmp_path, capsys):
+    """The CLI hands scaling to the estimator (scale_features): the ATE does not depend
+    on the units of a continuous covariate, and --no-scale turns the scaling off."""
+    ates = {}
+    for name, factor, extra in (("raw", 1.0, []), ("thousand", 1000.0, []),
+                                ("thousand-unscaled", 1000.0, ["--no-scale"])):
+        path = _variant(toy_frame, tmp_path, f"{name}.csv", age=toy_frame["age"] * factor)
+        assert main(_toy_args(path) + FAST + extra) == 0
+        out = capsys.readouterr().out
+        line = next(line for line in out.splitlines() if "estimated ATE" in line)
+        ates[name] = float(line.split()[-1])
+    assert ates["thousand"] == pytest.approx(ates["raw"], abs=2e-3)
+    assert ates["thousand-unscaled"] != pytest.approx(ates["raw"], abs=2e-3)
 
 
 def test_a_large_outcome_offset_leaves_the_reported_ate_unchanged(toy_frame, tmp_path,

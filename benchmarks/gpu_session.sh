@@ -1,49 +1,57 @@
 #!/usr/bin/env bash
-# One GPU session (issue 12): the full default test suite on CUDA, then the member-axis
-# and throughput benchmarks. About 6-8 minutes on an H100; every step has a time limit
-# so a slow step cannot eat the others' time.
+# The GPU checks of a session, as one script with a time limit per step, so that a slow
+# step cannot eat the others' time:
 #
-#   bash benchmarks/gpu_session.sh OUTDIR
+#   bash benchmarks/gpu_session.sh OUTDIR [tests] [members] [throughput] [ihdp] [compile]
 #
-# Writes OUTDIR/pytest.txt, OUTDIR/members_cuda.md, OUTDIR/throughput_cuda.md and
-# OUTDIR/throughput_cuda_1e7.md, OUTDIR/throughput_cuda_compile.md,
-# OUTDIR/ihdp_cuda_members10_fitmany.md,
-# OUTDIR/nvidia-smi.txt. CATENets (for the comparison row) is installed from
-# benchmarks/wheels/ without network when it is not importable; without it the row is
-# skipped and the table says why.
+# (no step names: all of them). "tests" runs the whole default suite with the GPU
+# present, where device="auto" puts every estimator on CUDA (8 pytest workers share the
+# GPU). The other steps are the issue-12 benchmarks: 100 IHDP TARNets as one batched
+# fit against one-by-one fits, rows/s against a plain torch loop and CATENets, the 10
+# IHDP files as one fit_many, and torch.compile with CUDA graphs. CATENets is
+# optional: install it first (pip install --no-deps catenets==0.2.4 loguru gdown) or the
+# table says it is missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${1:?usage: bash benchmarks/gpu_session.sh OUTDIR}"
+OUT="${1:?usage: bash benchmarks/gpu_session.sh OUTDIR [step ...]}"
+shift
+steps="${*:-tests members throughput ihdp compile}"
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || true
-
-if ! python -c "import catenets" 2>/dev/null && ls benchmarks/wheels/*.whl >/dev/null 2>&1; then
-  pip install --quiet --no-deps --no-index benchmarks/wheels/*.whl || true
-fi
-
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi -L 2>&1 | tee "$OUT/nvidia-smi.txt"
 start=$(date +%s)
-# 1. the whole default suite; device="auto" puts every estimator on CUDA
-timeout 240 python -m pytest -q -p no:cacheprovider 2>&1 | tail -40 > "$OUT/pytest.txt"
-echo "pytest: $(tail -1 "$OUT/pytest.txt") ($(( $(date +%s) - start )) s)"
+stamp() { echo "== $1 done at $(( $(date +%s) - start )) s"; }
+has() { [[ " $steps " == *" $1 "* ]]; }
 
-# 2. 100 IHDP TARNets (10 files x 10 seeds) as one batched fit vs fitted one by one
-#    (20 sequential fits timed, the time scaled to 100); stacked vs vmap step
-timeout 120 python benchmarks/members.py --device cuda --part impl batched \
-  --datasets 10 --seeds 10 --sequential-fits 20 --out "$OUT" 2>&1 | tail -25
-
-# 3. rows/s: 1e5 to 1e7 rows x 25 features
-timeout 150 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
-  --rows 100000 1000000 --batch 8192 65536 262144 --out "$OUT" 2>&1 | tail -22
-timeout 90 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
-  --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 \
-  --out "$OUT" 2>&1 | tail -8
-# 4. IHDP: the 10 files x 10 members as one fit_many (replication 1's split)
-timeout 60 python benchmarks/ihdp.py --device cuda --fit-many --n-members 10 \
-  --models "T-learner GB (baseline)" TARNet --out "$OUT" 2>&1 | tail -6
-
-# 5. torch.compile with CUDA graphs (compilation is paid in the untimed first fits)
-timeout 90 python benchmarks/throughput.py --device cuda --epochs 2 \
-  --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile --tag _compile \
-  --out "$OUT" 2>&1 | tail -8
+if has tests; then
+  workers=$(python -c "import xdist" 2>/dev/null && echo "-n 8" || echo "")
+  timeout 200 python -m pytest -q -p no:cacheprovider $workers -W ignore::UserWarning \
+    2>&1 | tail -30 > "$OUT/pytest.txt"
+  grep -E "passed|failed|error" "$OUT/pytest.txt" | tail -15
+  stamp tests
+fi
+if has members; then  # 100 IHDP TARNets (10 files x 10 seeds) batched vs one by one
+  timeout 110 python benchmarks/members.py --device cuda --part impl batched \
+    --datasets 10 --seeds 10 --sequential-fits 10 --out "$OUT" 2>&1 | tail -22
+  stamp members
+fi
+if has throughput; then  # rows/s at 1e6 and 1e7 rows x 25 features
+  timeout 120 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
+    --rows 1000000 --batch 8192 65536 262144 --out "$OUT" 2>&1 | tail -20
+  timeout 60 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
+    --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 \
+    --out "$OUT" 2>&1 | tail -8
+  stamp throughput
+fi
+if has ihdp; then  # the 10 IHDP files x 10 members as one fit_many
+  timeout 60 python benchmarks/ihdp.py --device cuda --fit-many --n-members 10 \
+    --models "T-learner GB (baseline)" TARNet --out "$OUT" 2>&1 | tail -8
+  stamp ihdp
+fi
+if has compile; then  # CUDA graphs through torch.compile (compilation not timed)
+  timeout 90 python benchmarks/throughput.py --device cuda --epochs 2 \
+    --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile --tag _compile \
+    --out "$OUT" 2>&1 | tail -8
+  stamp compile
+fi
 echo "total $(( $(date +%s) - start )) s"

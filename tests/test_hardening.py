@@ -148,7 +148,8 @@ def test_negative_random_state_and_unsupported_device_are_named():
 # ---- weight decay scope --------------------------------------------------------------
 @pytest.mark.parametrize("cls", [CFRNet, Dragonnet])
 def test_weight_decay_scope_heads_decays_only_the_outcome_heads(cls):
-    est = small(cls, weight_decay_scope="heads").fit(X, Y, treatment=T)
+    # on the CPU: the test drives the module with a CPU Trainer of its own
+    est = small(cls, weight_decay_scope="heads", device="cpu").fit(X, Y, treatment=T)
     module = est.module_
 
     def decay_only(mod, batch):  # a loss without gradient: only weight decay moves p
@@ -174,7 +175,7 @@ def test_weight_decay_scope_heads_decays_only_the_outcome_heads(cls):
 
 # ---- Dragonnet's propensity squeeze ----------------------------------------------------
 def test_dragonnet_squeeze_keeps_the_gradient_of_extreme_propensities():
-    est = small(Dragonnet).fit(X, Y, treatment=T)
+    est = small(Dragonnet, device="cpu").fit(X, Y, treatment=T)  # CPU batch below
     module = est.module_
     with torch.no_grad():
         module["net"].propensity.bias.fill_(12.0)  # g = sigmoid(~12): beyond any clip

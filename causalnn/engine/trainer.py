@@ -41,6 +41,7 @@ Adam runs fused on CUDA; ``precision="bfloat16"`` computes the forward pass unde
 autocast.
 """
 import math
+import time
 import warnings
 
 import numpy as np
@@ -191,7 +192,8 @@ class Trainer:
             One record per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (when a
             validation split exists) and ``train_<term>`` / ``valid_<term>`` for every
             other term the loss function returned; with members, the members' mean
-            losses and ``valid_member_loss`` (a list, one value per member).
+            losses and ``valid_member_loss`` (a list, one value per member); ``dur``,
+            the epoch's wall-clock seconds (training and validation).
         """
         n = next(iter(data.values())).shape[0]
         member_data = dict(member_data or {})
@@ -254,11 +256,15 @@ class Trainer:
                 for cb in callbacks:
                     cb.on_epoch_begin(self, epoch)
                 record = {"epoch": epoch}
+                epoch_start = time.perf_counter()
                 record.update(self._train_epoch(train, n_batches, optimizer, callbacks))
                 self._check_finite(record["train_loss"], epoch)
                 if valid is not None:
                     record.update(self._evaluate(valid))
                     self._check_finite(record["valid_loss"], epoch)
+                # the loss values above are host floats, so the device has finished the
+                # epoch's work: no extra synchronisation is needed for an honest time
+                record["dur"] = time.perf_counter() - epoch_start
                 self.history.append(record)
                 for cb in callbacks:
                     cb.on_epoch_end(self, record)

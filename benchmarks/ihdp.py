@@ -127,13 +127,18 @@ def score(name, est, data, fit_rows, test, seconds):
     return rows
 
 
-def machine_description():
+def machine_description(device=None):
+    """The machine a benchmark ran on, for its table's header (every benchmark script
+    imports this one). ``device``: the run's torch device; ``None`` names GPU 0 when
+    there is one."""
     cpu = platform.processor() or platform.machine()
     text = (f"{platform.node()}: {cpu}, {os.cpu_count()} CPU cores, "
             f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"sklearn {sklearn.__version__}, causalnn {causalnn.__version__}")
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
+    if device is None and torch.cuda.is_available():
+        device = torch.device("cuda", 0)
+    if device is not None and torch.device(device).type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(device)}"
     return text
 
 

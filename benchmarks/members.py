@@ -26,8 +26,6 @@ Run (GPU):  python benchmarks/members.py --device cuda --datasets 10 --seeds 10
 Writes benchmarks/results/members_<device>.md.
 """
 import argparse
-import os
-import platform
 import time
 import warnings
 from pathlib import Path
@@ -40,15 +38,7 @@ from causalnn import TARNet
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import pehe
 from causalnn.nets import RepresentationNet, init_weights
-
-
-def machine_description(device):
-    text = (f"{platform.node()}: {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} CPU cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), causalnn {causalnn.__version__}")
-    if device.type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(device)}"
-    return text
+from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
 
 
 def sync(device):

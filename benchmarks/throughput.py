@@ -23,9 +23,6 @@ Run (GPU):  python benchmarks/throughput.py --device cuda --rows 100000 1000000 
 Writes benchmarks/results/throughput_<device>.md.
 """
 import argparse
-import math
-import os
-import platform
 import sys
 import time
 import types
@@ -35,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import causalnn
 from causalnn import CFRNet, TARNet
 from causalnn.engine import resolve_device
+from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
 
 REP, HEAD = (200, 200, 200), (100, 100, 100)
 
@@ -45,15 +42,6 @@ REP, HEAD = (200, 200, 200), (100, 100, 100)
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def machine_description(device):
-    text = (f"{platform.node()}: {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} CPU cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), causalnn {causalnn.__version__}")
-    if device.type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(device)}"
-    return text
 
 
 def make_table(n, d=25, seed=0):

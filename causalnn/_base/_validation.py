@@ -153,21 +153,15 @@ def _check_finite(array, name):
         )
 
 
-def check_vector(v, *, name, n_samples=None, warn_column=False):
-    """Return a finite 1-d float64 array.
-
-    A column vector (n, 1) is accepted and flattened; with ``warn_column`` (for ``y``,
-    as sklearn does) a ``DataConversionWarning`` says so.
-    """
-    if v is None:
-        raise ValueError(f"{name} is required: the estimator requires {name} to be "
-                         f"passed, but the target {name} is None.")
+def _as_float64(v, name):
+    """``v`` (array-like, pandas, nested lists) as a float64 array; complex or
+    non-numeric values are refused with the values shown."""
     if isinstance(v, (pd.Series, pd.DataFrame)):
         v = v.to_numpy()
     if np.iscomplexobj(v):
         raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
     try:
-        array = np.asarray(v, dtype=np.float64)
+        return np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
         try:
             shown = pd.unique(np.ravel(np.asarray(v, dtype=object)))
@@ -178,6 +172,18 @@ def check_vector(v, *, name, n_samples=None, warn_column=False):
         raise TypeError(
             f"{name} must be numeric (encode categories as numbers, e.g. 0/1 for a "
             f"treatment); got {type(v).__name__}{detail}.") from None
+
+
+def check_vector(v, *, name, n_samples=None, warn_column=False):
+    """Return a finite 1-d float64 array.
+
+    A column vector (n, 1) is accepted and flattened; with ``warn_column`` (for ``y``,
+    as sklearn does) a ``DataConversionWarning`` says so.
+    """
+    if v is None:
+        raise ValueError(f"{name} is required: the estimator requires {name} to be "
+                         f"passed, but the target {name} is None.")
+    array = _as_float64(v, name)
     if array.ndim == 2 and array.shape[1] == 1:
         if warn_column:
             warnings.warn(f"A column-vector {name} was passed when a 1d array was "
@@ -323,14 +329,7 @@ def check_matrix(v, *, name, n_samples, against="X"):
         raise ValueError(f"{name} is required.")
     if scipy.sparse.issparse(v):
         raise TypeError(f"{name} is a sparse matrix; pass a dense array.")
-    if isinstance(v, (pd.Series, pd.DataFrame)):
-        v = v.to_numpy()
-    if np.iscomplexobj(v):
-        raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
-    try:
-        array = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be numeric; got {type(v).__name__}.") from None
+    array = _as_float64(v, name)
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[1] == 0:

@@ -20,7 +20,6 @@ References
 """
 
 import copy
-import numbers
 
 import numpy as np
 from sklearn.pipeline import Pipeline

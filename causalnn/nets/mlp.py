@@ -1,5 +1,4 @@
 """Fully connected building blocks."""
-import torch
 from torch import nn
 
 from .members import MemberLinear

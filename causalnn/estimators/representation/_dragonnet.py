@@ -23,13 +23,15 @@ import torch.nn.functional as F
 from ..._base import Interval, PropensityMixin
 from ..._base._docstrings import fill_doc
 from ...losses import TargetedRegularization, fluctuate, outcome_loss
+from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ._common import RepresentationEstimator
 
 __all__ = ["Dragonnet"]
 
 
 @fill_doc
-class Dragonnet(PropensityMixin, RepresentationEstimator):
+class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
+                RepresentationEstimator):
     """Dragonnet: shared representation, two outcome heads and a propensity head,
     optionally trained with targeted regularisation.
 

@@ -20,33 +20,23 @@ Run (the coverage section on a shared 2-core CPU takes ~15 min)::
 """
 import argparse
 import os
-import platform
 import sys
 import time
 import warnings
 
 import numpy as np
-import sklearn
 import torch
 from scipy.special import expit
 
-import causalnn
 from causalnn import Dragonnet, TARNet
 from causalnn.inference import estimate_average_effect
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ihdp import machine_description  # noqa: E402  (one machine line for all)
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 SMALL = dict(representation_layers=(32, 32), head_layers=(32,), max_epochs=40,
              patience=8, batch_size=64, learning_rate=3e-3, validation_fraction=0.2)
-
-
-def machine_description():
-    cpu = platform.processor() or platform.machine()
-    text = (f"{platform.node()}: {cpu}, {os.cpu_count()} CPU cores (shared), torch "
-            f"{torch.__version__} ({torch.get_num_threads()} threads), sklearn "
-            f"{sklearn.__version__}, causalnn {causalnn.__version__}")
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
 
 
 # ---- the confounded, limited-overlap simulation ----------------------------------------

@@ -78,7 +78,7 @@ def check_overlap(propensity, owner="", clip=OVERLAP_BOUNDS, share=OVERLAP_WARN_
 def plot_propensity(propensity, treatment, ax=None, bins=30, clip=OVERLAP_BOUNDS):
     """Histogram of the propensity by arm, with the clip bounds marked.
 
-    Needs matplotlib (an optional dependency: ``pip install matplotlib``).
+    Needs matplotlib (the optional extra ``pip install causalnn[plot]``).
 
     Returns
     -------
@@ -87,7 +87,7 @@ def plot_propensity(propensity, treatment, ax=None, bins=30, clip=OVERLAP_BOUNDS
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # optional extra
-        raise ImportError("plot_propensity needs matplotlib: pip install matplotlib"
+        raise ImportError("plot_propensity needs matplotlib: pip install causalnn[plot]"
                           ) from exc
     e = np.asarray(propensity, dtype=float)
     t = np.asarray(treatment, dtype=float)

@@ -209,8 +209,7 @@ class AverageEffectInferenceMixin:
                                  f"treatment arm.")
             mu0, mu1, e = self._nuisances_cross_fitted(X, y, t, model, cv)
         check_overlap(e, owner=f"{type(self).__name__}.ate_inference",
-                      clip=max(propensity_clip, OVERLAP_BOUNDS) if propensity_clip
-                      else OVERLAP_BOUNDS)
+                      clip=max(propensity_clip, OVERLAP_BOUNDS))
         outcome = getattr(self, "outcome_type_", None) or self._resolve_outcome(y)
         return estimate_average_effect(y, t, mu0, mu1, e, target=target, method=method,
                                        outcome=outcome, propensity_clip=propensity_clip,

@@ -138,3 +138,16 @@ def test_aipw_coverage_sanity():
         lo, hi = res.conf_int()
         covered += lo <= 2.0 <= hi
     assert covered >= 34
+
+
+def test_treatment_column_of_a_dataframe():
+    pd = pytest.importorskip("pandas")
+    X, t, y = data(n=120, seed=3)
+    frame = pd.DataFrame(X, columns=list("abcd")).assign(treat=t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = TARNet(**TINY, treatment_col="treat", random_state=0).ate_inference(
+            frame, y, cv=2)
+        b = TARNet(**TINY, random_state=0).ate_inference(
+            frame.drop(columns="treat"), y, treatment=t, cv=2)
+    assert a.point_estimate == pytest.approx(b.point_estimate)

@@ -124,9 +124,9 @@ def test_overlap_summary_on_estimator():
     assert summary.loc["all", "n"] == 100
 
 
-@pytest.mark.slow
 def test_aipw_coverage_sanity():
-    """40 simulated datasets: the 95% AIPW interval covers the ATE (=2) in >= 85%."""
+    """40 simulated datasets: the 95% AIPW interval covers the ATE (=2) in >= 85%
+    (about 10 s on one core; benchmarks/inference_coverage.py measures it at scale)."""
     covered = 0
     for k in range(40):
         X, t, y = data(n=500, seed=100 + k)

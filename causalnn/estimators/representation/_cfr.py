@@ -17,13 +17,14 @@ from ..._base import Interval, Options
 from ..._base._docstrings import fill_doc
 from ...losses import IPMS, outcome_loss
 from ...losses.subbatch import balanced_subbatch
+from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ._common import RepresentationEstimator
 
 __all__ = ["CFRNet", "TARNet"]
 
 
 @fill_doc
-class CFRNet(RepresentationEstimator):
+class CFRNet(AverageEffectInferenceMixin, IntervalMixin, RepresentationEstimator):
     """Counterfactual regression network with an IPM balancing penalty (CFR).
 
     Parameters

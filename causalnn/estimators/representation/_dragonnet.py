@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
+from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...losses import (TargetedRegularization, clever_covariate, fluctuate,
                        outcome_loss)
 from ._common import RepresentationEstimator
@@ -30,7 +31,8 @@ __all__ = ["Dragonnet"]
 
 
 @fill_doc
-class Dragonnet(PropensityMixin, RepresentationEstimator):
+class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
+                RepresentationEstimator):
     """Dragonnet: shared representation, two outcome heads and a propensity head,
     optionally trained with targeted regularisation.
 

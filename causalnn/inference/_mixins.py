@@ -1,0 +1,291 @@
+"""Mixins that give the binary-treatment estimators inference on average effects.
+
+:class:`AverageEffectInferenceMixin` adds ``ate_inference`` (AIPW, TMLE or plug-in
+ATE/ATT/ATC with cross-fitted nuisances) and ``overlap_summary``;
+:class:`IntervalMixin` adds ``effect_interval`` and ``ate_interval`` from the members of
+an ensemble (bootstrap members with ``bootstrap=True``).
+"""
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from .._base._validation import (check_binary, check_features, check_vector,
+                                 require_treatment, split_treatment_column)
+from ._average import METHODS, TARGETS, estimate_average_effect
+from ._overlap import OVERLAP_BOUNDS, check_overlap, overlap_summary
+
+__all__ = ["AverageEffectInferenceMixin", "IntervalMixin"]
+
+
+def _check_alpha(alpha):
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a float in (0, 1); got {alpha!r}.")
+
+
+class IntervalMixin:
+    """``effect_interval`` and ``ate_interval`` from the ensemble's members.
+
+    With ``bootstrap=True`` each member is fitted to its own bootstrap resample, so the
+    members' spread is a bootstrap distribution and the percentile interval its
+    ``1 - alpha`` interval (Efron & Tibshirani 1993). Without it the members differ only
+    in their initial weights and batch order, and the interval shows that spread only.
+    """
+
+    def _member_effects(self, X, T0, T1):
+        if getattr(self, "n_members_", 1) < 2:
+            raise ValueError(
+                f"{type(self).__name__} was fitted with n_members="
+                f"{getattr(self, 'n_members_', 1)}; intervals from members need "
+                f"n_members >= 2 (e.g. n_members=50, bootstrap=True).")
+        if not getattr(self, "bootstrap", False):
+            warnings.warn("the members are not bootstrap replicates (bootstrap=False): "
+                          "the interval reflects only the spread between random "
+                          "initialisations, not sampling uncertainty.", UserWarning,
+                          stacklevel=3)
+        return self.effect(X, T0, T1, members=True)
+
+    def effect_interval(self, X, T0=0, T1=1, *, alpha=0.05):
+        """Percentile interval of each row's effect over the members.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        T0, T1 : scalar or array-like of shape (n_samples,), default=0 and 1
+        alpha : float, default=0.05
+            The interval covers ``1 - alpha``.
+
+        Returns
+        -------
+        lower, upper : ndarray of shape (n_samples,)
+        """
+        _check_alpha(alpha)
+        tau = self._member_effects(X, T0, T1)
+        return (np.quantile(tau, alpha / 2, axis=0),
+                np.quantile(tau, 1 - alpha / 2, axis=0))
+
+    def ate_interval(self, X, T0=0, T1=1, *, alpha=0.05):
+        """Percentile interval of the average effect over ``X`` across the members.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        T0, T1 : scalar or array-like of shape (n_samples,), default=0 and 1
+        alpha : float, default=0.05
+
+        Returns
+        -------
+        lower, upper : float
+        """
+        _check_alpha(alpha)
+        tau = self._member_effects(X, T0, T1).mean(axis=1)
+        return float(np.quantile(tau, alpha / 2)), float(np.quantile(tau, 1 - alpha / 2))
+
+
+class AverageEffectInferenceMixin:
+    """``ate_inference``: doubly robust average effects with cross-fitted nuisances.
+
+    Cross-fitting trains the ``cv`` fold models as the members of one batched fit:
+    member ``k`` sees the rows outside fold ``k`` (the rows of fold ``k`` get weight 0
+    in its per-row losses, also in its validation loss, so its early stopping never
+    looks at them), and predicts fold ``k``. Pairwise terms of the loss (CFR's IPM) use
+    the covariates and treatments of all rows of a batch, never their outcomes.
+    """
+
+    # ---- hooks into the estimator's training ----------------------------------------
+    def _train_members(self, module, data, generator, *, stratify):
+        weight = getattr(self, "_cross_fit_weight", None)
+        if weight is None:
+            module = super()._train_members(module, data, generator, stratify=stratify)
+            if self._propensity_head and not hasattr(self, "_many_y"):
+                self._check_fit_overlap(data["X"])
+            return module
+        return self._train(module, data, generator, stratify=stratify,
+                           n_members=self.n_members_, bootstrap=False,
+                           member_data={"member_weight": weight})
+
+    def _check_fit_overlap(self, X_scaled):
+        """Record ``overlap_share_`` and warn when overlap is poor (own propensity
+        head only)."""
+        e = self._raw_propensity(X_scaled).mean(axis=0)
+        self.overlap_share_ = check_overlap(e, owner=type(self).__name__, stacklevel=5)
+
+    def _raw_propensity(self, X_scaled):
+        """Unclipped propensity of the estimator's own head, ``(n_members, n)``."""
+        logit = self._forward(X_scaled, lambda out: out.propensity_logit)
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    # ---- inputs -----------------------------------------------------------------------
+    def _inference_inputs(self, X, y, treatment):
+        X, treatment = split_treatment_column(X, treatment, self.treatment_col,
+                                              required=False)
+        Xa, _ = check_features(X, name="X")
+        n = Xa.shape[0]
+        y = check_vector(y, name="y", n_samples=n)
+        require_treatment(treatment)
+        t = check_vector(treatment, name="treatment", n_samples=n)
+        check_binary(t, name="treatment", owner=type(self).__name__)
+        return X, y, t
+
+    def _propensity_model(self, propensity_model):
+        if propensity_model is None:
+            if self._propensity_head:
+                return None
+            return LogisticRegression(max_iter=1000)
+        if not (hasattr(propensity_model, "fit")
+                and hasattr(propensity_model, "predict_proba")):
+            raise TypeError(
+                f"propensity_model must be a scikit-learn classifier with fit and "
+                f"predict_proba; got {type(propensity_model).__name__}, which lacks "
+                f"{'predict_proba' if hasattr(propensity_model, 'fit') else 'fit'}.")
+        return propensity_model
+
+    # ---- the estimate -----------------------------------------------------------------
+    def ate_inference(self, X, y, *, treatment=None, target="ate", method="aipw", cv=5,
+                      propensity_model=None, propensity_clip=0.01, trim=None):
+        """Average effect with an influence-function standard error and interval.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        treatment : array-like of shape (n_samples,), default=None
+            Binary treatment; may come from ``treatment_col``.
+        target : {"ate", "att", "atc"}, default="ate"
+            Average over all rows, the treated rows, or the control rows.
+        method : {"aipw", "tmle", "plugin"}, default="aipw"
+            ``"aipw"``: augmented inverse propensity weighting (Robins et al. 1994);
+            ``"tmle"``: targeted maximum likelihood (van der Laan & Rubin 2006), one
+            logistic fluctuation of the outcome predictions; ``"plugin"``: the outcome
+            model's mean effect (no standard error).
+        cv : int >= 2 or None, default=5
+            Cross-fitting folds (Chernozhukov et al. 2018): a clone of this estimator is
+            fitted with ``cv * n_members`` members in one batched fit, fold ``k``'s
+            members trained without fold ``k`` and predicting it; the propensity model
+            is cross-fitted on the same folds. ``None``: use this fitted estimator's
+            predictions and a propensity model fitted on all rows (no cross-fitting;
+            intervals can then be too narrow).
+        propensity_model : scikit-learn classifier, default=None
+            Model of ``P(T=1 | x)``. ``None``: Dragonnet's own propensity head, or
+            ``LogisticRegression(max_iter=1000)`` for TARNet/CFR.
+        propensity_clip : float in [0, 0.5), default=0.01
+            Propensities are clipped to ``[c, 1 - c]`` in the weights; the number of
+            rows touched is ``result.n_clipped``.
+        trim : float in (0, 0.5) or None, default=None
+            Drop rows with propensity outside ``[trim, 1 - trim]`` before estimating
+            (the estimand becomes the effect on the overlap population).
+
+        Returns
+        -------
+        result : causalnn.inference.AverageEffectResult
+            ``point_estimate``, ``stderr``, ``conf_int(alpha)``, ``summary_frame()``,
+            ``overlap_summary()``.
+
+        References
+        ----------
+        .. [1] J. M. Robins, A. Rotnitzky, L. P. Zhao. "Estimation of regression
+           coefficients when some regressors are not always observed". JASA 1994.
+        .. [2] M. J. van der Laan, D. Rubin. "Targeted maximum likelihood learning".
+           Int. J. Biostatistics 2006.
+        .. [3] V. Chernozhukov et al. "Double/debiased machine learning for treatment
+           and structural parameters". Econometrics Journal 2018.
+        """
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+        if cv is not None and not (isinstance(cv, numbers.Integral) and cv >= 2):
+            raise ValueError(f"cv must be an integer >= 2 or None; got {cv!r}.")
+        model = self._propensity_model(propensity_model)
+        X, y, t = self._inference_inputs(X, y, treatment)
+        if cv is None:
+            mu0, mu1, e = self._nuisances_in_sample(X, t, model)
+        else:
+            if np.bincount(t.astype(int), minlength=2).min() < cv:
+                raise ValueError(f"cv={cv} folds need at least {cv} rows in each "
+                                 f"treatment arm.")
+            mu0, mu1, e = self._nuisances_cross_fitted(X, y, t, model, cv)
+        check_overlap(e, owner=f"{type(self).__name__}.ate_inference",
+                      clip=max(propensity_clip, OVERLAP_BOUNDS))
+        outcome = getattr(self, "outcome_type_", None) or self._resolve_outcome(y)
+        return estimate_average_effect(y, t, mu0, mu1, e, target=target, method=method,
+                                       outcome=outcome, propensity_clip=propensity_clip,
+                                       trim=trim, cv=cv)
+
+    def _nuisances_in_sample(self, X, t, model):
+        Xs = self._validate_X(X)
+        n = Xs.shape[0]
+        eta0, eta1 = self._predict_outcome(Xs, np.zeros(n), np.ones(n))
+        mu0 = np.atleast_2d(self._to_outcome_scale(eta0)).mean(axis=0)
+        mu1 = np.atleast_2d(self._to_outcome_scale(eta1)).mean(axis=0)
+        if model is None:
+            e = self._raw_propensity(Xs).mean(axis=0)
+        else:
+            e = clone(model).fit(Xs, t).predict_proba(Xs)[:, 1]
+        return mu0, mu1, e
+
+    def _nuisances_cross_fitted(self, X, y, t, model, cv):
+        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
+        folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
+        fold = np.empty(len(t), dtype=int)
+        for k, (_, test) in enumerate(folds.split(np.zeros(len(t)), t)):
+            fold[test] = k
+        per_fold = self.n_members
+        est = clone(self).set_params(n_members=cv * per_fold, bootstrap=False,
+                                     treatment_col=None)
+        # member k*per_fold + j trains on every row outside fold k
+        weight = np.repeat((fold[None, :] != np.arange(cv)[:, None]).astype(float),
+                           per_fold, axis=0)
+        est._cross_fit_weight = weight
+        try:
+            est.fit(X, y, treatment=t)
+        finally:
+            del est._cross_fit_weight
+        Xs = est._validate_X(X)
+        n = Xs.shape[0]
+        eta0, eta1 = est._predict_outcome(Xs, np.zeros(n), np.ones(n))
+        rows = np.arange(n)
+
+        def by_fold(members):  # (cv * per_fold, n) -> each row from its own fold
+            return members.reshape(cv, per_fold, n).mean(axis=1)[fold, rows]
+
+        mu0 = by_fold(est._to_outcome_scale(eta0))
+        mu1 = by_fold(est._to_outcome_scale(eta1))
+        if model is None:
+            e = by_fold(est._raw_propensity(Xs))
+        else:
+            e = cross_val_predict(clone(model), Xs, t, cv=[
+                (np.flatnonzero(fold != k), np.flatnonzero(fold == k))
+                for k in range(cv)], method="predict_proba")[:, 1]
+        return mu0, mu1, e
+
+    # ---- diagnostics ------------------------------------------------------------------
+    def overlap_summary(self, X, treatment=None, *, propensity_model=None,
+                        clip=OVERLAP_BOUNDS):
+        """Propensity distribution by arm on ``X`` (see
+        :func:`causalnn.inference.overlap_summary`).
+
+        The propensity is the estimator's own head (Dragonnet), or ``propensity_model``
+        (default ``LogisticRegression``) cross-validated over 5 folds.
+
+        Returns
+        -------
+        summary : pandas.DataFrame
+        """
+        model = self._propensity_model(propensity_model)
+        X, treatment = split_treatment_column(X, treatment, self.treatment_col,
+                                              required=False)
+        require_treatment(treatment)
+        if model is None:
+            Xs = self._validate_X(X)
+            t = check_vector(treatment, name="treatment", n_samples=Xs.shape[0])
+            e = self._raw_propensity(Xs).mean(axis=0)
+        else:
+            Xs, _ = check_features(X, name="X")
+            t = check_vector(treatment, name="treatment", n_samples=Xs.shape[0])
+            check_binary(t, name="treatment", owner=type(self).__name__)
+            e = cross_val_predict(clone(model), Xs, t, cv=5, method="predict_proba")[:, 1]
+        return overlap_summary(e, t, clip=clip)

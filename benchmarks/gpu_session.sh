@@ -26,8 +26,8 @@ has() { [[ " $steps " == *" $1 "* ]]; }
 if has tests; then
   workers=$(python -c "import xdist" 2>/dev/null && echo "-n 8" || echo "")
   timeout 200 python -m pytest -q -p no:cacheprovider $workers -W ignore::UserWarning \
-    2>&1 | tail -30 > "$OUT/pytest.txt"
-  grep -E "passed|failed|error" "$OUT/pytest.txt" | tail -15
+    --tb=short > "$OUT/pytest.txt" 2>&1
+  grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.txt" | tail -15
   stamp tests
 fi
 if has members; then  # 100 IHDP TARNets (10 files x 10 seeds) batched vs one by one
@@ -49,8 +49,8 @@ if has ihdp; then  # the 10 IHDP files x 10 members as one fit_many
   stamp ihdp
 fi
 if has compile; then  # CUDA graphs through torch.compile (compilation not timed)
-  timeout 90 python benchmarks/throughput.py --device cuda --epochs 2 \
-    --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile --tag _compile \
+  timeout 100 python benchmarks/throughput.py --device cuda --epochs 3 \
+    --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile catenets --tag _compile \
     --out "$OUT" 2>&1 | tail -8
   stamp compile
 fi

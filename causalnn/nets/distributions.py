@@ -86,22 +86,30 @@ def sample(distribution, n_draws, generator):
     Supports the distributions built in this module: a ``MixtureSameFamily`` of
     ``Independent(Normal)`` (returns shape ``(n_draws, n, d)``) and a ``Categorical``
     (returns class indices of shape ``(n_draws, n)``). No gradient flows through the
-    draws.
+    draws. The random numbers come from ``generator`` on its own device (a CPU
+    generator for a model on the GPU gives the same draws as on the CPU, so CPU and GPU
+    fits agree up to rounding) and are then moved to the distribution's device; classes
+    and mixture components are picked by inverting the cumulative probabilities.
     """
     with torch.no_grad():
         if isinstance(distribution, Categorical):
-            idx = torch.multinomial(distribution.probs, n_draws, replacement=True,
-                                    generator=generator)
-            return idx.T
+            return _pick(distribution.probs, n_draws, generator).T
         if not isinstance(distribution, MixtureSameFamily):
             raise TypeError(f"cannot sample from {type(distribution).__name__}.")
         weights = distribution.mixture_distribution.probs          # (n, K)
         normal = distribution.component_distribution.base_dist     # loc, scale (n, K, d)
-        component = torch.multinomial(weights, n_draws, replacement=True,
-                                      generator=generator)        # (n, S)
+        component = _pick(weights, n_draws, generator)             # (n, S)
         index = component.unsqueeze(-1).expand(-1, -1, normal.loc.shape[-1])
         loc = normal.loc.gather(1, index)                          # (n, S, d)
         scale = normal.scale.gather(1, index)
-        noise = torch.randn(loc.shape, generator=generator, device=loc.device,
-                            dtype=loc.dtype)
+        noise = torch.randn(loc.shape, generator=generator, device=generator.device,
+                            dtype=loc.dtype).to(loc.device)
         return (loc + scale * noise).transpose(0, 1)
+
+
+def _pick(probs, n_draws, generator):
+    """``n_draws`` category indices per row of ``probs`` (n, K), as ``(n, n_draws)``."""
+    uniform = torch.rand((probs.shape[0], n_draws), generator=generator,
+                         device=generator.device, dtype=probs.dtype).to(probs.device)
+    cdf = probs.cumsum(-1)
+    return torch.searchsorted(cdf, uniform).clamp_max(probs.shape[-1] - 1)

@@ -325,10 +325,10 @@ def test_cuda_fit_agrees_with_cpu_and_unpickles_on_cpu(linear, monkeypatch):
     assert next(gpu.module_.parameters()).device.type == "cuda"
     assert next(gpu.first_stage_module_.parameters()).device.type == "cuda"
     cpu = DeepIV(**FAST, device="cpu", random_state=0).fit(x, y, treatment=t, instrument=z)
-    # same initial weights and batches; the draws come from device generators, so the
-    # second stage sees different Monte-Carlo noise on the two devices
+    # same initial weights, batches and Monte-Carlo draws (a CPU generator on both
+    # devices), float64 networks: the fits differ by rounding only
     np.testing.assert_allclose(gpu.predict_outcome(x, t), cpu.predict_outcome(x, t),
-                               atol=0.3 * np.std(y))
+                               atol=0.02 * np.std(y))
     expected = gpu.marginal_effect(x, t)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     restored = pickle.loads(pickle.dumps(gpu))

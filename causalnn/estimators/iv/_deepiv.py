@@ -301,7 +301,9 @@ class DeepIV(BaseCausalEstimator):
         self.module_ = init_weights(
             MLP(n_in, self.outcome_layers, out_features=n_out, activation=self.activation),
             generator, scale=1.0).to(DTYPE)
-        draws = torch.Generator(device=self.device_)
+        # Monte-Carlo draws from a CPU generator (moved to the device), so that a GPU
+        # fit sees the same draws as a CPU fit
+        draws = torch.Generator()
         draws.manual_seed(int(torch.randint(2 ** 62, (1,), generator=generator)))
 
         def second_stage_loss(module, batch):

@@ -168,6 +168,16 @@ def build_parser():
                        help="torch device; auto (the default) uses CUDA when available")
     model.add_argument("--verbose", action="store_true",
                        help="show training progress on stderr")
+    inference = est.add_argument_group(
+        "average effect (cross-fitted AIPW with a standard error, beside the plug-in)")
+    inference.add_argument("--target", choices=["ate", "att", "atc"], default="ate",
+                           help="average over all rows (ate), the treated (att) or the "
+                                "controls (atc) (default: ate)")
+    inference.add_argument("--cv", metavar="N", type=_positive_int, default=5,
+                           help="cross-fitting folds, trained as one batched fit "
+                                "(default: 5; at least 2)")
+    inference.add_argument("--no-inference", action="store_true",
+                           help="skip the AIPW estimate (saves the cross-fitted fit)")
     out = est.add_argument_group("output")
     out.add_argument("--out", metavar="FILE.csv",
                      help="write one effect per row to this CSV (columns: the row "
@@ -201,17 +211,47 @@ def _make_estimator(args):
     return MODELS[args.model](**params)
 
 
-def _fit(estimator, X, y, treatment):
-    """Fit and time; warnings become one ``causalnn: warning:`` line each instead of
-    Python's two-line file:line format."""
+def _with_warnings_printed(action):
+    """Run ``action()``; its warnings become one ``causalnn: warning:`` line each
+    instead of Python's two-line file:line format."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        start = time.perf_counter()
-        estimator.fit(X, y, treatment=treatment)
-        elapsed = time.perf_counter() - start
+        result = action()
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"{PROG}: warning: {message}", file=sys.stderr)
-    return elapsed
+    return result
+
+
+def _fit(estimator, X, y, treatment):
+    """Fit; return the seconds it took."""
+    def fit():
+        start = time.perf_counter()
+        estimator.fit(X, y, treatment=treatment)
+        return time.perf_counter() - start
+    return _with_warnings_printed(fit)
+
+
+def _print_average_effect(estimator, X, y, treatment, args, rows_name):
+    """The cross-fitted AIPW estimate of ``args.target`` with its standard error and
+    95% interval, beside the plug-in mean of the fitted model's effects."""
+    if args.no_inference:
+        return
+    result = _with_warnings_printed(lambda: estimator.ate_inference(
+        X, y, treatment=treatment, target=args.target, method="aipw", cv=args.cv))
+    group = {"ate": X, "att": X[treatment == 1], "atc": X[treatment == 0]}[args.target]
+    lower, upper = result.conf_int(0.05)
+    label = args.target.upper()
+    print(f"\n{label} on the {rows_name}, doubly robust ({args.cv}-fold cross-fitted "
+          f"AIPW):")
+    _print_table([
+        (f"AIPW {label}", _fmt(result.point_estimate)),
+        ("standard error", _fmt(result.stderr)),
+        ("95% interval", f"{_fmt(lower)} to {_fmt(upper)}"),
+        (f"plug-in {label} (for comparison)", _fmt(estimator.ate(group))),
+    ])
+    if result.n_clipped:
+        print(f"  ({result.n_clipped} row{'s' if result.n_clipped > 1 else ''} had "
+              f"propensities clipped to [0.01, 0.99])")
 
 
 def _device_name(estimator):
@@ -273,6 +313,8 @@ def _run_ihdp(args):
                        ("|ATE error|", "ate_error"), ("sqrt(PEHE)", "pehe")):
         rows.append((label, _fmt(results["in"][key]), _fmt(results["out"][key])))
     _print_table(rows)
+    _print_average_effect(estimator, data.X[fit_rows], data.y[fit_rows],
+                          data.treatment[fit_rows], args, "fitted rows")
     print()
     _print_table([("device", _device_name(estimator)),
                   ("fit time", _fit_summary(estimator, elapsed))], numeric=False)
@@ -480,6 +522,7 @@ def _run_csv(args):
         ("                 50%", _fmt(q50)),
         ("                 95%", _fmt(q95)),
     ])
+    _print_average_effect(estimator, X, y, t, args, "rows of --data")
     print()
     _print_table([("device", _device_name(estimator)),
                   ("fit time", _fit_summary(estimator, elapsed))], numeric=False)
@@ -505,6 +548,8 @@ def _separator(text):
 
 def _run_estimate(args):
     _check_out(args.out, args.data, args.force)
+    if args.cv < 2:  # before the fit, like every other refusal
+        raise UsageError(f"--cv must be at least 2; got {args.cv}")
     if args.data is None:
         given = [f"--{name.replace('_', '-')}" for name in
                  ("treatment", "outcome", "covariates", "index_col")

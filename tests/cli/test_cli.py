@@ -358,3 +358,35 @@ def test_a_large_outcome_offset_leaves_the_reported_ate_unchanged(toy_frame, tmp
         lines.append(next(line for line in out.splitlines() if "estimated ATE" in line))
     assert lines[0] == lines[1]
     assert abs(float(lines[0].split()[-1])) > 0.05
+
+
+# ---- the average effect with a standard error ------------------------------------------
+def _reported(out, label):
+    line = next(line for line in out.splitlines() if line.strip().startswith(label))
+    return line.split()[-1]
+
+
+@pytest.mark.parametrize("target", ["ate", "att"])
+def test_reports_a_cross_fitted_aipw_estimate_with_an_interval(toy_csv, capsys, target):
+    assert main(_toy_args(toy_csv) + FAST + ["--target", target, "--cv", "2"]) == 0
+    out = capsys.readouterr().out
+    label = target.upper()
+    assert f"{label} on the rows of --data, doubly robust (2-fold cross-fitted AIPW)" in out
+    estimate = float(_reported(out, f"AIPW {label}"))
+    stderr = float(_reported(out, "standard error"))
+    interval = next(line for line in out.splitlines() if "95% interval" in line).split()
+    lower, upper = float(interval[-3]), float(interval[-1])
+    # a normal interval: the estimate -/+ 1.96 standard errors (printed to 4 decimals)
+    assert stderr > 0
+    assert lower == pytest.approx(estimate - 1.959964 * stderr, abs=2e-4)
+    assert upper == pytest.approx(estimate + 1.959964 * stderr, abs=2e-4)
+    assert f"plug-in {label} (for comparison)" in out
+
+
+def test_no_inference_skips_the_aipw_estimate(toy_csv, capsys):
+    assert main(_toy_args(toy_csv) + FAST + ["--no-inference"]) == 0
+    assert "AIPW" not in capsys.readouterr().out
+
+
+def test_cv_below_two_is_refused(toy_csv, capsys):
+    _refused(_toy_args(toy_csv) + FAST + ["--cv", "1"], capsys, "--cv must be at least 2")

@@ -21,33 +21,24 @@ model at m = 100 (deconfounder_variants_cpu.md, about 2 minutes).
 """
 import argparse
 import csv
-import os
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression
 
 import causalnn
 from causalnn import Deconfounder
+from causalnn.benchmark import machine_description
 from causalnn.datasets import make_multi_cause
 from causalnn.estimators.latent import PredictiveCheckWarning
 
 
 def rmse(estimate, truth):
     return float(np.sqrt(np.mean((np.asarray(estimate) - truth) ** 2)))
-
-
-def machine_description():
-    cpu = platform.processor() or platform.machine()
-    return (f"{platform.node()}: {cpu}, {os.cpu_count()} CPU cores, torch "
-            f"{torch.__version__} ({torch.get_num_threads()} threads), sklearn "
-            f"{sklearn.__version__}, causalnn {causalnn.__version__}")
 
 
 def run_one(m, confounding, seed, n_samples, n_factors):

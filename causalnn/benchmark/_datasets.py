@@ -117,10 +117,18 @@ def check_datasets(names, replications):
                              f"{replications} (use make_ihdp for more IHDP replications).")
 
 
-def load_replication(name, replication, seed=0):
-    """Replication ``replication`` (numbered from 1) of dataset ``name``."""
+def load_replication(name, replication, seed=0, shared_split=False):
+    """Replication ``replication`` (numbered from 1) of dataset ``name``.
+
+    ``shared_split=True`` gives every replication the fit and test rows of replication
+    1 (the IHDP files then share X, treatment and split, so a representation estimator
+    fits them all as one batched ``fit_many``).
+    """
     data = DATASETS[name][0](replication, seed)
     data.replication = replication
+    if shared_split and replication != 1:
+        first = DATASETS[name][0](1, seed)
+        data.fit_index, data.test_index = first.fit_index, first.test_index
     return data
 
 

@@ -125,10 +125,7 @@ def _deepiv(seed, device):
 
 
 def _deconfounder(seed, device):
-    import warnings
     from .. import Deconfounder
-    from ..estimators.latent._deconfounder import PredictiveCheckWarning
-    warnings.filterwarnings("ignore", category=PredictiveCheckWarning)
     return Deconfounder(random_state=seed, device=device)
 
 

@@ -126,6 +126,8 @@ def _header(result, command):
              f"({result['n_jobs']} jobs, {result['backend']} backend). Each cell: mean ± "
              "standard error over replications (median).", ""]
     lines += [f"- {d}: {DATASETS[d][3]}" for d in result["datasets"]]
+    if result.get("shared_split"):
+        lines.append("- every replication uses replication 1's split (--shared-split)")
     return "\n".join(lines)
 
 

@@ -75,19 +75,32 @@ def _failure(exc):
     return f"{type(exc).__name__}: {exc}"[:300] + where
 
 
-def run_unit(spec, label, dataset, replications, seed, device, batched, threads=None):
+def run_unit(spec, label, dataset, replications, seed, device, batched, threads=None,
+             shared_split=False):
     """Fit one model on some replications of one dataset and score each.
 
     Any exception is caught and recorded as a failed row for the replications it
-    concerns, so one bad replication never stops the grid.
+    concerns, so one bad replication never stops the grid. Warnings (convergence, the
+    deconfounder's predictive check, peers' deprecations) are silenced inside; the
+    caller's warning filters and torch threads are left as they were.
     """
+    import torch
+    before = torch.get_num_threads()
     if threads:
-        import torch
         torch.set_num_threads(threads)
-    warnings.filterwarnings("ignore")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _run_unit(spec, label, dataset, replications, seed, device, batched,
+                             shared_split)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_unit(spec, label, dataset, replications, seed, device, batched, shared_split):
     datas = []
     for r in replications:
-        data = load_replication(dataset, r, seed)
+        data = load_replication(dataset, r, seed, shared_split)
         data.dataset = dataset
         datas.append(data)
     rows = []
@@ -148,7 +161,7 @@ class _Progress:
 
 
 def _units(specs, datasets, replications, seed, device, batch, batch_size,
-           sequential_subset, threads):
+           sequential_subset, threads, shared_split):
     units = []
     for dataset in datasets:
         kind = dataset_kind(dataset)
@@ -158,13 +171,14 @@ def _units(specs, datasets, replications, seed, device, batch, batch_size,
                 continue
             batched = batch and spec.batched
             if not batched:
-                units += [(spec, spec.name, dataset, [r], seed, device, False, threads)
+                units += [(spec, spec.name, dataset, [r], seed, device, False, threads,
+                           shared_split)
                           for r in reps]
                 continue
             # batch consecutive replications that share X, treatment and fit rows
             groups, current, first = [], [], None
             for r in reps:
-                data = load_replication(dataset, r, seed)
+                data = load_replication(dataset, r, seed, shared_split)
                 if current and (len(current) == batch_size or not same_design(first, data)):
                     groups.append(current)
                     current = []
@@ -172,18 +186,21 @@ def _units(specs, datasets, replications, seed, device, batch, batch_size,
                     first = data
                 current.append(r)
             groups.append(current)
-            units += [(spec, spec.name, dataset, g, seed, device, True, threads)
+            units += [(spec, spec.name, dataset, g, seed, device, True, threads,
+                       shared_split)
                       for g in groups]
             if sequential_subset:
                 label = f"{spec.name} (one at a time)"
-                units += [(spec, label, dataset, [r], seed, device, False, threads)
+                units += [(spec, label, dataset, [r], seed, device, False, threads,
+                           shared_split)
                           for r in reps[:sequential_subset]]
     return units
 
 
 def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
                   device="auto", n_jobs=1, backend="loky", scheduler=None, batch=True,
-                  batch_size=None, sequential_subset=0, threads=None, progress=True):
+                  batch_size=None, sequential_subset=0, threads=None, shared_split=False,
+                  progress=True):
     """Run models x datasets x replications and return the per-replication records.
 
     Parameters
@@ -218,6 +235,9 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
         against sequential fits (scale the per-replication time to the full grid).
     threads : int or None
         ``torch.set_num_threads`` in each worker.
+    shared_split : bool
+        Give every replication replication 1's fit and test rows (so the IHDP files can
+        run as one batched fit; the standard protocol is their own splits).
 
     Returns
     -------
@@ -247,7 +267,7 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
         else:
             specs.append(spec)
     units = _units(specs, datasets, replications, seed, device, batch, batch_size,
-                   sequential_subset, threads)
+                   sequential_subset, threads, shared_split)
     total = sum(len(u[3]) for u in units)
     bar = _Progress(total, enabled=progress)
     records = []
@@ -273,4 +293,5 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     return {"records": records, "unavailable": unavailable,
             "seconds": time.perf_counter() - start, "datasets": datasets,
             "models": [s.name for s in specs], "replications": replications,
-            "seed": seed, "device": device, "n_jobs": n_jobs, "backend": backend}
+            "seed": seed, "device": device, "n_jobs": n_jobs, "backend": backend,
+            "shared_split": shared_split}

@@ -37,6 +37,9 @@ def add_bench_parser(commands):
                             "local cluster)")
     bench.add_argument("--no-batch", action="store_true",
                        help="fit every replication one at a time (no fit_many)")
+    bench.add_argument("--shared-split", action="store_true",
+                       help="give every replication replication 1's split (lets the IHDP "
+                            "files run as one batched fit; default: their own splits)")
     bench.add_argument("--batch-size", type=int, default=None,
                        help="at most this many replications per batched fit")
     bench.add_argument("--sequential-subset", type=int, default=0, metavar="K",
@@ -69,6 +72,7 @@ def run_bench(args, argv=None):
         n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
         batch=not args.no_batch, batch_size=args.batch_size,
         sequential_subset=args.sequential_subset, threads=args.threads,
+        shared_split=args.shared_split,
         progress=not args.quiet)
     words = sys.argv[1:] if argv is None else list(argv)
     command = "causalnn " + shlex.join(words)

@@ -95,6 +95,9 @@ def test_replications_sharing_a_design_run_as_one_batched_fit():
     # the IHDP files each have their own split: no batching across them
     files = run_benchmark([SMALL_TARNET], ["ihdp"], 2, progress=False)["records"]
     assert files[0]["fit_seconds"] != files[1]["fit_seconds"]
+    shared = run_benchmark([SMALL_TARNET], ["ihdp"], 2, shared_split=True,
+                           progress=False)["records"]
+    assert shared[0]["fit_seconds"] == shared[1]["fit_seconds"]
 
 
 def test_simulators_get_their_own_metrics():
@@ -160,3 +163,24 @@ def test_econml_t_learner_runs_on_the_same_split():
     result = run_benchmark(["EconML T-learner"], ["ihdp"], 1, progress=False)
     row = result["records"][0]
     assert row["status"] == "ok" and row["pehe_out"] < 3.0
+
+
+def test_grid_search_over_causalnn_through_joblibs_dask_backend():
+    distributed = pytest.importorskip("distributed")
+    import joblib
+    import sklearn
+    from sklearn.model_selection import GridSearchCV
+
+    data = load_replication("ihdp", 1)
+    small = dict(representation_layers=(16,), head_layers=(8,), max_epochs=3,
+                 random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster):
+            with joblib.parallel_config(backend="dask"):
+                search = GridSearchCV(TARNet(**small), {"head_layers": [(8,), (4,)]},
+                                      cv=2, n_jobs=-1).fit(
+                    data.X, data.y, treatment=data.treatment)
+    assert len(search.cv_results_["mean_test_score"]) == 2
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))

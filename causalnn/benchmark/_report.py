@@ -112,8 +112,8 @@ def _timing_notes(result, summary):
         notes.append(
             f"- {name} on {s['dataset']}: {n} replications as batched fit_many took "
             f"{together:.1f} s; one at a time {alone:.2f} s per replication (mean of "
-            f"{s['n_ok']}), {alone * n:.1f} s for all {n} when scaled: "
-            f"{alone * n / together:.1f}x.")
+            f"{s['n_ok']}), {alone * n:.1f} s for all {n} when scaled; "
+            f"sequential / batched = {alone * n / together:.2f}.")
     return notes
 
 

@@ -30,7 +30,7 @@ from causalnn import CEVAE, TARNet
 from causalnn.datasets import load_ihdp, make_proxy_confounded
 from causalnn.metrics import ate_error, pehe
 
-from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
+from causalnn.benchmark import machine_description
 
 # Louizos et al. 2017, Table 2 (IHDP, 1000 replications, mean ± s.e.):
 # sqrt(PEHE) within-sample 2.7 ± .1, out-of-sample 2.6 ± .1;

@@ -31,9 +31,9 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression
 
 from causalnn import Deconfounder
+from causalnn.benchmark import machine_description
 from causalnn.datasets import make_multi_cause
 from causalnn.estimators.latent import PredictiveCheckWarning
-from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
 
 
 def rmse(estimate, truth):

@@ -26,28 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.preprocessing import PolynomialFeatures
 
 from causalnn import DeepIV
 from causalnn.datasets import demand_test_grid, make_demand
 from causalnn.engine import Trainer, make_generator
 from causalnn.nets import MLP, init_weights
-from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
+from causalnn.benchmark import machine_description, two_stage_least_squares
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def two_stage_least_squares(data, grid, degree=3):
-    """Polynomial 2SLS: h(p, x) = phi(p, t, s)' beta, instruments psi(z, t, s)."""
-    def design(first, X):
-        s = X[:, 1:].argmax(axis=1) + 1.0
-        return PolynomialFeatures(degree).fit_transform(np.column_stack([first, X[:, 0], s]))
-
-    phi = design(data.treatment, data.X)
-    psi = design(data.instrument[:, 0], data.X)
-    phi_hat = psi @ np.linalg.lstsq(psi, phi, rcond=None)[0]   # first stage: E[phi | psi]
-    beta = np.linalg.lstsq(phi_hat, data.y, rcond=None)[0]     # second stage
-    return design(grid.treatment, grid.X) @ beta
 
 
 def blind_network(data, grid, seed, reference):

@@ -17,8 +17,6 @@ split, so the scores are over one test set).
 """
 import argparse
 import csv
-import os
-import platform
 import shlex
 import sys
 import time
@@ -26,12 +24,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import sklearn
 import torch
 from sklearn.ensemble import GradientBoostingRegressor
 
 import causalnn
 from causalnn import CFRNet, Dragonnet, TARNet
+from causalnn.benchmark import machine_description
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import ate_error, pehe
 
@@ -125,21 +123,6 @@ def score(name, est, data, fit_rows, test, seconds):
             "epochs": getattr(est, "n_iter_", ""),
         })
     return rows
-
-
-def machine_description(device=None):
-    """The machine a benchmark ran on, for its table's header (every benchmark script
-    imports this one). ``device``: the run's torch device; ``None`` names GPU 0 when
-    there is one."""
-    cpu = platform.processor() or platform.machine()
-    text = (f"{platform.node()}: {cpu}, {os.cpu_count()} CPU cores, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"sklearn {sklearn.__version__}, causalnn {causalnn.__version__}")
-    if device is None and torch.cuda.is_available():
-        device = torch.device("cuda", 0)
-    if device is not None and torch.device(device).type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(device)}"
-    return text
 
 
 def summarise(records, models):

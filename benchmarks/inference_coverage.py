@@ -31,10 +31,8 @@ import torch
 from scipy.special import expit
 
 from causalnn import Dragonnet, TARNet
+from causalnn.benchmark import machine_description
 from causalnn.inference import estimate_average_effect
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ihdp import machine_description  # noqa: E402  (one machine line for all)
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 SMALL = dict(representation_layers=(32, 32), head_layers=(32,), max_epochs=40,

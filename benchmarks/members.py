@@ -38,7 +38,7 @@ from causalnn import TARNet
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import pehe
 from causalnn.nets import RepresentationNet, init_weights
-from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
+from causalnn.benchmark import machine_description
 
 
 def sync(device):

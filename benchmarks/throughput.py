@@ -34,7 +34,7 @@ import torch
 
 from causalnn import CFRNet, TARNet
 from causalnn.engine import resolve_device
-from ihdp import machine_description  # benchmarks/ihdp.py, next to this script
+from causalnn.benchmark import machine_description
 
 REP, HEAD = (200, 200, 200), (100, 100, 100)
 

@@ -23,6 +23,7 @@ from causalnn import CFRNet, Dragonnet, TARNet
 from causalnn.datasets import load_ihdp
 from causalnn.exceptions import TrainingDivergedError
 from causalnn.metrics import ate_error, pehe
+from causalnn.cli._bench import add_bench_parser, run_bench
 
 __all__ = ["main", "build_parser"]
 
@@ -185,6 +186,7 @@ def build_parser():
                           "first rows only")
     out.add_argument("--force", action="store_true",
                      help="replace --out if it exists (it is never the --data file)")
+    add_bench_parser(commands)
     return parser
 
 
@@ -591,7 +593,9 @@ def main(argv=None):
         except SystemExit as exc:  # --help and --version exit from inside argparse
             return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
-            raise UsageError(f"missing command: choose from 'estimate' (see '{PROG} --help')")
+            raise UsageError(f"missing command: choose from 'estimate', 'bench' (see '{PROG} --help')")
+        if args.command == "bench":
+            return run_bench(args, argv)
         return _run_estimate(args)
     except UsageError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)

@@ -235,7 +235,7 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
-    p = _arm_shares(t)
+    _arm_shares(t)  # refuses a treatment with an empty arm
     if outcome == "binary":
         lo, scale = 0.0, 1.0
     else:

@@ -1,0 +1,16 @@
+"""Benchmark causalnn's estimators against each other and their peers.
+
+:func:`run_benchmark` runs models x datasets x replications (through joblib, or a Dask
+cluster), the same replications and splits for every model; :func:`write_results` writes
+the table (mean ± standard error and median per metric), CSV and JSON;
+:func:`plot_results` draws the PNG plots. ``causalnn bench`` is the command line.
+"""
+from ._datasets import DATASETS, load_replication
+from ._models import MODELS, ModelSpec, two_stage_least_squares
+from ._report import (format_table, machine_description, plot_results, summarize,
+                      update_readme, write_results)
+from ._runner import run_benchmark, score
+
+__all__ = ["DATASETS", "MODELS", "ModelSpec", "format_table", "load_replication",
+           "machine_description", "plot_results", "run_benchmark", "score", "summarize",
+           "two_stage_least_squares", "update_readme", "write_results"]

@@ -1,0 +1,244 @@
+"""The benchmark's outputs: summary table, CSV / JSON, PNG plots, the README section."""
+import csv
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["machine_description", "summarize", "format_table", "write_results",
+           "plot_results", "update_readme"]
+
+METRIC_LABELS = {
+    "pehe_in": "sqrt(PEHE) in", "pehe_out": "sqrt(PEHE) out", "ate_in": "|ATE err| in",
+    "ate_out": "|ATE err| out", "coverage": "95% ATE interval coverage",
+    "cf_mse": "counterfactual MSE", "cause_rmse": "per-cause RMSE",
+}
+
+
+def machine_description(device=None):
+    """One line naming the machine, its cores, torch's threads, the GPU and versions.
+
+    ``device``: the run's torch device (its GPU is named); ``None`` names GPU 0 when
+    there is one."""
+    import sklearn
+    import torch
+
+    from .. import __version__
+    cpu = platform.processor() or platform.machine()
+    text = (f"{platform.node()}: {cpu}, {os.cpu_count()} CPU cores, "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"sklearn {sklearn.__version__}, causalnn {__version__}")
+    if device is None and torch.cuda.is_available():
+        device = torch.device("cuda", 0)
+    if device is not None and torch.device(device).type == "cuda":
+        text += f", GPU {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def _stats(values):
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], float)
+    if len(values) == 0:
+        return None
+    se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return {"mean": float(values.mean()), "se": float(se),
+            "median": float(np.median(values)), "n": int(len(values))}
+
+
+def summarize(result):
+    """Per (dataset, model): replications ok / failed, and mean, standard error and
+    median of each metric and of the fit time per replication."""
+    groups = {}
+    for row in result["records"]:
+        groups.setdefault((row["dataset"], row["model"]), []).append(row)
+    summary = []
+    for (dataset, model), rows in groups.items():
+        ok = [r for r in rows if r["status"] == "ok"]
+        entry = {"dataset": dataset, "model": model, "family": rows[0]["family"],
+                 "n_ok": len(ok), "n_failed": len(rows) - len(ok),
+                 "errors": sorted({r["error"] for r in rows if r["error"]}),
+                 "device": ok[0]["device"] if ok else rows[0]["device"], "metrics": {}}
+        for metric in list(METRIC_LABELS) + ["fit_seconds"]:
+            stats = _stats([r.get(metric) for r in ok])
+            if stats:
+                entry["metrics"][metric] = stats
+        summary.append(entry)
+    return summary
+
+
+def format_table(result, summary=None):
+    """The markdown table: mean ± standard error (median) per metric, failures, the
+    models that could not run and why."""
+    summary = summary if summary is not None else summarize(result)
+    metrics = [m for m in METRIC_LABELS if any(m in s["metrics"] for s in summary)]
+    head = (["dataset", "model", "ok / run"] + [METRIC_LABELS[m] for m in metrics]
+            + ["fit s / replication", "device"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in summary:
+        cells = [s["dataset"], s["model"], f"{s['n_ok']} / {s['n_ok'] + s['n_failed']}"]
+        for metric in metrics + ["fit_seconds"]:
+            st = s["metrics"].get(metric)
+            if st is None:
+                cells.append("—")
+            elif metric == "coverage":
+                cells.append(f"{st['mean']:.2f} (n={st['n']})")
+            else:
+                se = "" if np.isnan(st["se"]) else f" ± {st['se']:.2f}"
+                cells.append(f"{st['mean']:.2f}{se} ({st['median']:.2f})")
+        cells.append(s["device"])
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    for s in summary:
+        for error in s["errors"]:
+            notes.append(f"- {s['model']} on {s['dataset']}: {s['n_failed']} replication(s) "
+                         f"failed: `{error}`")
+    notes += _timing_notes(result, summary)
+    for model, reason in result.get("unavailable", {}).items():
+        notes.append(f"- {model}: not run: {reason}")
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _timing_notes(result, summary):
+    """Batched fit_many against the same model fitted one replication at a time."""
+    notes = []
+    for s in summary:
+        if not s["model"].endswith(" (one at a time)") or "fit_seconds" not in s["metrics"]:
+            continue
+        name = s["model"][: -len(" (one at a time)")]
+        batched = next((b for b in summary if b["model"] == name
+                        and b["dataset"] == s["dataset"] and "fit_seconds" in b["metrics"]),
+                       None)
+        if batched is None:
+            continue
+        n = batched["n_ok"]
+        together = batched["metrics"]["fit_seconds"]["mean"] * n
+        alone = s["metrics"]["fit_seconds"]["mean"]
+        notes.append(
+            f"- {name} on {s['dataset']}: {n} replications as batched fit_many took "
+            f"{together:.1f} s; one at a time {alone:.2f} s per replication (mean of "
+            f"{s['n_ok']}), {alone * n:.1f} s for all {n} when scaled; "
+            f"sequential / batched = {alone * n / together:.2f}.")
+    return notes
+
+
+def _header(result, command):
+    from ._datasets import DATASETS
+    lines = [f"Command: `{command}`", "",
+             f"Machine: {result.get('machine', machine_description())}.", "",
+             f"{result['replications']} replications per dataset, the same replications "
+             f"and splits for every model; grid wall time {result['seconds']:.0f} s "
+             f"({result['n_jobs']} jobs, {result['backend']} backend). Each cell: mean ± "
+             "standard error over replications (median).", ""]
+    lines += [f"- {d}: {DATASETS[d][3]}" for d in result["datasets"]]
+    if result.get("shared_split"):
+        lines.append("- every replication uses replication 1's split (--shared-split)")
+    return "\n".join(lines)
+
+
+def write_results(result, out, command):
+    """Write ``results.csv`` (one row per replication), ``results.json`` (records,
+    summary, unavailable models, machine) and ``results.md`` (the table) under ``out``;
+    return the markdown."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result.setdefault("machine", machine_description())
+    summary = summarize(result)
+    markdown = _header(result, command) + "\n\n" + format_table(result, summary) + "\n"
+    (out / "results.md").write_text(markdown)
+    records = [{k: v for k, v in r.items() if not k.startswith("_")}
+               for r in result["records"]]
+    fields = []
+    for r in records:
+        fields += [k for k in r if k not in fields]
+    with open(out / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(records)
+    payload = {k: v for k, v in result.items() if k != "records"}
+    payload.update(command=command, records=records, summary=summary)
+    (out / "results.json").write_text(json.dumps(payload, indent=1, default=str))
+    return markdown
+
+
+def plot_results(result, out):
+    """PNG plots (needs matplotlib): per dataset, one panel per metric with each
+    model's mean and standard error; for binary datasets, estimated against true effects
+    on replication 1's test rows. Returns the paths written ([] without matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(result)
+    paths = []
+    for dataset in result["datasets"]:
+        entries = [s for s in summary if s["dataset"] == dataset and s["n_ok"]]
+        metrics = [m for m in METRIC_LABELS if m != "coverage"
+                   and any(m in s["metrics"] for s in entries)]
+        if not metrics:
+            continue
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics),
+                                                           0.35 * len(entries) + 1.5),
+                                 squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            rows = [s for s in entries if metric in s["metrics"]]
+            y = np.arange(len(rows))
+            means = [s["metrics"][metric]["mean"] for s in rows]
+            errors = [np.nan_to_num(s["metrics"][metric]["se"]) for s in rows]
+            colors = ["tab:blue" if s["family"] == "causalnn" else "tab:gray" for s in rows]
+            ax.barh(y, means, xerr=errors, color=colors, capsize=3)
+            ax.set_yticks(y, [s["model"] for s in rows] if ax is axes[0][0] else [])
+            ax.invert_yaxis()
+            ax.set_xlabel(METRIC_LABELS[metric] + " (mean ± s.e.)")
+        fig.suptitle(f"{dataset}: {result['replications']} replications")
+        fig.tight_layout()
+        path = out / f"errorbars_{dataset}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+        first = [r for r in result["records"] if r["dataset"] == dataset
+                 and r["status"] == "ok" and "_effects" in r and r["replication"] == 1]
+        if first:
+            cols = min(4, len(first))
+            nrows = int(np.ceil(len(first) / cols))
+            fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.2 * nrows),
+                                     squeeze=False)
+            for ax in axes.ravel()[len(first):]:
+                ax.axis("off")
+            for ax, row in zip(axes.ravel(), first):
+                truth, estimate = (np.asarray(v) for v in row["_effects"])
+                ax.scatter(truth, estimate, s=6, alpha=0.6)
+                low, high = min(truth.min(), estimate.min()), max(truth.max(),
+                                                                  estimate.max())
+                ax.plot([low, high], [low, high], color="k", lw=0.8)
+                ax.set_title(row["model"], fontsize=8)
+                ax.set_xlabel("true effect", fontsize=7)
+                ax.set_ylabel("estimated", fontsize=7)
+            fig.suptitle(f"{dataset}, replication 1, test rows")
+            fig.tight_layout()
+            path = out / f"effects_{dataset}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
+    return paths
+
+
+README_START = "<!-- causalnn bench: start -->"
+README_END = "<!-- causalnn bench: end -->"
+
+
+def update_readme(path, markdown):
+    """Replace the text between the benchmark markers of a README (nothing else)."""
+    path = Path(path)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"readme: {path} has no '{README_START}' ... '{README_END}' "
+                         "markers to put the table between.")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    path.write_text(head + README_START + "\n" + markdown.rstrip() + "\n" + README_END
+                    + tail)

@@ -1,0 +1,297 @@
+"""The benchmark grid: models x datasets x replications, through joblib (or Dask)."""
+import sys
+import time
+import traceback
+import warnings
+
+import numpy as np
+
+from ..metrics import ate_error, pehe
+from ._datasets import (check_datasets, dataset_kind, demand_grid, load_replication,
+                        same_design)
+from ._models import MODELS, ModelSpec, default_models
+
+__all__ = ["run_benchmark", "score"]
+
+METRICS = {
+    "binary": ["pehe_in", "pehe_out", "ate_in", "ate_out", "coverage"],
+    "iv": ["cf_mse"],
+    "multi_cause": ["cause_rmse"],
+}
+
+
+def score(fitted, data):
+    """The metrics of ``data.kind`` for a fitted model on one replication."""
+    if data.kind == "iv":
+        grid = demand_grid()
+        predicted = np.asarray(fitted.predict_outcome(grid.X, grid.treatment), float)
+        return {"cf_mse": float(np.mean((predicted - grid.structural) ** 2))}
+    if data.kind == "multi_cause":
+        estimate = np.asarray(fitted.cause_effects(), dtype=float)
+        return {"cause_rmse": float(np.sqrt(np.mean((estimate - data.effects) ** 2)))}
+    rows = {"in": data.fit_index, "out": data.test_index}
+    effects = {part: np.asarray(fitted.effect(data.X[idx]), dtype=float).reshape(-1)
+               for part, idx in rows.items()}
+    result = {}
+    for part, idx in rows.items():
+        result[f"pehe_{part}"] = pehe(data.ite[idx], effects[part])
+        result[f"ate_{part}"] = ate_error(data.ite[idx], float(np.mean(effects[part])))
+    interval = getattr(fitted, "ate_interval", None)
+    if interval is not None:
+        try:
+            low, high = interval(data.X[data.test_index])
+            truth = float(np.mean(data.ite[data.test_index]))
+            result["coverage"] = float(low <= truth <= high)
+        except Exception:   # an interval the estimator cannot give from X alone
+            pass
+    result["_effects"] = (data.ite[data.test_index].tolist(), effects["out"].tolist())
+    return result
+
+
+def _sync():
+    import torch
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _record(spec, label, data, seconds, device, metrics=None, error=None):
+    row = {"dataset": data.dataset, "model": label, "family": spec.family,
+           "replication": int(data.replication), "status": "ok" if error is None
+           else "failed", "error": error or "", "fit_seconds": seconds, "device": device}
+    row.update(metrics or {})
+    return row
+
+
+def _device_of(fitted):
+    for obj in (fitted, getattr(fitted, "estimator", None)):
+        if obj is not None and hasattr(obj, "device_"):
+            return str(obj.device_)
+    return "cpu"
+
+
+def _failure(exc):
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}"[:300] + where
+
+
+def run_unit(spec, label, dataset, replications, seed, device, batched, threads=None,
+             shared_split=False):
+    """Fit one model on some replications of one dataset and score each.
+
+    Any exception is caught and recorded as a failed row for the replications it
+    concerns, so one bad replication never stops the grid. Warnings (convergence, the
+    deconfounder's predictive check, peers' deprecations) are silenced inside; the
+    caller's warning filters and torch threads are left as they were.
+    """
+    import torch
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _run_unit(spec, label, dataset, replications, seed, device, batched,
+                             shared_split)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_unit(spec, label, dataset, replications, seed, device, batched, shared_split):
+    datas = []
+    for r in replications:
+        data = load_replication(dataset, r, seed, shared_split)
+        data.dataset = dataset
+        datas.append(data)
+    rows = []
+    if batched and len(datas) > 1:
+        start = time.perf_counter()
+        try:
+            fits = spec.make(seed, device).fit_many(datas)
+            _sync()
+            seconds = (time.perf_counter() - start) / len(datas)
+        except Exception as exc:
+            return [_record(spec, label, d, np.nan, device, error=_failure(exc))
+                    for d in datas]
+        for data, fitted in zip(datas, fits):
+            try:
+                rows.append(_record(spec, label, data, seconds, _device_of(fitted),
+                                    score(fitted, data)))
+            except Exception as exc:
+                rows.append(_record(spec, label, data, seconds, device,
+                                    error=_failure(exc)))
+        return rows
+    for data in datas:
+        start = time.perf_counter()
+        try:
+            fitted = spec.make(seed + data.replication, device).fit(data)
+            _sync()
+            seconds = time.perf_counter() - start
+            rows.append(_record(spec, label, data, seconds, _device_of(fitted),
+                                score(fitted, data)))
+        except Exception as exc:
+            rows.append(_record(spec, label, data, time.perf_counter() - start, device,
+                                error=_failure(exc)))
+    return rows
+
+
+class _Progress:
+    """A one-line progress bar on stderr (replications done / all)."""
+
+    def __init__(self, total, stream=None, enabled=True):
+        self.total, self.done, self.failed = total, 0, 0
+        self.stream, self.enabled = stream or sys.stderr, enabled
+        self.start = time.perf_counter()
+
+    def update(self, rows):
+        self.done += len(rows)
+        self.failed += sum(r["status"] == "failed" for r in rows)
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        last = rows[-1] if rows else {}
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+            f"{time.perf_counter() - self.start:6.0f}s failed {self.failed} "
+            f"| {last.get('model', '')[:28]:<28s} {last.get('dataset', '')[:10]:<10s}")
+        if self.done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _units(specs, datasets, replications, seed, device, batch, batch_size,
+           sequential_subset, threads, shared_split):
+    units = []
+    for dataset in datasets:
+        kind = dataset_kind(dataset)
+        reps = list(range(1, replications + 1))
+        for spec in specs:
+            if kind not in spec.kinds:
+                continue
+            batched = batch and spec.batched
+            if not batched:
+                units += [(spec, spec.name, dataset, [r], seed, device, False, threads,
+                           shared_split)
+                          for r in reps]
+                continue
+            # batch consecutive replications that share X, treatment and fit rows
+            groups, current, first = [], [], None
+            for r in reps:
+                data = load_replication(dataset, r, seed, shared_split)
+                if current and (len(current) == batch_size or not same_design(first, data)):
+                    groups.append(current)
+                    current = []
+                if not current:
+                    first = data
+                current.append(r)
+            groups.append(current)
+            units += [(spec, spec.name, dataset, g, seed, device, True, threads,
+                       shared_split)
+                      for g in groups]
+            if sequential_subset:
+                label = f"{spec.name} (one at a time)"
+                units += [(spec, label, dataset, [r], seed, device, False, threads,
+                           shared_split)
+                          for r in reps[:sequential_subset]]
+    return units
+
+
+def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
+                  device="auto", n_jobs=1, backend="loky", scheduler=None, batch=True,
+                  batch_size=None, sequential_subset=0, threads=None, shared_split=False,
+                  progress=True):
+    """Run models x datasets x replications and return the per-replication records.
+
+    Parameters
+    ----------
+    models : list of str or ModelSpec, default=None
+        Names from :data:`causalnn.benchmark.MODELS` or :class:`ModelSpec` objects;
+        ``None`` runs every model that applies to one of ``datasets`` (the peers whose
+        library is installed; the others are listed in ``unavailable``).
+    datasets : sequence of str
+        Names from :data:`causalnn.benchmark.DATASETS`.
+    replications : int
+        Replications per dataset (numbered 1..replications; the same for every model).
+    seed : int
+        Seed of the simulated datasets and of the models (replication r fitted one at a
+        time gets ``seed + r``; a batched fit gets ``seed``).
+    device : str
+        Device of causalnn's estimators.
+    n_jobs : int
+        Parallel work items (joblib).
+    backend : {"loky", "threading", "dask", ...}
+        joblib backend; ``"dask"`` connects to ``scheduler`` (an address, or a
+        ``distributed.Client``; ``None`` starts a local cluster).
+    batch : bool
+        Fit the replications of a representation estimator as one batched ``fit_many``
+        when they share X, treatment and fit rows (the IHDP files do not: each has its own
+        split; make_ihdp's do).
+    batch_size : int or None
+        At most this many replications per batched fit (``None``: all).
+    sequential_subset : int
+        Also fit the first ``sequential_subset`` replications of each batched model one
+        at a time, as the model "<name> (one at a time)", to time the batched fit
+        against sequential fits (scale the per-replication time to the full grid).
+    threads : int or None
+        ``torch.set_num_threads`` in each worker.
+    shared_split : bool
+        Give every replication replication 1's fit and test rows (so the IHDP files can
+        run as one batched fit; the standard protocol is their own splits).
+
+    Returns
+    -------
+    result : dict
+        ``records`` (one dict per model x dataset x replication, with ``status`` "ok" or
+        "failed" and ``error``), ``unavailable`` ({model: reason}), ``seconds`` (wall
+        time of the grid) and the run's settings.
+    """
+    import joblib
+
+    datasets = list(datasets)
+    check_datasets(datasets, replications)
+    kinds = {dataset_kind(d) for d in datasets}
+    if models is None:
+        models = default_models(kinds)
+    specs, unavailable = [], {}
+    for model in models:
+        if isinstance(model, ModelSpec):
+            spec = model
+        elif model in MODELS:
+            spec = MODELS[model]
+        else:
+            raise ValueError(f"models: unknown {model!r}; choose from {list(MODELS)}.")
+        reason = spec.unavailable()
+        if reason:
+            unavailable[spec.name] = reason
+        else:
+            specs.append(spec)
+    units = _units(specs, datasets, replications, seed, device, batch, batch_size,
+                   sequential_subset, threads, shared_split)
+    total = sum(len(u[3]) for u in units)
+    bar = _Progress(total, enabled=progress)
+    records = []
+    start = time.perf_counter()
+    client = None
+    config = {"backend": backend, "n_jobs": n_jobs}
+    if backend == "dask":
+        from distributed import Client
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        config = {"backend": "dask", "n_jobs": -1}
+    try:
+        with joblib.parallel_config(**config):
+            parallel = joblib.Parallel(return_as="generator_unordered")
+            for rows in parallel(joblib.delayed(run_unit)(*u) for u in units):
+                bar.update(rows)
+                records.extend(rows)
+    finally:
+        if client is not None and client is not scheduler:
+            client.close()
+    order = {name: k for k, name in enumerate(u[1] for u in units)}
+    records.sort(key=lambda r: (datasets.index(r["dataset"]), order[r["model"]],
+                                r["replication"]))
+    return {"records": records, "unavailable": unavailable,
+            "seconds": time.perf_counter() - start, "datasets": datasets,
+            "models": [s.name for s in specs], "replications": replications,
+            "seed": seed, "device": device, "n_jobs": n_jobs, "backend": backend,
+            "shared_split": shared_split}

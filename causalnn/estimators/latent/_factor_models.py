@@ -22,6 +22,8 @@ below 0.1 marks a model that misses the causes' distribution. That mean does not
 model with too few factors (its unit p-values spread to both ends), so
 :func:`extreme_fraction` reports the share of units in the two tails as well.
 """
+from abc import ABC, abstractmethod
+
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
@@ -43,19 +45,19 @@ def _t(array):
     return torch.as_tensor(np.asarray(array), dtype=_F64)
 
 
-class _FittedFactorModel:
+class _FittedFactorModel(ABC):
     """What the deconfounder and the predictive check need from a factor model."""
 
     likelihood = "gaussian"
     n_factors = 0
 
+    @abstractmethod
     def posterior(self, A, observed):
         """``(mean (n, k), cholesky (n, k, k))`` float64 tensors of ``q(z | a_obs)``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def natural(self, Z):
         """Natural parameters ``(..., n, m)`` of ``p(a | z)`` for factors ``(..., n, k)``."""
-        raise NotImplementedError
 
     @property
     def scale(self):

@@ -99,19 +99,10 @@ class AverageEffectInferenceMixin:
     def _train_members(self, module, data, generator, *, stratify):
         weight = getattr(self, "_cross_fit_weight", None)
         if weight is None:
-            module = super()._train_members(module, data, generator, stratify=stratify)
-            if self._propensity_head and not hasattr(self, "_many_y"):
-                self._check_fit_overlap(data["X"])
-            return module
+            return super()._train_members(module, data, generator, stratify=stratify)
         return self._train(module, data, generator, stratify=stratify,
                            n_members=self.n_members_, bootstrap=False,
                            member_data={"member_weight": weight})
-
-    def _check_fit_overlap(self, X_scaled):
-        """Record ``overlap_share_`` and warn when overlap is poor (own propensity
-        head only)."""
-        e = self._raw_propensity(X_scaled).mean(axis=0)
-        self.overlap_share_ = check_overlap(e, owner=type(self).__name__, stacklevel=5)
 
     def _raw_propensity(self, X_scaled):
         """Unclipped propensity of the estimator's own head, ``(n_members, n)``."""

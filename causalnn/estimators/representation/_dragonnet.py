@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
+from ...inference._overlap import check_overlap
 from ...losses import (TargetedRegularization, clever_covariate, fluctuate,
                        outcome_loss)
 from ._common import RepresentationEstimator
@@ -153,8 +154,14 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         self._train_members(self.module_, {"X": X, "y": y, "t": treatment}, generator,
                             stratify=treatment)
         self._set_epsilon()
-        self._influence_scores = self._member_influence_scores(X, y, treatment)
+        out = self._heads_and_propensity_logit(X)
+        self._influence_scores = self._member_influence_scores(out, y, treatment)
         self._set_influence_curve_mean(self._influence_scores)
+        if not hasattr(self, "_many_y") and getattr(self, "_cross_fit_weight", None) is None:
+            # overlap of the fitted propensity head (unsqueezed), members averaged
+            raw = (1.0 / (1.0 + np.exp(-out[..., 2]))).mean(axis=0)
+            self.overlap_share_ = check_overlap(raw, owner=type(self).__name__,
+                                                stacklevel=4)
         return self
 
     def _set_epsilon(self):
@@ -165,16 +172,25 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         epsilon = self.module_["targeted"].epsilon.detach().cpu().numpy()
         self.epsilon_ = float(epsilon[0]) if self.n_members_ == 1 else epsilon
 
-    def _member_influence_scores(self, X, y, treatment):
-        """Per member, ``mean_i H_i (y_i - Q~_i)`` on the training scale of ``y`` (inside
-        ``fit_many`` each member against its own dataset's outcomes)."""
-        n = X.shape[0]
+    def _heads_and_propensity_logit(self, X):
+        """One pass over validated ``X``: ``(n_members, n, 3)`` float64 holding
+        ``Q(0, x)``, ``Q(1, x)`` (linear predictors) and the propensity logit."""
         out = self._forward(
             X, lambda o: torch.cat([o.outcome, o.propensity_logit[..., None]], dim=-1))
-        out = out.astype(np.float64).reshape(-1, n, 3)  # (n_members, n, 3)
+        return out.astype(np.float64).reshape(-1, X.shape[0], 3)
+
+    def _fluctuated(self, out):
+        """``(g, Q~(0, x), Q~(1, x))`` per member from ``_heads_and_propensity_logit``,
+        each member with its own ``epsilon``."""
         g = self._propensity_from_logit(out[..., 2])
         eta0, eta1 = fluctuate(out[..., 0], out[..., 1], g,
                                np.reshape(self.epsilon_, (-1, 1)))
+        return g, eta0, eta1
+
+    def _member_influence_scores(self, out, y, treatment):
+        """Per member, ``mean_i H_i (y_i - Q~_i)`` on the training scale of ``y`` (inside
+        ``fit_many`` each member against its own dataset's outcomes)."""
+        g, eta0, eta1 = self._fluctuated(out)
         eta = np.where(treatment == 1, eta1, eta0)
         if hasattr(self, "_many_y"):
             y = np.repeat(self._many_y, self.n_members, axis=0)
@@ -263,12 +279,6 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
                              "targeted=False for per-row treatment levels.")
         if T0 == T1:
             return 0.0
-        # one pass for both heads and the propensity
-        out = self._forward(
-            X, lambda o: torch.cat([o.outcome, o.propensity_logit[..., None]], dim=-1))
-        out = out.astype(np.float64)
-        g = self._propensity_from_logit(out[..., 2])  # (n_members, n)
-        epsilon = np.reshape(self.epsilon_, (-1, 1))  # each member its own fluctuation
-        eta0, eta1 = fluctuate(out[..., 0], out[..., 1], g, epsilon)
+        _, eta0, eta1 = self._fluctuated(self._heads_and_propensity_logit(X))
         tau = self._effect_from_eta(eta0, eta1)
         return float(np.mean(tau) if T1 == 1 else -np.mean(tau))

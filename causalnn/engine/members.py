@@ -9,7 +9,8 @@ import copy
 
 import torch
 
-__all__ = ["bootstrap_counts", "member_rows", "per_member", "select_members"]
+__all__ = ["bootstrap_counts", "member_mean", "member_rows", "per_member",
+           "select_members"]
 
 
 def member_rows(tensor, n_members):
@@ -62,6 +63,16 @@ def bootstrap_counts(n_members, n_rows, generator, device):
     counts = torch.zeros(n_members, n_rows)
     counts.scatter_add_(1, draws, torch.ones(n_members, n_rows))
     return counts.to(device)
+
+
+def member_mean(per_row, batch):
+    """Each member's mean of a per-row loss ``(n_members, batch) -> (n_members,)``,
+    weighted by ``batch["member_weight"]`` (bootstrap counts, cross-fitting masks) when
+    the engine passes it."""
+    weight = batch.get("member_weight")
+    if weight is not None:
+        per_row = per_row * weight
+    return per_row.mean(dim=-1)
 
 
 _NOT_VMAPPABLE = set()

@@ -4,6 +4,10 @@ Each head is an ``nn.Module`` whose ``forward`` returns a
 :class:`torch.distributions.Distribution`; the estimator writes the ELBO with
 ``log_prob`` and ``kl_divergence`` on them. ``CEVAEModule`` groups the model network
 ``p(x, t, y, z)`` and the inference network ``q(z, t, y | x)`` of the paper's Figure 2.
+
+With ``n_members=M`` every network is a member network (:mod:`causalnn.nets.members`):
+M independent CEVAEs computed as one, whose distributions carry a leading member axis,
+batch shape ``(M, n, k)``. Inputs shared by all members keep their ``(n, ...)`` shape.
 """
 import torch
 from torch import distributions as D
@@ -28,16 +32,20 @@ class NormalHead(nn.Module):
         ``"network"`` predicts a per-row scale with a softplus output, ``"constant"``
         learns one scale per output (homoscedastic noise).
     activation : str, default="elu"
+    n_members : int or None, default=None
     """
 
     def __init__(self, in_features, out_features, hidden, *, learned_scale="network",
-                 activation="elu"):
+                 activation="elu", n_members=None):
         super().__init__()
         self.learned_scale = learned_scale
         n_out = 2 * out_features if learned_scale == "network" else out_features
-        self.net = MLP(in_features, hidden, out_features=n_out, activation=activation)
+        self.net = MLP(in_features, hidden, out_features=n_out, activation=activation,
+                       n_members=n_members)
         if learned_scale == "constant":
-            self.raw_scale = nn.Parameter(torch.zeros(out_features))
+            # member-major and flat: (M * out,), one scale per member and output
+            self.raw_scale = nn.Parameter(torch.zeros((n_members or 1) * out_features))
+        self.n_members = n_members
         self.out_features = out_features
 
     def forward(self, context):
@@ -45,17 +53,20 @@ class NormalHead(nn.Module):
         if self.learned_scale == "network":
             loc, raw = out.split(self.out_features, dim=-1)
         else:
-            loc, raw = out, self.raw_scale.expand_as(out)
+            shape = ((self.out_features,) if self.n_members is None
+                     else (self.n_members, 1, self.out_features))
+            loc, raw = out, self.raw_scale.view(shape).expand_as(out)
         return D.Normal(loc, F.softplus(raw) + _MIN_SCALE, validate_args=False)
 
 
 class BernoulliHead(nn.Module):
     """``context -> Bernoulli(logits=f(context))``."""
 
-    def __init__(self, in_features, out_features, hidden, *, activation="elu"):
+    def __init__(self, in_features, out_features, hidden, *, activation="elu",
+                 n_members=None):
         super().__init__()
         self.net = MLP(in_features, hidden, out_features=out_features,
-                       activation=activation)
+                       activation=activation, n_members=n_members)
 
     def forward(self, context):
         return D.Bernoulli(logits=self.net(context), validate_args=False)
@@ -97,19 +108,23 @@ class ProxyDecoder(nn.Module):
     """
 
     def __init__(self, latent_dim, continuous_columns, binary_columns, hidden, *,
-                 activation="elu"):
+                 activation="elu", n_members=None):
         super().__init__()
+        # not in state_dict: the engine treats every state entry as member-major
         self.register_buffer("continuous_columns",
-                             torch.as_tensor(continuous_columns, dtype=torch.long))
+                             torch.as_tensor(continuous_columns, dtype=torch.long),
+                             persistent=False)
         self.register_buffer("binary_columns",
-                             torch.as_tensor(binary_columns, dtype=torch.long))
-        self.trunk = MLP(latent_dim, hidden[:-1], activation=activation)
+                             torch.as_tensor(binary_columns, dtype=torch.long),
+                             persistent=False)
+        self.trunk = MLP(latent_dim, hidden[:-1], activation=activation,
+                         n_members=n_members)
         width = self.trunk.out_features
         self.continuous = (NormalHead(width, len(continuous_columns), hidden[-1:],
-                                      activation=activation)
+                                      activation=activation, n_members=n_members)
                            if len(continuous_columns) else None)
         self.binary = (BernoulliHead(width, len(binary_columns), hidden[-1:],
-                                     activation=activation)
+                                     activation=activation, n_members=n_members)
                        if len(binary_columns) else None)
 
     def forward(self, z):
@@ -148,44 +163,54 @@ class CEVAEModule(nn.Module):
         the per-arm heads the last.
     outcome : {"continuous", "binary"}
     activation : str, default="elu"
+    n_members : int or None, default=None
+        ``None``: one CEVAE. An integer: that many independent CEVAEs as one member
+        module; every distribution then has a leading member axis.
     """
 
     def __init__(self, n_features, latent_dim, continuous_columns, binary_columns,
-                 hidden, *, outcome="continuous", activation="elu"):
+                 hidden, *, outcome="continuous", activation="elu", n_members=None):
         super().__init__()
         hidden = tuple(hidden)
         trunk, head = hidden[:-1], hidden[-1:]
         self.latent_dim = latent_dim
+        options = dict(activation=activation, n_members=n_members)
 
         def outcome_head(in_features, hidden_):
             if outcome == "binary":
-                return BernoulliHead(in_features, 1, hidden_, activation=activation)
+                return BernoulliHead(in_features, 1, hidden_, **options)
             return NormalHead(in_features, 1, hidden_, learned_scale="constant",
-                              activation=activation)
+                              **options)
 
         # model network p(x, t, y | z)
         self.p_x = ProxyDecoder(latent_dim, continuous_columns, binary_columns, hidden,
-                                activation=activation)
-        self.p_t = BernoulliHead(latent_dim, 1, hidden, activation=activation)
+                                **options)
+        self.p_t = BernoulliHead(latent_dim, 1, hidden, **options)
         self.p_y = ArmHeads(lambda: outcome_head(latent_dim, hidden))
         # inference network q(t | x), q(y | x, t), q(z | x, t, y)
-        self.q_t = BernoulliHead(n_features, 1, hidden, activation=activation)
-        self.q_y_trunk = MLP(n_features, trunk, activation=activation)
+        self.q_t = BernoulliHead(n_features, 1, hidden, **options)
+        self.q_y_trunk = MLP(n_features, trunk, **options)
         self.q_y = ArmHeads(lambda: outcome_head(self.q_y_trunk.out_features, head))
-        self.q_z_trunk = MLP(n_features + 1, trunk, activation=activation)
+        self.q_z_trunk = MLP(n_features + 1, trunk, **options)
         self.q_z = ArmHeads(lambda: NormalHead(self.q_z_trunk.out_features, latent_dim,
-                                               head, activation=activation))
+                                               head, **options))
 
     def encode(self, x, t, y):
-        """``q(z | x, t, y)``: a Normal of batch shape (n, latent_dim)."""
+        """``q(z | x, t, y)``: a Normal of batch shape ``(..., n, latent_dim)``.
+
+        ``x`` is ``(n, d)``; ``t`` and ``y`` are ``(n,)``, or ``(n_members, n)`` when
+        each member brings its own draws (prediction), in which case ``x`` is shared.
+        """
+        if y.dim() > 1:
+            x = x.expand(*y.shape[:-1], *x.shape)
         return self.q_z(self.q_z_trunk(torch.cat([x, y.unsqueeze(-1)], dim=-1)), t)
 
     def auxiliary_t(self, x):
-        """``q(t | x)``: Bernoulli of batch shape (n, 1)."""
+        """``q(t | x)``: Bernoulli of batch shape ``(..., n, 1)``."""
         return self.q_t(x)
 
     def auxiliary_y(self, x, t):
-        """``q(y | x, t)`` of batch shape (n, 1)."""
+        """``q(y | x, t)`` of batch shape ``(..., n, 1)``."""
         return self.q_y(self.q_y_trunk(x), t)
 
     def prior(self, like):

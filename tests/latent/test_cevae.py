@@ -159,6 +159,70 @@ def test_seeded_fit_is_repeatable_and_pickles():
     assert p.shape == (len(X),) and np.all((p > 0) & (p < 1))
 
 
+def test_members_are_independent_cevaes_in_one_fit(monkeypatch):
+    """Each member's loss is the loss of that CEVAE alone: member 1 of a 3-member fit,
+    sliced out, gives the same loss terms on a batch; the ensemble's effect is the
+    members' mean and each member has its own initial weights."""
+    import torch
+    from causalnn.engine import select_members
+    est = CEVAE(**TINY, n_members=3, random_state=0).fit(X, Y, treatment=T)
+    assert est.n_members_ == 3 and np.asarray(est.best_epoch_).shape == (3,)
+    per_member = est.effect(X, members=True)
+    assert per_member.shape == (3, len(X))
+    np.testing.assert_allclose(est.effect(X), per_member.mean(axis=0), rtol=1e-12)
+    assert np.all(np.std(per_member, axis=0) > 0)
+    # z at its posterior mean: the comparison needs no shared noise
+    monkeypatch.setattr(CEVAE, "_standard_normal",
+                        lambda self, like: torch.zeros_like(like))
+    est._step, est._warmup_steps = 0, 0
+    Xs = est._scale_X(est._validate_X(X))
+    batch = {"X": torch.tensor(Xs[:50], dtype=torch.float32),
+             "t": torch.tensor(T[:50], dtype=torch.float32),
+             "y": torch.tensor((Y[:50] - est.y_mean_) / est.y_scale_,
+                               dtype=torch.float32)}
+    est.module_.eval()
+    together = est._compute_loss(est.module_, batch)["member_loss"]
+    alone = est._compute_loss(select_members(est.module_, [1], 3).eval(), batch)
+    torch.testing.assert_close(alone["member_loss"][0], together[1], rtol=1e-5,
+                               atol=1e-5)
+    assert est.predict_propensity(X).shape == (len(X),)
+
+
+def test_bootstrap_members_give_intervals_and_cross_fitted_inference():
+    data = make_proxy_confounded(600, random_state=1)
+    est = CEVAE(**TINY, n_members=4, bootstrap=True, random_state=0).fit(
+        data.X, data.y, treatment=data.treatment)
+    lo, hi = est.ate_interval(data.X, alpha=0.1)
+    assert lo < est.ate(data.X) < hi
+    lower, upper = est.effect_interval(data.X[:5])
+    assert np.all(lower <= upper)
+    res = CEVAE(**TINY, random_state=0).ate_inference(
+        data.X, data.y, treatment=data.treatment, cv=2)
+    assert res.cv == 2 and res.stderr > 0
+    # the doubly robust estimate lands near the truth although the tiny model is crude
+    assert abs(res.point_estimate - data.ate) < 4 * res.stderr + 0.05
+
+
+def test_validation_rows_do_not_depend_on_the_architecture(monkeypatch):
+    """Fits from one random_state hold out the same rows whatever the network sizes,
+    so their validation losses compare (model selection by validation loss)."""
+    from causalnn.engine import trainer as trainer_module
+    held_out = []
+    original = trainer_module.stratified_split
+
+    def recording(*args, **kwargs):
+        train, valid = original(*args, **kwargs)
+        held_out.append(valid.sort().values.tolist())
+        return train, valid
+
+    monkeypatch.setattr(trainer_module, "stratified_split", recording)
+    CEVAE(**TINY, random_state=3).fit(X, Y, treatment=T)
+    CEVAE(**{**TINY, "latent_dim": 5, "hidden_layers": (8,)}, random_state=3).fit(
+        X, Y, treatment=T)
+    CEVAE(**TINY, random_state=4).fit(X, Y, treatment=T)
+    assert held_out[0] == held_out[1] and held_out[0] != held_out[2]
+
+
 def test_not_fitted():
     for method in (CEVAE().effect, CEVAE().predict, CEVAE().ate):
         with pytest.raises(NotFittedError):
@@ -214,6 +278,16 @@ def test_make_proxy_confounded():
             > np.corrcoef(data.X[:, 0], data.z)[0, 1] + 0.5)
     with pytest.raises(ValueError, match="noise_scale"):
         make_proxy_confounded(100, noise_scale=0)
+    # outcome_confounding: the bias of the difference in means, in closed form
+    # E[y|t=1] - E[y|t=0] - ATE with P(z=1|t=1) = 0.75 and P(z=1|t=0) = 0.25, grows
+    # from 0.0118 (the paper's c = 1) to 0.1250 (c = 2)
+    for c, bias in ((1.0, 0.0118), (2.0, 0.1250)):
+        d = make_proxy_confounded(200000, outcome_confounding=c, random_state=1)
+        naive = d.y[d.treatment == 1].mean() - d.y[d.treatment == 0].mean()
+        assert naive - d.ate == pytest.approx(bias, abs=0.006)
+        assert abs(d.ite.mean() - d.ate) < 0.005
+    with pytest.raises(ValueError, match="outcome_confounding"):
+        make_proxy_confounded(100, outcome_confounding=float("nan"))
 
 
 @pytest.mark.cuda

@@ -25,7 +25,8 @@ from torch.distributions import kl_divergence
 from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
-from ...engine import predict_in_batches
+from ...engine import member_mean, predict_in_batches
+from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...nets import init_weights
 from ...nets.mlp import ACTIVATIONS
 from ...nets.vae import CEVAEModule
@@ -52,7 +53,8 @@ class _ProxyTypes:
 
 
 @fill_doc
-class CEVAE(PropensityMixin, BaseCausalEstimator):
+class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
+            BaseCausalEstimator):
     """Causal effect variational autoencoder: adjusts for a latent confounder ``z``
     inferred from proxy covariates.
 
@@ -84,6 +86,14 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
         plain ELBO from the start). The validation loss always uses the full ELBO.
     n_samples : int, default=100
         Posterior draws of ``(t, y, z)`` averaged per row at prediction.
+    n_members : int, default=1
+        Independent CEVAEs trained as one batched computation (an ensemble): each has
+        its own initial weights, validation loss, early stopping and best weights;
+        effects are the members' mean (``effect(X, members=True)`` gives each
+        member's). Cross-fitting in ``ate_inference`` trains its folds this way.
+    bootstrap : bool, default=False
+        Train each member on its own bootstrap resample of the training rows (the
+        basis of ``effect_interval`` and ``ate_interval``).
     weight_decay : float, default=1e-4
         L2 penalty on the weight matrices.
     batch_size : int, default=100
@@ -134,19 +144,25 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
         "proxy_types": [_ProxyTypes()],
         "kl_warmup_epochs": [Interval(numbers.Integral, 0, None)],
         "n_samples": [Interval(numbers.Integral, 1, None)],
+        "n_members": [Interval(numbers.Integral, 1, None)],
+        "bootstrap": [bool],
     }
+    _propensity_head = True  # q(t | x) serves ate_inference and the overlap checks
 
     def __init__(self, *, latent_dim=20, hidden_layers=(200, 200, 200), activation="elu",
-                 proxy_types="auto", kl_warmup_epochs=0, n_samples=100,
-                 learning_rate=1e-3, weight_decay=1e-4, optimizer="adam", batch_size=100,
-                 max_epochs=300, patience=30, validation_fraction=0.3, outcome="auto",
-                 treatment_col=None, random_state=None, device="auto", verbose=0):
+                 proxy_types="auto", kl_warmup_epochs=0, n_samples=100, n_members=1,
+                 bootstrap=False, learning_rate=1e-3, weight_decay=1e-4,
+                 optimizer="adam", batch_size=100, max_epochs=300, patience=30,
+                 validation_fraction=0.3, outcome="auto", treatment_col=None,
+                 random_state=None, device="auto", verbose=0):
         self.latent_dim = latent_dim
         self.hidden_layers = hidden_layers
         self.activation = activation
         self.proxy_types = proxy_types
         self.kl_warmup_epochs = kl_warmup_epochs
         self.n_samples = n_samples
+        self.n_members = n_members
+        self.bootstrap = bootstrap
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.optimizer = optimizer
@@ -192,26 +208,40 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
         continuous = X[:, self.continuous_columns_]
         self.x_mean_ = continuous.mean(axis=0)
         self.x_scale_ = np.where(continuous.std(axis=0) > 0, continuous.std(axis=0), 1.0)
+        self.n_members_ = self.n_members
         module = CEVAEModule(
             self.n_features_in_, self.latent_dim, self.continuous_columns_.tolist(),
             self.binary_columns_.tolist(), self.hidden_layers,
-            outcome=self.outcome_type_, activation=self.activation)
-        self.module_ = init_weights(module, generator)
-        # the reparameterisation noise comes from its own CPU generator derived from the
-        # fit's, so that random_state alone decides every draw (CPU or GPU)
-        seeds = torch.randint(0, 2**31 - 1, (2,), generator=generator).tolist()
-        self.sampling_seed_ = int(seeds[1])
+            outcome=self.outcome_type_, activation=self.activation,
+            n_members=self.n_members_)
+        # Three streams derived from random_state before the weights are drawn: the
+        # reparameterisation noise and the prediction draws come from CPU generators
+        # (the same draws on CPU and GPU), and the validation split and batch order
+        # from their own, so that fits of different architectures from one
+        # random_state hold out the same rows and their validation losses compare.
+        seeds = torch.randint(0, 2**31 - 1, (3,), generator=generator).tolist()
         self._noise = torch.Generator(device="cpu").manual_seed(int(seeds[0]))
+        self.sampling_seed_ = int(seeds[1])
+        split_and_batches = torch.Generator(device="cpu").manual_seed(int(seeds[2]))
+        self.module_ = init_weights(module, generator)
         n_train = X.shape[0] * (1 - self.validation_fraction)
         self._warmup_steps = self.kl_warmup_epochs * max(
             1, math.ceil(n_train / self.batch_size))
         self._step = 0
         try:
-            self._train(self.module_, {"X": self._scale_X(X), "t": treatment, "y": y},
-                        generator, stratify=treatment)
+            self._train_members(self.module_, {"X": self._scale_X(X), "t": treatment,
+                                               "y": y}, split_and_batches,
+                                stratify=treatment)
         finally:
             del self._noise, self._warmup_steps, self._step
+        if self.n_members_ == 1:  # one network: the epoch as a plain int
+            self.best_epoch_ = int(np.asarray(self.best_epoch_).item())
         return self
+
+    def _train_members(self, module, data, generator, *, stratify):
+        """The ensemble fit; ``ate_inference``'s cross-fitting overrides it."""
+        return self._train(module, data, generator, stratify=stratify,
+                           n_members=self.n_members_, bootstrap=self.bootstrap)
 
     def _standard_normal(self, like):
         """``N(0, 1)`` noise shaped as ``like``, drawn on the CPU from the fit's
@@ -220,34 +250,44 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
 
     def _compute_loss(self, module, batch):
         x, t, y = batch["X"], batch["t"], batch["y"]
-        q_z = module.encode(x, t, y)
+        q_z = module.encode(x, t, y)  # batch shape (n_members, n, latent_dim)
         z = q_z.loc + q_z.scale * self._standard_normal(q_z.loc)  # reparameterised
-        nll_x = {k: -v.mean() for k, v in module.p_x.log_prob(z, x).items()}
-        nll_t = -module.p_t(z).log_prob(t.unsqueeze(-1)).mean()
-        nll_y = -module.p_y(z, t).log_prob(y.unsqueeze(-1)).mean()
-        kl = kl_divergence(q_z, module.prior(z)).sum(-1).mean()
-        aux_t = -module.auxiliary_t(x).log_prob(t.unsqueeze(-1)).mean()
-        aux_y = -module.auxiliary_y(x, t).log_prob(y.unsqueeze(-1)).mean()
+
+        def mean(per_row):  # (n_members, n) -> (n_members,), row weights applied
+            return member_mean(per_row, batch)
+
+        nll_x = {k: mean(-v) for k, v in module.p_x.log_prob(z, x).items()}
+        nll_t = mean(-module.p_t(z).log_prob(t.unsqueeze(-1)).squeeze(-1))
+        nll_y = mean(-module.p_y(z, t).log_prob(y.unsqueeze(-1)).squeeze(-1))
+        kl = mean(kl_divergence(q_z, module.prior(z)).sum(-1))
+        aux_t = mean(-module.auxiliary_t(x).log_prob(t.unsqueeze(-1)).squeeze(-1))
+        aux_y = mean(-module.auxiliary_y(x, t).log_prob(y.unsqueeze(-1)).squeeze(-1))
         beta = 1.0
         if module.training:
             self._step += 1
             if self._warmup_steps:
                 beta = min(1.0, self._step / self._warmup_steps)
         reconstruction = sum(nll_x.values()) + nll_t + nll_y
-        loss = reconstruction + beta * kl + aux_t + aux_y
-        return {"loss": loss, "elbo": -(reconstruction + kl),
-                **{f"nll_x_{k}": v for k, v in nll_x.items()},
-                "nll_t": nll_t, "nll_y": nll_y, "kl": kl, "aux_t": aux_t, "aux_y": aux_y}
+        member_loss = reconstruction + beta * kl + aux_t + aux_y
+        # every member's terms are logged as the members' mean
+        terms = {"elbo": -(reconstruction + kl),
+                 **{f"nll_x_{k}": v for k, v in nll_x.items()},
+                 "nll_t": nll_t, "nll_y": nll_y, "kl": kl, "aux_t": aux_t,
+                 "aux_y": aux_y}
+        return {"loss": member_loss.sum(), "member_loss": member_loss,
+                **{k: v.mean() for k, v in terms.items()}}
 
     # ---- prediction -----------------------------------------------------------------
     def _module_dtype(self):
         return next(self.module_.parameters()).dtype
 
     def _posterior_outcomes(self, X):
-        """Per row, ``E[y | t=a, z]`` for a = 0, 1 averaged over ``n_samples`` draws
-        ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``: an (n, 2) float64 array
-        (means on the training scale, or probabilities for a binary outcome)."""
+        """Per member and row, ``E[y | t=a, z]`` for a = 0, 1 averaged over
+        ``n_samples`` draws ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``: an
+        (n_members, n, 2) float64 array (means on the training scale, or probabilities
+        for a binary outcome)."""
         module, device, draws = self.module_, self.device_, self.n_samples
+        members = self.n_members_
         X = torch.as_tensor(self._scale_X(X), dtype=self._module_dtype())
         noise = torch.Generator(device="cpu").manual_seed(self.sampling_seed_)
 
@@ -258,36 +298,41 @@ class CEVAE(PropensityMixin, BaseCausalEstimator):
             return dist.loc + dist.scale * torch.randn(
                 dist.loc.shape, generator=noise).to(device)
 
-        rows = max(1, _PREDICT_CHUNK // draws)
+        rows = max(1, _PREDICT_CHUNK // (draws * members))
         out = []
         module.eval()
         with torch.no_grad():
             for start in range(0, X.shape[0], rows):
                 x = X[start:start + rows].to(device)
                 n = x.shape[0]
-                x = x.repeat(draws, 1)  # draw-major: (draws * n, d)
-                t = (draw((x.shape[0], 1)) < module.auxiliary_t(x).probs).float()
-                t = t.squeeze(-1)
+                x = x.repeat(draws, 1)  # draw-major rows, shared by the members
+                rows_drawn = (members, x.shape[0], 1)
+                t = (draw(rows_drawn) < module.auxiliary_t(x).probs).float().squeeze(-1)
                 q_y = module.auxiliary_y(x, t)
                 if self.outcome_type_ == "binary":
-                    y = (draw((x.shape[0], 1)) < q_y.probs).float()
+                    y = (draw(rows_drawn) < q_y.probs).float()
                 else:
                     y = normal(q_y)
                 z = normal(module.encode(x, t, y.squeeze(-1)))
                 arms = torch.cat([arm.mean for arm in module.p_y.all_arms(z)], dim=-1)
-                out.append(arms.double().reshape(draws, n, 2).mean(0).cpu())
-        return torch.cat(out).numpy()
+                out.append(arms.double().reshape(members, draws, n, 2).mean(1).cpu())
+        return torch.cat(out, dim=1).numpy()
 
     def _predict_outcome(self, X, *treatments):
         arms = self._posterior_outcomes(X)  # one set of draws serves every level
         if self.outcome_type_ == "binary":
             p = np.clip(arms, 1e-12, 1.0 - 1e-12)
             arms = np.log(p) - np.log1p(-p)  # the base maps the logit back to p
-        return [np.where(t == 1, arms[:, 1], arms[:, 0]) for t in treatments]
+        return [np.where(t == 1, arms[..., 1], arms[..., 0]) for t in treatments]
+
+    def _raw_propensity(self, X_scaled):
+        """``q(t = 1 | x)`` of every member, ``(n_members, n)``."""
+        x = torch.as_tensor(self._scale_X(X_scaled), dtype=self._module_dtype())
+        self.module_.eval()
+        return predict_in_batches(
+            lambda b: self.module_.auxiliary_t(b).probs.squeeze(-1), [x],
+            device=self.device_, row_dim=1).astype(np.float64)
 
     def _predict_propensity(self, X):
-        """``q(t = 1 | x)``, the auxiliary treatment model."""
-        x = torch.as_tensor(self._scale_X(X), dtype=self._module_dtype())
-        self.module_.eval()
-        return predict_in_batches(lambda b: self.module_.auxiliary_t(b).probs.squeeze(-1),
-                                  [x], device=self.device_).astype(np.float64)
+        """``q(t = 1 | x)``, the auxiliary treatment model (the members' mean)."""
+        return self._raw_propensity(X).mean(axis=0)

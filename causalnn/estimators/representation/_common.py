@@ -14,7 +14,7 @@ import torch
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._estimator import _standardize_outcome
 from ..._base._validation import check_vector
-from ...engine import per_member, predict_in_batches, select_members
+from ...engine import member_mean, per_member, predict_in_batches, select_members
 from ...nets import RepresentationNet, init_weights
 from ...nets.mlp import ACTIVATIONS
 
@@ -75,14 +75,7 @@ class RepresentationEstimator(BaseCausalEstimator):
         """Each member's linear predictor of the received arm, ``(n_members, batch)``."""
         return torch.where(t == 1, outcome[..., 1], outcome[..., 0])
 
-    @staticmethod
-    def _member_mean(per_row, batch):
-        """Mean over the batch of ``(n_members, batch)`` per-row losses, weighted by the
-        members' bootstrap counts when the engine passes them."""
-        weight = batch.get("member_weight")
-        if weight is not None:
-            per_row = per_row * weight
-        return per_row.mean(dim=1)
+    _member_mean = staticmethod(member_mean)
 
     @staticmethod
     def _per_member(fn, phi, t):

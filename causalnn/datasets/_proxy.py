@@ -18,7 +18,8 @@ def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
-def make_proxy_confounded(n=5000, *, n_proxies=5, noise_scale=1.0, random_state=None):
+def make_proxy_confounded(n=5000, *, n_proxies=5, noise_scale=1.0,
+                          outcome_confounding=1.0, random_state=None):
     """Simulate the binary-latent-confounder experiment of Louizos et al. (2017).
 
     The data-generating process of the paper, with ``n_proxies`` conditionally
@@ -27,7 +28,7 @@ def make_proxy_confounded(n=5000, *, n_proxies=5, noise_scale=1.0, random_state=
         z   ~ Bern(0.5)
         x_j | z ~ N(z, s^2),  s = noise_scale * (5 z + 3 (1 - z)),  j = 1..n_proxies
         t | z ~ Bern(0.75 z + 0.25 (1 - z))
-        y | t, z ~ Bern(sigmoid(3 (z + 2 (2 t - 1))))
+        y | t, z ~ Bern(sigmoid(3 (c z + 2 (2 t - 1)))),  c = outcome_confounding
 
     ``z`` confounds ``t`` and ``y`` and is not returned in ``X``; adjusting for the
     proxies ``X`` alone leaves bias that shrinks as the proxies get more numerous or
@@ -42,6 +43,12 @@ def make_proxy_confounded(n=5000, *, n_proxies=5, noise_scale=1.0, random_state=
     noise_scale : float, default=1.0
         Multiplies the proxies' standard deviations (3 and 5 in the paper): smaller is
         more informative.
+    outcome_confounding : float, default=1.0
+        Weight ``c`` of ``z`` in the outcome's logit (1 in the paper). With the paper's
+        1 the outcome nearly saturates in ``t`` and the confounding bias of the
+        difference in means is only about 0.012; ``c = 2`` raises it to 0.125 (for
+        ``z = 1`` the untreated outcome probability becomes 0.5 instead of 0.05), so
+        that adjustment methods can be told apart.
     random_state : int, RandomState or None, default=None
         Seed of the simulation.
 
@@ -77,17 +84,24 @@ def make_proxy_confounded(n=5000, *, n_proxies=5, noise_scale=1.0, random_state=
     if (not isinstance(noise_scale, numbers.Real) or isinstance(noise_scale, bool)
             or not np.isfinite(noise_scale) or noise_scale <= 0):
         raise ValueError(f"noise_scale must be a positive float; got {noise_scale!r}.")
+    if (not isinstance(outcome_confounding, numbers.Real)
+            or isinstance(outcome_confounding, bool)
+            or not np.isfinite(outcome_confounding)):
+        raise ValueError(f"outcome_confounding must be a finite float; got "
+                         f"{outcome_confounding!r}.")
+    c = float(outcome_confounding)
     rng = check_random_state(random_state)
     z = rng.binomial(1, 0.5, size=n).astype(float)
     scale = noise_scale * (5.0 * z + 3.0 * (1.0 - z))
     X = z[:, None] + scale[:, None] * rng.randn(n, n_proxies)
     treatment = rng.binomial(1, 0.75 * z + 0.25 * (1.0 - z)).astype(float)
-    mu0 = _sigmoid(3.0 * (z - 2.0))
-    mu1 = _sigmoid(3.0 * (z + 2.0))
+    mu0 = _sigmoid(3.0 * (c * z - 2.0))
+    mu1 = _sigmoid(3.0 * (c * z + 2.0))
     y = rng.binomial(1, np.where(treatment == 1, mu1, mu0)).astype(float)
     # E_z[mu1 - mu0] with z ~ Bern(0.5): z = 0 gives sigmoid(6) - sigmoid(-6), z = 1
-    # gives sigmoid(9) - sigmoid(-3)
-    ate = 0.5 * ((_sigmoid(6.0) - _sigmoid(-6.0)) + (_sigmoid(9.0) - _sigmoid(-3.0)))
+    # gives sigmoid(3 (c + 2)) - sigmoid(3 (c - 2))
+    ate = 0.5 * ((_sigmoid(6.0) - _sigmoid(-6.0))
+                 + (_sigmoid(3.0 * (c + 2.0)) - _sigmoid(3.0 * (c - 2.0))))
     return Bunch(X=X, treatment=treatment, y=y, z=z, mu0=mu0, mu1=mu1,
                  ite=mu1 - mu0, ate=float(ate),
                  feature_names=[f"proxy{j}" for j in range(1, n_proxies + 1)])

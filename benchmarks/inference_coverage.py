@@ -8,11 +8,14 @@ Sections (each a flag; all print a table and append it to the results file):
              cross-fitted in one batched fit, logistic propensity) covers the truth,
              for the ATE and the ATT, and how often the nominal 90% bootstrap
              ``ate_interval`` (TARNet with ``n_members=B, bootstrap=True``) does.
---rct        A randomized trial with a zero-inflated heavy-tailed outcome: |ATE error|
-             of plug-in TARNet vs cross-fitted AIPW, averaged over seeds.
+--rct        A randomized trial of 445 rows with a zero-inflated heavy-tailed outcome
+             (``--rct-design nsw``: shaped after the NSW sample; ``lognormal``):
+             |ATE error| of plug-in TARNet vs cross-fitted AIPW, averaged over seeds,
+             beside the difference in means and the oracle AIPW (the noise floor).
 --stability  ~1% treated rows: standard deviation over 10 seeds of the plug-in ATT vs
              the AIPW ATT.
---ihdp       IHDP replications 1-10: |ATE error| of Dragonnet, plug-in vs AIPW/TMLE.
+--ihdp       IHDP replications 1-10: |ATE error| of Dragonnet, plug-in vs AIPW/TMLE,
+             beside AIPW/TMLE with the true outcome means (their noise floor).
 --known-nuisances  The coverage simulation with the true propensity and a slightly
              wrong outcome model (no networks, seconds): AIPW vs TMLE intervals.
 
@@ -178,40 +181,130 @@ def known_nuisances(args, out):
 
 
 # ---- randomized trial with a zero-inflated, heavy-tailed outcome -----------------------
+class LognormalTrial:
+    """8 standard-normal covariates; 40% assigned to treatment; earnings are zero for
+    ~40% of rows (more without treatment) and lognormal (sigma 1.2) otherwise."""
+    name = "zero-inflated lognormal earnings, 8 N(0, 1) covariates"
+
+    @staticmethod
+    def covariates(rng, n):
+        return rng.normal(size=(n, 8))
+
+    @staticmethod
+    def mean_outcome(x, arm):  # E[y | x, t=arm]; E exp(1.2 Z) = exp(0.72)
+        return (expit(0.2 + 0.5 * x[:, 0] + 0.4 * arm)
+                * np.exp(7.5 + 0.5 * x[:, 1] + 0.2 * arm + 0.72))
+
+    @staticmethod
+    def assign(rng, n):
+        t = rng.binomial(1, 0.4, size=n).astype(float)
+        return t, np.full(n, 0.4)
+
+    @staticmethod
+    def outcome(rng, x, t):
+        work = rng.binomial(1, expit(0.2 + 0.5 * x[:, 0] + 0.4 * t))
+        noise = 1.2 * rng.normal(size=len(t))
+        return work * np.exp(7.5 + 0.5 * x[:, 1] + 0.2 * t + noise)
+
+
+class NSWLikeTrial:
+    """Shaped after the NSW experimental sample the issue measured (LaLonde 1986;
+    Dehejia & Wahba 1999): 445 rows, 185 treated by complete randomisation, raw
+    covariates (age, years of education, race, marriage, no degree, 1974 and 1975
+    earnings in dollars, zero for most), 1978 earnings zero for about a third and
+    lognormal (sigma 0.9) otherwise, an effect of about 1,800 dollars on a control mean
+    of about 4,500."""
+    name = "NSW-like: raw dollar covariates, 185 of 445 treated"
+
+    @staticmethod
+    def covariates(rng, n):
+        age = np.clip(np.round(rng.normal(25, 7, n)), 17, 55)
+        educ = np.clip(np.round(rng.normal(10.2, 1.8, n)), 3, 16)
+        black = rng.binomial(1, 0.83, n)
+        hisp = (1 - black) * rng.binomial(1, 0.55, n)
+        married = rng.binomial(1, 0.17, n)
+        nodegree = (educ < 12).astype(float)
+        level = rng.normal(size=n)  # earnings level shared by 1974 and 1975
+        re74 = rng.binomial(1, 0.27, n) * np.exp(8.4 + 0.6 * level
+                                                 + 0.6 * rng.normal(size=n))
+        re75 = rng.binomial(1, 0.35, n) * np.exp(8.3 + 0.6 * level
+                                                 + 0.6 * rng.normal(size=n))
+        return np.column_stack([age, educ, black, hisp, married, nodegree, re74, re75])
+
+    @staticmethod
+    def _work_and_log_earnings(x, arm):
+        age, educ, married, re75 = x[:, 0], x[:, 1], x[:, 4], x[:, 7]
+        work = expit(0.3 + 0.8 * (re75 > 0) + 0.03 * (age - 25) + 0.15 * (educ - 10)
+                     + 0.2 * married + 0.5 * arm)
+        log_earn = 8.2 + 0.1 * (educ - 10) + 0.3 * (re75 > 0) + 0.2 * arm
+        return work, log_earn
+
+    @classmethod
+    def mean_outcome(cls, x, arm):  # E exp(0.9 Z) = exp(0.405)
+        work, log_earn = cls._work_and_log_earnings(x, arm)
+        return work * np.exp(log_earn + 0.405)
+
+    @staticmethod
+    def assign(rng, n):
+        t = np.zeros(n)
+        t[rng.permutation(n)[:185]] = 1.0
+        return t, np.full(n, 185 / n)
+
+    @classmethod
+    def outcome(cls, rng, x, t):
+        work, log_earn = cls._work_and_log_earnings(x, t)
+        return rng.binomial(1, work) * np.exp(log_earn + 0.9 * rng.normal(size=len(t)))
+
+
+RCT_DESIGNS = {"lognormal": LognormalTrial, "nsw": NSWLikeTrial}
+
+
 def rct(args, out):
+    """A randomized trial of 445 rows with a zero-inflated heavy-tailed outcome.
+
+    Beside plug-in TARNet and cross-fitted AIPW, two references: the difference in
+    means (unbiased in a trial) and the *oracle* AIPW with the true outcome means and
+    the known assignment probability, the efficient estimator, whose error is the floor
+    set by the outcome noise that no estimator of the population ATE can beat.
+    """
+    design = RCT_DESIGNS[args.rct_design]
     n, seeds = 445, args.seeds
-    errors = {"plug-in TARNet (default)": [], "AIPW (TARNet, cv=5)": [],
-              "difference in means": []}
+    names = ["plug-in TARNet (default)", "AIPW (TARNet, cv=5)", "difference in means",
+             "oracle AIPW (true outcome means, known propensity)"]
+    errors = {k: [] for k in names}
+    signed = []
+    # the population ATE by Monte Carlo over the covariate law
+    big = design.covariates(np.random.default_rng(99), 400_000)
+    truth = float(np.mean(design.mean_outcome(big, 1) - design.mean_outcome(big, 0)))
     for s in range(seeds):
         rng = np.random.default_rng(500 + s)
-        X = rng.normal(size=(n, 8))
-        t = rng.binomial(1, 0.4, size=n).astype(float)
-        # earnings: zero for ~40% (more without treatment), lognormal heavy tail
-        work = rng.binomial(1, expit(0.2 + 0.5 * X[:, 0] + 0.4 * t))
-        earn = np.exp(7.5 + 0.5 * X[:, 1] + 0.2 * t + 1.2 * rng.normal(size=n))
-        y = work * earn
-        # true ATE by Monte Carlo over the same covariate law
-        big = np.random.default_rng(99).normal(size=(400_000, 8))
-        m = np.exp(7.5 + 0.5 * big[:, 1] + 0.72)  # E exp(1.2 Z) = exp(0.72)
-        truth = float(np.mean(expit(0.2 + 0.5 * big[:, 0] + 0.4) * m * np.exp(0.2)
-                              - expit(0.2 + 0.5 * big[:, 0]) * m))
-        est = TARNet(random_state=s)
+        X = design.covariates(rng, n)
+        t, e = design.assign(rng, n)
+        y = design.outcome(rng, X, t)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            plug = est.fit(X, y, treatment=t).ate(X)
+            plug = TARNet(random_state=s).fit(X, y, treatment=t).ate(X)
             res = TARNet(random_state=s).ate_inference(X, y, treatment=t, cv=5)
-        errors["plug-in TARNet (default)"].append(abs(plug - truth))
-        errors["AIPW (TARNet, cv=5)"].append(abs(res.point_estimate - truth))
-        errors["difference in means"].append(abs(y[t == 1].mean() - y[t == 0].mean()
-                                                 - truth))
+        oracle = estimate_average_effect(y, t, design.mean_outcome(X, 0),
+                                         design.mean_outcome(X, 1), e, method="aipw")
+        estimates = [plug, res.point_estimate, y[t == 1].mean() - y[t == 0].mean(),
+                     oracle.point_estimate]
+        for k, v in zip(names, estimates):
+            errors[k].append(abs(v - truth))
+        signed.append(plug - truth)
         print(f"  rct seed {s}: truth {truth:.0f} plug-in {plug:.0f} AIPW "
-              f"{res.point_estimate:.0f} (se {res.stderr:.0f})", flush=True)
-    lines = [f"\n### Randomized trial, zero-inflated lognormal earnings, n={n}, "
-             f"{seeds} seeds\n", "| estimate | mean abs ATE error |", "|---|---|"]
-    lines += [f"| {k} | {np.mean(v):.0f} |" for k, v in errors.items()]
-    ratio = np.mean(errors["AIPW (TARNet, cv=5)"]) / np.mean(
-        errors["plug-in TARNet (default)"])
-    lines.append(f"\nAIPW error / plug-in error = {ratio:.2f} (target <= 0.5)")
+              f"{res.point_estimate:.0f} (se {res.stderr:.0f}) difference in means "
+              f"{estimates[2]:.0f} oracle {oracle.point_estimate:.0f}", flush=True)
+    lines = [f"\n### Randomized trial ({design.name}), n={n}, {seeds} seeds, "
+             f"population ATE {truth:.0f}\n",
+             "| estimate | mean abs ATE error | s.e. |", "|---|---|---|"]
+    lines += [f"| {k} | {np.mean(v):.0f} | {np.std(v, ddof=1) / np.sqrt(len(v)):.0f} |"
+              for k, v in errors.items()]
+    ratio = np.mean(errors[names[1]]) / np.mean(errors[names[0]])
+    floor = np.mean(errors[names[3]]) / np.mean(errors[names[0]])
+    lines.append(f"\nAIPW error / plug-in error = {ratio:.2f} (target <= 0.5); the "
+                 f"oracle's / plug-in's = {floor:.2f}. Plug-in error - truth, mean over "
+                 f"seeds: {np.mean(signed):+.0f} (its bias).")
     return lines
 
 
@@ -251,37 +344,60 @@ def stability(args, out):
 
 # ---- IHDP -------------------------------------------------------------------------------
 def ihdp(args, out):
+    """Dragonnet on the 10 IHDP files, all rows, against each file's sample ATE.
+
+    Besides the estimates, the *oracle* AIPW uses the true ``mu0, mu1`` with the
+    cross-fitted propensity: its error is what the outcome noise (sd 1 in IHDP) leaves
+    to any AIPW/TMLE estimate of the sample ATE even with perfect outcome models, a
+    floor that the plug-in, which averages ``mu1 - mu0`` without residuals, does not
+    have.
+    """
     from causalnn.datasets import load_ihdp
     rows = []
+    members = args.n_members
     for r in range(1, 11):
         d = load_ihdp(r)
+        t = d.treatment.astype(float)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            plug = Dragonnet(random_state=0).fit(d.X, d.y, treatment=d.treatment).ate(d.X)
-            est = Dragonnet(random_state=0)
-            mu0, mu1, e = est._nuisances_cross_fitted(d.X, d.y, d.treatment.astype(
-                float), None, args.cv)
-        t = d.treatment.astype(float)
+            plug = Dragonnet(n_members=members, random_state=0).fit(
+                d.X, d.y, treatment=t).ate(d.X)
+            est = Dragonnet(n_members=members, random_state=0)
+            mu0, mu1, e = est._nuisances_cross_fitted(d.X, d.y, t, None, args.cv)
         a = estimate_average_effect(d.y, t, mu0, mu1, e, method="aipw", cv=args.cv)
         tm = estimate_average_effect(d.y, t, mu0, mu1, e, method="tmle", cv=args.cv)
+        oracle = estimate_average_effect(d.y, t, d.mu0, d.mu1, e, method="aipw")
+        oracle_tmle = estimate_average_effect(d.y, t, d.mu0, d.mu1, e, method="tmle")
         rows.append((abs(plug - d.ate), abs(a.plugin_estimate - d.ate),
                      abs(a.point_estimate - d.ate), abs(tm.point_estimate - d.ate),
+                     abs(oracle.point_estimate - d.ate),
+                     abs(oracle_tmle.point_estimate - d.ate),
                      (a.conf_int()[0] <= d.ate <= a.conf_int()[1])))
-        print(f"  ihdp {r}: {rows[-1]}", flush=True)
+        print(f"  ihdp {r}: " + " ".join(f"{v:.3f}" for v in rows[-1]), flush=True)
     m = np.mean(rows, axis=0)
-    return ["\n### IHDP 1-10, Dragonnet (defaults), |ATE error| against the sample ATE\n",
-            "| estimate | mean abs error |", "|---|---|",
-            f"| plug-in, fitted on all rows | {m[0]:.3f} |",
-            f"| plug-in, cross-fitted (cv={args.cv}) | {m[1]:.3f} |",
-            f"| AIPW, cross-fitted (cv={args.cv}) | {m[2]:.3f} |",
-            f"| TMLE, cross-fitted (cv={args.cv}) | {m[3]:.3f} |",
-            f"\nAIPW 95% interval covers the sample ATE in {int(m[4] * 10)}/10 files."]
+    se = np.std(rows, axis=0, ddof=1) / np.sqrt(len(rows))
+    return [f"\n### IHDP 1-10, Dragonnet (n_members={members} per fit and per fold), "
+            f"|ATE error| against the sample ATE\n",
+            "| estimate | mean abs error | s.e. |", "|---|---|---|",
+            f"| plug-in, fitted on all rows | {m[0]:.3f} | {se[0]:.3f} |",
+            f"| plug-in, cross-fitted (cv={args.cv}) | {m[1]:.3f} | {se[1]:.3f} |",
+            f"| AIPW, cross-fitted (cv={args.cv}) | {m[2]:.3f} | {se[2]:.3f} |",
+            f"| TMLE, cross-fitted (cv={args.cv}) | {m[3]:.3f} | {se[3]:.3f} |",
+            f"| oracle AIPW (true mu0, mu1; cross-fitted propensity) | {m[4]:.3f} "
+            f"| {se[4]:.3f} |",
+            f"| oracle TMLE (true mu0, mu1; cross-fitted propensity) | {m[5]:.3f} "
+            f"| {se[5]:.3f} |",
+            f"\nAIPW 95% interval covers the sample ATE in {int(round(m[6] * 10))}/10 "
+            f"files."]
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--coverage", action="store_true")
     p.add_argument("--rct", action="store_true")
+    p.add_argument("--rct-design", choices=sorted(RCT_DESIGNS), default="lognormal",
+                   help="--rct: the simulated trial (lognormal: 8 N(0,1) covariates; "
+                        "nsw: shaped after the NSW sample the issue measured)")
     p.add_argument("--stability", action="store_true")
     p.add_argument("--ihdp", action="store_true")
     p.add_argument("--known-nuisances", action="store_true")
@@ -292,6 +408,8 @@ def main(argv=None):
                    help="bootstrap members for ate_interval (0 skips it)")
     p.add_argument("--outcomes", nargs="+", default=["continuous", "binary"])
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--n-members", type=int, default=1,
+                   help="--ihdp: Dragonnet members per fit (and per cross-fitting fold)")
     p.add_argument("--out", default=os.path.join(RESULTS, "inference_coverage.md"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)

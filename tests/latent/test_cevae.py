@@ -291,9 +291,10 @@ def test_make_proxy_confounded():
 
 
 @pytest.mark.cuda
-def test_cuda_fit_agrees_with_cpu_and_unpickles_on_cpu(monkeypatch):
+@pytest.mark.parametrize("n_members", [1, 2])
+def test_cuda_fit_agrees_with_cpu_and_unpickles_on_cpu(monkeypatch, n_members):
     import torch
-    kw = dict(TINY, max_epochs=10, random_state=0)
+    kw = dict(TINY, max_epochs=10, random_state=0, n_members=n_members)
     gpu = CEVAE(device="cuda", **kw).fit(X, Y, treatment=T)
     assert next(gpu.module_.parameters()).device.type == "cuda"
     cpu = CEVAE(device="cpu", **kw).fit(X, Y, treatment=T)

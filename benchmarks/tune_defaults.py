@@ -38,6 +38,10 @@ CANDIDATES = {
     # which weight matrices weight_decay penalises (the papers: the outcome heads only)
     "tarnet-scope": (TARNet, [{"weight_decay_scope": s} for s in ("all", "heads")]),
     "dragonnet-scope": (Dragonnet, [{"weight_decay_scope": s} for s in ("all", "heads")]),
+    # network sizes (the defaults are the papers' 200-wide representation, 100-wide heads)
+    "tarnet-size": (TARNet, [{"representation_layers": r, "head_layers": h}
+                             for r in ((200, 200, 200), (200, 200), (100, 100))
+                             for h in ((100, 100, 100), (100,))]),
 }
 
 

@@ -17,6 +17,7 @@ Effect: ``tau(x) = E[ E[y | t=1, z] - E[y | t=0, z] ]`` over ``n_samples`` draws
 """
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -237,6 +238,32 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         if self.n_members_ == 1:  # one network: the epoch as a plain int
             self.best_epoch_ = int(np.asarray(self.best_epoch_).item())
         return self
+
+    def ate_inference(self, X, y, *, treatment=None, target="ate", method="aipw", cv=5,
+                      propensity_model=None, propensity_clip=0.01, trim=None):
+        """Average effect with a standard error (see
+        :meth:`causalnn.TARNet.ate_inference`), with CEVAE's ``q(t | x)`` as the
+        propensity and its posterior-averaged outcome means, cross-fitted.
+
+        With ``method="aipw"`` or ``"tmle"`` the estimate adjusts for the covariates
+        ``X``, not for the latent ``z``: the weights ``1 / e(x)`` of any propensity that
+        is a function of the proxies make the correction term target the ``X``-adjusted
+        contrast, so under hidden confounding it moves CEVAE's estimate back toward
+        what TARNet on the proxies gives (measured on ``make_proxy_confounded``; see
+        ``docs/cevae.md``). It is the right estimate when ``X`` contains the
+        confounders; for latent-confounder adjustment report ``method="plugin"``
+        (cross-fitted, without a standard error) or ``ate``. A ``UserWarning`` says so
+        on every AIPW/TMLE call.
+        """
+        if method != "plugin":
+            warnings.warn(
+                "CEVAE.ate_inference with method='aipw'/'tmle' weights by q(t | x), a "
+                "function of the proxies X: the estimate adjusts for X, not for the "
+                "latent z. Under hidden confounding use method='plugin' or ate().",
+                UserWarning, stacklevel=2)
+        return super().ate_inference(
+            X, y, treatment=treatment, target=target, method=method, cv=cv,
+            propensity_model=propensity_model, propensity_clip=propensity_clip, trim=trim)
 
     def _train_members(self, module, data, generator, *, stratify):
         """The ensemble fit; ``ate_inference``'s cross-fitting overrides it."""

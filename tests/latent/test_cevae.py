@@ -11,11 +11,11 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from causalnn import CEVAE, TARNet
+from causalnn import CEVAE
 from causalnn.datasets import make_proxy_confounded
 from causalnn.exceptions import NotFittedError, TrainingDivergedError
 
-from conftest import SMALL, simulate
+from conftest import simulate
 from test_common import SKLEARN_CHECKS, _AdapterMixin
 
 TINY = dict(latent_dim=2, hidden_layers=(16, 16), max_epochs=4, batch_size=64,

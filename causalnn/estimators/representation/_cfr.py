@@ -15,6 +15,7 @@ import numpy as np
 
 from ..._base import Interval, Options
 from ..._base._docstrings import fill_doc
+from ...engine import member_mean
 from ...losses import IPMS, outcome_loss
 from ...losses.subbatch import balanced_subbatch
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
@@ -164,7 +165,7 @@ class CFRNet(AverageEffectInferenceMixin, IntervalMixin, RepresentationEstimator
         out = module["net"](batch["X"])  # every output has a leading member axis
         t = batch["t"]
         eta = self._factual(out.outcome, t)
-        factual = self._member_mean(
+        factual = member_mean(
             batch["w"] * outcome_loss(eta, batch["y"].expand_as(eta), self.outcome_type_), batch)
         alpha, ipm = self._balance_penalty()
         if alpha == 0:

@@ -14,7 +14,7 @@ import torch
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._estimator import _standardize_outcome
 from ..._base._validation import check_vector
-from ...engine import member_mean, per_member, predict_in_batches, select_members
+from ...engine import per_member, predict_in_batches, select_members
 from ...nets import RepresentationNet, init_weights
 from ...nets.mlp import ACTIVATIONS
 
@@ -74,8 +74,6 @@ class RepresentationEstimator(BaseCausalEstimator):
     def _factual(outcome, t):
         """Each member's linear predictor of the received arm, ``(n_members, batch)``."""
         return torch.where(t == 1, outcome[..., 1], outcome[..., 0])
-
-    _member_mean = staticmethod(member_mean)
 
     @staticmethod
     def _per_member(fn, phi, t):

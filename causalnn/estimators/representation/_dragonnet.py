@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
+from ...engine import member_mean
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...inference._overlap import check_overlap
 from ...losses import (TargetedRegularization, clever_covariate, fluctuate,
@@ -218,8 +219,8 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         t, y = batch["t"], batch["y"]
         eta = self._factual(out.outcome, t)
         y = y.expand_as(eta)  # shared outcomes, or one row per member (fit_many)
-        factual = self._member_mean(outcome_loss(eta, y, self.outcome_type_), batch)
-        propensity = self._member_mean(F.binary_cross_entropy_with_logits(
+        factual = member_mean(outcome_loss(eta, y, self.outcome_type_), batch)
+        propensity = member_mean(F.binary_cross_entropy_with_logits(
             out.propensity_logit, t.expand_as(out.propensity_logit), reduction="none"),
             batch)
         loss = factual + self.propensity_weight * propensity
@@ -227,7 +228,7 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         if self.targeted_regularization:
             g = self._clip(torch.sigmoid(out.propensity_logit))
             eta_tilde = module["targeted"](eta, t, g)
-            targeted = self._member_mean(
+            targeted = member_mean(
                 outcome_loss(eta_tilde, y, self.outcome_type_), batch)
             loss = loss + self.targeted_weight * targeted
             terms["targeted"] = targeted.mean()

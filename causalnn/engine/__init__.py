@@ -3,9 +3,10 @@ from .callbacks import Callback, EarlyStopping, ProgressBar
 from .device import predict_in_batches, resolve_device
 from .members import (bootstrap_counts, member_mean, member_rows, per_member,
                       select_members)
-from .random import make_generator
+from .random import make_generator, spawn_generator
 from .trainer import Trainer, stratified_split
 
 __all__ = ["Callback", "EarlyStopping", "ProgressBar", "Trainer", "bootstrap_counts",
            "make_generator", "member_mean", "member_rows", "per_member",
-           "predict_in_batches", "resolve_device", "select_members", "stratified_split"]
+           "predict_in_batches", "resolve_device", "select_members", "spawn_generator",
+           "stratified_split"]

@@ -2,7 +2,7 @@
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["make_generator"]
+__all__ = ["make_generator", "spawn_generator"]
 
 
 def make_generator(random_state):
@@ -14,4 +14,16 @@ def make_generator(random_state):
     """
     rng = check_random_state(random_state)
     seed = int(rng.randint(0, 2**31 - 1))
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def spawn_generator(generator):
+    """A new CPU generator seeded by one draw from ``generator``.
+
+    Estimators spawn the stream of the validation split and the batch order *before*
+    they draw their initial weights: fits from one ``random_state`` then hold out the
+    same rows whatever the network's size, so their validation losses compare (model
+    selection by validation loss), and the weights of each size stay repeatable.
+    """
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
     return torch.Generator(device="cpu").manual_seed(seed)

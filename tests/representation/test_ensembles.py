@@ -138,3 +138,27 @@ def test_compiled_training_matches_eager():
     eager = CFRNet(**kw).fit(X, Y, treatment=T)
     compiled = CFRNet(compile=True, **kw).fit(X, Y, treatment=T)
     np.testing.assert_allclose(compiled.effect(X), eager.effect(X), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_validation_rows_do_not_depend_on_the_network_size(name, monkeypatch):
+    """One random_state holds out the same rows for every network size, so model
+    selection by validation loss compares fits on the same rows; another random_state
+    holds out other rows."""
+    from causalnn.engine import trainer as trainer_module
+    held_out = []
+    original = trainer_module.stratified_split
+
+    def recording(*args, **kwargs):
+        train, valid = original(*args, **kwargs)
+        held_out.append(valid.sort().values.tolist())
+        return train, valid
+
+    monkeypatch.setattr(trainer_module, "stratified_split", recording)
+    kw = dict(SMALL, max_epochs=2)
+    ESTIMATORS[name](**kw, random_state=3).fit(X, Y, treatment=T)
+    ESTIMATORS[name](**{**kw, "representation_layers": (7, 5), "head_layers": (3,)},
+                     random_state=3).fit(X, Y, treatment=T)
+    ESTIMATORS[name](**kw, n_members=2, random_state=3).fit(X, Y, treatment=T)
+    ESTIMATORS[name](**kw, random_state=4).fit(X, Y, treatment=T)
+    assert held_out[0] == held_out[1] == held_out[2] != held_out[3]

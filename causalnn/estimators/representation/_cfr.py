@@ -15,7 +15,7 @@ import numpy as np
 
 from ..._base import Interval, Options
 from ..._base._docstrings import fill_doc
-from ...engine import member_mean
+from ...engine import member_mean, spawn_generator
 from ...losses import IPMS, outcome_loss
 from ...losses.subbatch import balanced_subbatch
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
@@ -156,9 +156,10 @@ class CFRNet(AverageEffectInferenceMixin, IntervalMixin, RepresentationEstimator
             weight = treatment / (2 * u) + (1 - treatment) / (2 * (1 - u))
         else:
             weight = np.ones_like(treatment)
+        split_and_batches = spawn_generator(generator)  # before the weights
         self.module_ = self._build_module(generator)
         self._train_members(self.module_, {"X": X, "y": y, "t": treatment, "w": weight},
-                            generator, stratify=treatment)
+                            split_and_batches, stratify=treatment)
         return self
 
     def _compute_loss(self, module, batch):

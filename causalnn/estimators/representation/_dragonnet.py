@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
-from ...engine import member_mean
+from ...engine import member_mean, spawn_generator
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...inference._overlap import check_overlap
 from ...losses import (TargetedRegularization, clever_covariate, fluctuate,
@@ -149,11 +149,12 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         self.verbose = verbose
 
     def _fit(self, X, y, treatment, generator):
+        split_and_batches = spawn_generator(generator)  # before the weights
         self.module_ = self._build_module(generator)
         if self.targeted_regularization:
             self.module_["targeted"] = TargetedRegularization(self.n_members_)
-        self._train_members(self.module_, {"X": X, "y": y, "t": treatment}, generator,
-                            stratify=treatment)
+        self._train_members(self.module_, {"X": X, "y": y, "t": treatment},
+                            split_and_batches, stratify=treatment)
         self._set_epsilon()
         out = self._heads_and_propensity_logit(X)
         self._influence_scores = self._member_influence_scores(out, y, treatment)

@@ -7,8 +7,14 @@ standardised outcome scale. The configuration with the lowest mean validation lo
 Neither the test rows nor the true effects are used for the choice; the last columns
 (out-of-sample sqrt(PEHE) and |ATE error|) are printed for information only.
 
+An ensemble (``n_members`` > 1) is scored by its members' mean prediction on the same
+validation rows (every fit from one ``random_state`` holds out the same rows, whatever
+its size). ``--budget`` restricts the choice to configurations whose mean fit time per
+replication (the "fit s" column, this machine) is within the budget.
+
 Run: python benchmarks/tune_defaults.py [--models tarnet cfr dragonnet tarnet-scope
-     dragonnet-scope] [--output results/tune_defaults.md]
+     dragonnet-scope tarnet-size tarnet-ensemble] [--max-epochs 1000] [--budget S]
+     [--threads N] [--output tune_defaults.md]
 """
 import argparse
 import itertools
@@ -22,6 +28,7 @@ import torch
 
 from causalnn import CFRNet, Dragonnet, TARNet
 from causalnn.datasets import load_ihdp
+from causalnn.engine import make_generator, spawn_generator, stratified_split
 from causalnn.metrics import ate_error, pehe
 
 TRAINING_GRID = {"learning_rate": [1e-3, 3e-4], "weight_decay": [1e-4, 1e-3],
@@ -42,25 +49,57 @@ CANDIDATES = {
     "tarnet-size": (TARNet, [{"representation_layers": r, "head_layers": h}
                              for r in ((200, 200, 200), (200, 200), (100, 100))
                              for h in ((100, 100, 100), (100,))]),
+    # ensembles of smaller networks against one network of the papers' size, under the
+    # time budget of one IHDP fit (--budget); scored by the ensemble's validation loss
+    "tarnet-ensemble": (TARNet, [{"n_members": m, "representation_layers": r,
+                                  "head_layers": h}
+                                 for m in (1, 3, 5)
+                                 for r, h in (((200, 200, 200), (100, 100, 100)),
+                                              ((100, 100), (100,)),
+                                              ((64, 64), (64,)))]),
 }
 
 
-def validation_factual_loss(est):
-    record = est.history_[est.best_epoch_ - 1]
-    return record.get("valid_factual", record["valid_loss"])
+def validation_rows(est, treatment):
+    """The rows ``est``'s fit held out: its split stream is spawned from
+    ``random_state``'s generator before the weights (see ``spawn_generator``)."""
+    split = spawn_generator(make_generator(est.random_state))
+    _, valid = stratified_split(len(treatment), est.validation_fraction, split,
+                                torch.as_tensor(treatment))
+    return valid.numpy()
 
 
-def evaluate(cls, params, replications):
+def validation_factual_loss(est, X=None, y=None, treatment=None):
+    """Factual loss on the validation rows at the restored epoch, on the standardised
+    outcome scale and with the fit's row weights. An ensemble is scored by its members'
+    mean prediction (what ``effect`` averages), recomputed from ``X, y, treatment``;
+    one network's loss is read from its history."""
+    if getattr(est, "n_members_", 1) == 1 or X is None:
+        record = est.history_[np.min(est.best_epoch_) - 1]
+        return record.get("valid_factual", record["valid_loss"])
+    rows = validation_rows(est, treatment)
+    t = treatment[rows]
+    u = est.treated_fraction_
+    weight = (t / (2 * u) + (1 - t) / (2 * (1 - u)) if est.reweight_sample
+              else np.ones_like(t))
+    residual = (y[rows] - est.predict_outcome(X[rows], t)) / est.y_scale_
+    return float(np.mean(weight * residual ** 2))
+
+
+def evaluate(cls, params, replications, max_epochs=1000):
     rows = []
     for r in replications:
         data = load_ihdp(r)
         fit_idx = np.concatenate([data.train_index, data.valid_index])
         test = data.test_index
-        est = cls(random_state=r, max_epochs=1000, **params)
-        est.fit(data.X[fit_idx], data.y[fit_idx], treatment=data.treatment[fit_idx])
-        rows.append((validation_factual_loss(est),
+        est = cls(random_state=r, max_epochs=max_epochs, **params)
+        X, y, t = data.X[fit_idx], data.y[fit_idx], data.treatment[fit_idx]
+        start = time.perf_counter()
+        est.fit(X, y, treatment=t)
+        seconds = time.perf_counter() - start
+        rows.append((validation_factual_loss(est, X, y, t),
                      pehe(data.ite[test], est.effect(data.X[test])),
-                     ate_error(data.ite[test], est.ate(data.X[test]))))
+                     ate_error(data.ite[test], est.ate(data.X[test])), seconds))
     return np.mean(rows, axis=0)
 
 
@@ -72,6 +111,10 @@ def main():
                         help="file name under benchmarks/results/")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 when sharing the machine)")
+    parser.add_argument("--max-epochs", type=int, default=1000)
+    parser.add_argument("--budget", type=float, default=None,
+                        help="select only among configurations whose mean fit time "
+                             "per replication is at most this many seconds")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,25 +122,27 @@ def main():
     lines = [f"# Default selection by validation factual loss ({platform.node()}, "
              f"{platform.processor() or platform.machine()}, CPU)", "",
              "| model | configuration | valid loss (selects) | oos sqrt(PEHE) (info) "
-             "| oos ATE err (info) |", "|---|---|---|---|---|"]
+             "| oos ATE err (info) | fit s |", "|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name in args.models:
         cls, candidates = CANDIDATES[name]
         scored = []
         for params in candidates:
-            start = time.perf_counter()
-            loss, p, a = evaluate(cls, params, range(1, args.replications + 1))
-            scored.append((loss, params))
-            line = (f"| {name} | {params} | {loss:.4f} | {p:.3f} | {a:.3f} |")
+            loss, p, a, seconds = evaluate(cls, params, range(1, args.replications + 1),
+                                           args.max_epochs)
+            if args.budget is None or seconds <= args.budget:
+                scored.append((loss, params))
+            line = f"| {name} | {params} | {loss:.4f} | {p:.3f} | {a:.3f} | {seconds:.2f} |"
             lines.append(line)
-            print(line, f"({time.perf_counter() - start:.0f} s)", flush=True)
+            print(line, flush=True)
         best = min(scored, key=lambda s: s[0])
-        lines.append(f"| {name} | **selected: {best[1]}** | {best[0]:.4f} | | |")
+        budget = "" if args.budget is None else f" within {args.budget:g} s"
+        lines.append(f"| {name} | **selected{budget}: {best[1]}** | {best[0]:.4f} | | | |")
         print(lines[-1], flush=True)
         if name == "cfr":  # also the best alpha within each IPM
             for ipm in ("wasserstein", "mmd_rbf", "mmd_linear"):
                 b = min((s for s in scored if s[1]["ipm"] == ipm), key=lambda s: s[0])
-                lines.append(f"| cfr | best for {ipm}: {b[1]} | {b[0]:.4f} | | |")
+                lines.append(f"| cfr | best for {ipm}: {b[1]} | {b[0]:.4f} | | | |")
                 print(lines[-1], flush=True)
     out = Path(__file__).parent / "results" / args.output
     out.parent.mkdir(exist_ok=True)

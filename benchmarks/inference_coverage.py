@@ -13,9 +13,10 @@ Sections (each a flag; all print a table and append it to the results file):
              |ATE error| of plug-in TARNet vs cross-fitted AIPW, averaged over seeds,
              beside the difference in means and the oracle AIPW (the noise floor).
 --stability  ~1% treated rows: standard deviation over 10 seeds of the plug-in ATT vs
-             the AIPW ATT.
+             the AIPW ATT (``--seeds 30``: also the ratio per block of 10 seeds).
 --ihdp       IHDP replications 1-10: |ATE error| of Dragonnet, plug-in vs AIPW/TMLE,
-             beside AIPW/TMLE with the true outcome means (their noise floor).
+             beside AIPW/TMLE with the true outcome means (their noise floor);
+             ``--random-state`` seeds every fit (default 0).
 --known-nuisances  The coverage simulation with the true propensity and a slightly
              wrong outcome model (no networks, seconds): AIPW vs TMLE intervals.
 
@@ -333,13 +334,21 @@ def stability(args, out):
                 X, y, treatment=t, target="att", cv=3).point_estimate)
         print(f"  seed {s}: plug-in ATT {plug[-1]:.0f}, AIPW ATT {dr[-1]:.0f}",
               flush=True)
-    return [f"\n### ~1% treated ({int(t.sum())} of {n}), sample ATT {truth:.0f}, "
-            f"{args.seeds} seeds of TARNet({STABLE})\n",
-            "| estimate | sd over seeds | mean |", "|---|---|---|",
-            f"| plug-in ATT | {np.std(plug, ddof=1):.0f} | {np.mean(plug):.0f} |",
-            f"| AIPW ATT (cv=3) | {np.std(dr, ddof=1):.0f} | {np.mean(dr):.0f} |",
-            f"\nsd ratio AIPW / plug-in = {np.std(dr, ddof=1) / np.std(plug, ddof=1):.2f}"
-            f" (target <= 0.5)"]
+    lines = [f"\n### ~1% treated ({int(t.sum())} of {n}), sample ATT {truth:.0f}, "
+             f"{args.seeds} seeds of TARNet({STABLE})\n",
+             "| estimate | sd over seeds | mean |", "|---|---|---|",
+             f"| plug-in ATT | {np.std(plug, ddof=1):.0f} | {np.mean(plug):.0f} |",
+             f"| AIPW ATT (cv=3) | {np.std(dr, ddof=1):.0f} | {np.mean(dr):.0f} |",
+             f"\nsd ratio AIPW / plug-in = {np.std(dr, ddof=1) / np.std(plug, ddof=1):.2f}"
+             f" (target <= 0.5)"]
+    if args.seeds >= 20:
+        # a standard deviation over 10 seeds is itself noisy (relative s.e. ~24%):
+        # the ratio for each block of 10 consecutive seeds shows how much
+        blocks = [(np.std(dr[i:i + 10], ddof=1) / np.std(plug[i:i + 10], ddof=1))
+                  for i in range(0, args.seeds - 9, 10)]
+        lines.append("sd ratio per block of 10 seeds: "
+                     + ", ".join(f"{b:.2f}" for b in blocks))
+    return lines
 
 
 # ---- IHDP -------------------------------------------------------------------------------
@@ -360,9 +369,9 @@ def ihdp(args, out):
         t = d.treatment.astype(float)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            plug = Dragonnet(n_members=members, random_state=0).fit(
+            plug = Dragonnet(n_members=members, random_state=args.random_state).fit(
                 d.X, d.y, treatment=t).ate(d.X)
-            est = Dragonnet(n_members=members, random_state=0)
+            est = Dragonnet(n_members=members, random_state=args.random_state)
             mu0, mu1, e = est._nuisances_cross_fitted(d.X, d.y, t, None, args.cv)
         a = estimate_average_effect(d.y, t, mu0, mu1, e, method="aipw", cv=args.cv)
         tm = estimate_average_effect(d.y, t, mu0, mu1, e, method="tmle", cv=args.cv)
@@ -376,8 +385,8 @@ def ihdp(args, out):
         print(f"  ihdp {r}: " + " ".join(f"{v:.3f}" for v in rows[-1]), flush=True)
     m = np.mean(rows, axis=0)
     se = np.std(rows, axis=0, ddof=1) / np.sqrt(len(rows))
-    return [f"\n### IHDP 1-10, Dragonnet (n_members={members} per fit and per fold), "
-            f"|ATE error| against the sample ATE\n",
+    return [f"\n### IHDP 1-10, Dragonnet (n_members={members} per fit and per fold, "
+            f"random_state={args.random_state}), |ATE error| against the sample ATE\n",
             "| estimate | mean abs error | s.e. |", "|---|---|---|",
             f"| plug-in, fitted on all rows | {m[0]:.3f} | {se[0]:.3f} |",
             f"| plug-in, cross-fitted (cv={args.cv}) | {m[1]:.3f} | {se[1]:.3f} |",
@@ -410,6 +419,8 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--n-members", type=int, default=1,
                    help="--ihdp: Dragonnet members per fit (and per cross-fitting fold)")
+    p.add_argument("--random-state", type=int, default=0,
+                   help="--ihdp: the random_state of every Dragonnet fit")
     p.add_argument("--out", default=os.path.join(RESULTS, "inference_coverage.md"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)

@@ -13,7 +13,8 @@ each with its own seed and therefore its own validation rows (the members of one
 ``n_members`` fit share one split).
 
 Run:  python benchmarks/ihdp_seeds.py [--models TARNet CFR-wasserstein]
-      [--offsets 0 100 200 300] [--n-members 1 5] [--bag-splits K] [--threads 2]
+      [--offsets 0 100 200 300] [--n-members 1 5] [--bag-splits K]
+      [--member-validation shared|own] [--threads 2]
 Writes benchmarks/results/ihdp_seeds_cpu.md (``--output`` to change the name).
 """
 import argparse
@@ -33,18 +34,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ihdp import model_specs, run_one  # noqa: E402
 
 
-def label(name, bag_splits):
-    return f"{name}, {bag_splits} fits, own splits" if bag_splits else name
+def label(name, bag_splits, member_validation="shared"):
+    if bag_splits:
+        return f"{name}, {bag_splits} fits, own splits"
+    return name if member_validation == "shared" else f"{name}, member_validation='own'"
 
 
-def fit_and_score(spec, data, offset, members, bag_splits):
+def fit_and_score(spec, data, offset, members, bag_splits, member_validation="shared"):
     """Out-of-sample sqrt(PEHE) and fit seconds of one model on one file: a single
     fit, or with ``bag_splits`` the mean effect of that many single fits, each with
     its own seed and so its own validation rows (seconds summed)."""
     if not bag_splits:
         est = spec(data.replication + offset)
-        if members != 1:
-            est.set_params(n_members=members)
+        if hasattr(est, "n_members"):
+            est.set_params(n_members=members, member_validation=member_validation)
         row = run_one("", est, data)[0]
         return row["pehe_out"], row["fit_seconds"]
     test = data.test_index
@@ -70,6 +73,8 @@ def main(argv=None):
                         help="also score, per model, an ensemble of K single fits with "
                              "random_state r + offset + 1000 k: each member holds out its "
                              "own validation rows (a fit with n_members shares one split)")
+    parser.add_argument("--member-validation", choices=["shared", "own"],
+                        default="shared", help="the estimators' member_validation")
     parser.add_argument("--output", default="ihdp_seeds_cpu.md",
                         help="file name under benchmarks/results/")
     args = parser.parse_args(argv)
@@ -89,26 +94,28 @@ def main(argv=None):
                "| sd across offsets | min | max |", "|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name in args.models:
+        model = label(name, args.bag_splits, args.member_validation)
         for members in args.n_members:
             means = []
             for offset in args.offsets:
                 pehes, seconds = [], []
                 for data in files:
                     pehe_out, fit_seconds = fit_and_score(
-                        specs[name], data, offset, members, args.bag_splits)
+                        specs[name], data, offset, members, args.bag_splits,
+                        args.member_validation)
                     pehes.append(pehe_out)
                     seconds.append(fit_seconds)
                 pehes = np.asarray(pehes)
                 nine = pehes[8] if len(pehes) >= 9 else np.nan
                 others = np.delete(pehes, 8) if len(pehes) >= 9 else pehes
                 means.append(pehes.mean())
-                lines.append(f"| {label(name, args.bag_splits)} | {members} | {offset} | {pehes.mean():.3f} "
+                lines.append(f"| {model} | {members} | {offset} | {pehes.mean():.3f} "
                              f"| {nine:.2f} | {others.mean():.3f} | {np.median(pehes):.3f} "
                              f"| {np.mean(seconds):.2f} |")
                 print(lines[-1], flush=True)
             means = np.asarray(means)
             sd = means.std(ddof=1) if len(means) > 1 else float("nan")
-            summary.append(f"| {label(name, args.bag_splits)} | {members} | {means.mean():.3f} | {sd:.3f} "
+            summary.append(f"| {model} | {members} | {means.mean():.3f} | {sd:.3f} "
                            f"| {means.min():.3f} | {means.max():.3f} |")
     lines += summary
     print("\n".join(summary))

@@ -18,13 +18,19 @@ n_members : int, default=1
     Networks trained as one batched computation (an ensemble): each has its own initial
     weights, validation loss, early stopping and best weights, and effects are the
     members' mean (``effect(X, members=True)`` gives each member's). On IHDP, 5 members
-    lowered TARNet's out-of-sample sqrt(PEHE) from 0.85 to 0.67 and halved the ATE's
-    seed-to-seed spread with 10, but on a 2-core CPU they cost about linearly more time,
-    hence the default of 1; on a GPU they run as one batched computation
-    (``benchmarks/results/members_cpu.md``).
+    lowered TARNet's 10-file mean out-of-sample sqrt(PEHE) from 1.06 to 0.92 (mean of
+    four seed offsets) and 10 members halved the ATE's seed-to-seed spread, but on a
+    2-core CPU they cost about linearly more time, hence the default of 1; on a GPU they
+    run as one batched computation (``benchmarks/results/members_cpu.md``,
+    ``ihdp_seeds_cpu.md``).
 bootstrap : bool, default=False
-    Train each member on its own bootstrap resample of the training rows (the
-    validation rows are shared): the members' spread then reflects sampling variation.
+    Train each member on its own bootstrap resample of its training rows: the members'
+    spread then reflects sampling variation.
+member_validation : {"shared", "own"}, default="shared"
+    ``"shared"``: all members hold out the same validation rows. ``"own"``: each member
+    holds out its own stratified split, so the ensemble learns from every row and no
+    unlucky split is shared by all members (an epoch costs about
+    ``1 / (1 - validation_fraction)`` times as much).
 scale_features : bool, default=True
     Standardise the non-binary columns of ``X`` inside the estimator (0/1 columns are
     left as they are). The small-weight initialisation assumes unit-scale inputs;

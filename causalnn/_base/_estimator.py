@@ -195,6 +195,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             device=self.device_, generator=generator, verbose=self.verbose,
             weight_decay_filter=self._weight_decay_filter(),
             n_members=n_members, bootstrap=bootstrap,
+            member_validation=getattr(self, "member_validation", "shared"),
             precision=getattr(self, "precision", "float32"),
             compile=getattr(self, "compile", False))
         member_data = {k: torch.tensor(v, dtype=torch.float32)

@@ -22,15 +22,17 @@ replications of a benchmark). Adopting it takes three things:
    member's gradient equal to that of its own loss, so members never mix; Adam is
    elementwise, so each member is optimised exactly as if alone. Per-row terms take
    ``batch["member_weight"]`` ``(M, batch)`` into account when it is present (bootstrap
-   resample counts, training batches only). Per-batch terms such as an IPM map over the
-   member axis with :func:`causalnn.engine.per_member`.
+   resample counts, cross-fitting masks, a member's own validation split). Per-batch
+   terms such as an IPM map over the member axis with
+   :func:`causalnn.engine.per_member`.
 3. Data that differs per member (e.g. the outcomes of M datasets) goes in
    ``fit(..., member_data={"y": (M, n) tensor})``; batches index its dimension 1.
    Everything else (``X``, the treatment) is shared and computed once per batch.
 
 Each member then gets its own initial weights (drawn from the generator member by
 member), its own row weights or resample (``bootstrap=True``), its own validation loss,
-its own early stopping and its own best weights; training ends when every member has
+its own early stopping and its own best weights (with ``member_validation="own"`` also
+its own validation rows); training ends when every member has
 stopped improving, so a batched fit runs as many epochs as its slowest member (members
 that have stopped keep training but their best weights are the ones restored). The history records the members' mean loss as ``train_loss`` /
 ``valid_loss`` and the per-member validation losses as ``valid_member_loss``.
@@ -118,6 +120,12 @@ class Trainer:
     bootstrap : bool, default=False
         With ``n_members``: each member trains on its own bootstrap resample of the
         training rows, passed to ``loss_fn`` as ``batch["member_weight"]`` (counts).
+    member_validation : {"shared", "own"}, default="shared"
+        With ``n_members``: ``"shared"`` holds out one validation split for all members;
+        ``"own"`` gives each member its own stratified split, so the ensemble as a whole
+        learns from every row. Every member then sees all rows, weighted 0 in its
+        training loss where they are its validation rows and 0 in its validation loss
+        elsewhere (an epoch costs about ``1 / (1 - validation_fraction)`` times as much).
     precision : {"float32", "bfloat16"}, default="float32"
         ``"bfloat16"`` runs the forward pass and loss under ``torch.autocast`` with
         bfloat16 (weights, optimizer state and the loss reduction stay float32).
@@ -133,7 +141,7 @@ class Trainer:
                  batch_size=100, max_epochs=300, validation_fraction=0.2, patience=20,
                  device=torch.device("cpu"), generator=None, verbose=0, callbacks=(),
                  weight_decay_filter=None, n_members=None, bootstrap=False,
-                 precision="float32", compile=False):
+                 member_validation="shared", precision="float32", compile=False):
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -149,6 +157,10 @@ class Trainer:
         self.weight_decay_filter = weight_decay_filter
         self.n_members = n_members
         self.bootstrap = bootstrap
+        if member_validation not in ("shared", "own"):
+            raise ValueError(f"member_validation must be 'shared' or 'own'; got "
+                             f"{member_validation!r}.")
+        self.member_validation = member_validation
         if precision not in ("float32", "bfloat16"):
             raise ValueError(
                 f"precision must be 'float32' or 'bfloat16'; got {precision!r}.")
@@ -205,11 +217,6 @@ class Trainer:
                     f"member_data[{key!r}] must have shape (n_members={self.n_members}, "
                     f"n={n}, ...); got {tuple(value.shape)}.")
         self.module = module.to(self.device)
-        train_idx, valid_idx = stratified_split(
-            n, self.validation_fraction, self.generator, stratify)
-        # the validation rows are shuffled once, so that every validation chunk mixes
-        # the arms (a pairwise term such as an IPM on a chunk of one arm would be 0)
-        valid_idx = valid_idx[torch.randperm(len(valid_idx), generator=self.generator)]
 
         def take(index):
             # each split goes to the device once; batches are then indexed on the device
@@ -217,12 +224,23 @@ class Trainer:
             members = {k: v[:, index].to(self.device) for k, v in member_data.items()}
             return part, members
 
-        valid = take(valid_idx) if len(valid_idx) else None
-        train = take(train_idx)
-        n_train = len(train_idx)
-        if self.bootstrap:
-            train[1]["member_weight"] = bootstrap_counts(
-                self.n_members, n_train, self.generator, self.device)
+        # one member's own split is the shared split: same draws as "shared"
+        if (self.member_validation == "own" and (self.n_members or 1) > 1
+                and self.validation_fraction > 0):
+            train, valid = self._own_splits(n, take, stratify)
+        else:
+            train_idx, valid_idx = stratified_split(
+                n, self.validation_fraction, self.generator, stratify)
+            # the validation rows are shuffled once, so that every validation chunk
+            # mixes the arms (a pairwise term such as an IPM on one arm would be 0)
+            valid_idx = valid_idx[torch.randperm(len(valid_idx),
+                                                 generator=self.generator)]
+            valid = take(valid_idx) if len(valid_idx) else None
+            train = take(train_idx)
+            if self.bootstrap:
+                train[1]["member_weight"] = bootstrap_counts(
+                    self.n_members, len(train_idx), self.generator, self.device)
+        n_train = next(iter(train[0].values())).shape[0]
         n_batches = max(1, math.ceil(n_train / self.batch_size))
         self._loss = self.loss_fn
         if self.compile:
@@ -279,6 +297,37 @@ class Trainer:
                 f"the fit may improve with a larger max_epochs.", ConvergenceWarning)
         self.module.eval()
         return self.history
+
+    def _own_splits(self, n, take, stratify):
+        """(train, valid) over all ``n`` rows for ``member_validation="own"``: each
+        member's split lives in its ``member_weight`` (its training rows, or their
+        bootstrap counts, in ``train``; its validation rows, scaled to a mean over
+        them, in ``valid``), times any weight the caller passed (cross-fitting)."""
+        valid_mask = torch.zeros(self.n_members, n)
+        for m in range(self.n_members):
+            _, valid_idx = stratified_split(n, self.validation_fraction, self.generator,
+                                            stratify)
+            valid_mask[m, valid_idx] = 1.0
+        train_weight = 1.0 - valid_mask
+        if self.bootstrap:  # each member resamples its own training rows
+            counts = torch.zeros(self.n_members, n)
+            for m in range(self.n_members):
+                rows = torch.nonzero(train_weight[m]).squeeze(1)
+                draws = rows[torch.randint(len(rows), (len(rows),),
+                                           generator=self.generator)]
+                counts[m].scatter_add_(0, draws, torch.ones(len(rows)))
+            train_weight = counts
+        valid_weight = valid_mask * (n / valid_mask.sum(dim=1, keepdim=True))
+        # one order for both, shuffled once so validation chunks mix the arms
+        order = torch.randperm(n, generator=self.generator)
+        shared, members = take(order)
+        given = members.get("member_weight")
+
+        def weighted(weight):
+            weight = weight[:, order].to(self.device)
+            return {**members, "member_weight": weight if given is None else weight * given}
+
+        return (shared, weighted(train_weight)), (shared, weighted(valid_weight))
 
     def _train_epoch(self, train, n_batches, optimizer, callbacks):
         self.module.train()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from causalnn.engine import (Callback, Trainer, bootstrap_counts, make_generator,
-                             per_member, select_members)
+                             member_mean, per_member, select_members, stratified_split)
 from causalnn.losses import mmd_linear, mmd_rbf, wasserstein
 from causalnn.losses.subbatch import balanced_subbatch
 from causalnn.nets import MLP, MemberLinear, RepresentationNet, init_weights
@@ -160,3 +160,66 @@ def test_validation_penalty_does_not_depend_on_row_order():
     shuffled = torch.randperm(n, generator=g)
     assert valid_ipm(sorted_rows) == pytest.approx(valid_ipm(shuffled), rel=0.15)
     assert valid_ipm(sorted_rows) == pytest.approx(2.0, rel=0.15)
+
+
+def _weighted_member_mse(module, batch):
+    pred = module(batch["X"]).squeeze(-1)            # (M, batch)
+    member_loss = member_mean((pred - batch["y"]).pow(2), batch)
+    return {"loss": member_loss.sum(), "member_loss": member_loss}
+
+
+def test_own_validation_rows_are_never_trained_on_and_are_what_each_member_monitors():
+    """member_validation="own": member m fits a constant to its own training rows only,
+    and its validation loss is the mean over its own validation rows."""
+    n, n_members = 200, 3
+    # the trainer's first draws are the members' splits, in member order
+    g = make_generator(0)
+    held_out = [stratified_split(n, 0.3, g)[1] for _ in range(n_members)]
+    assert not torch.equal(held_out[0], held_out[1])
+    y = torch.zeros(n)
+    y[held_out[0]] = 100.0                    # only member 0 never trains on these rows
+    module = init_weights(MemberLinear(n_members, 1, 1), torch.Generator().manual_seed(0))
+    weights = {}
+
+    class Snapshot(Callback):
+        def on_epoch_end(self, trainer, record):
+            weights[record["epoch"]] = (trainer.module.weight.detach().clone(),
+                                        trainer.module.bias.detach().clone())
+
+    trainer = Trainer(loss_fn=_weighted_member_mse, learning_rate=0.5, batch_size=50,
+                      max_epochs=150, patience=None, validation_fraction=0.3,
+                      generator=make_generator(0), n_members=n_members,
+                      member_validation="own", callbacks=[Snapshot()])
+    history = trainer.fit(module, {"X": torch.ones(n, 1)},
+                          member_data={"y": y.expand(n_members, n).clone()})
+    fitted = (module.weight.detach().squeeze() + module.bias.detach()).numpy()
+    for m in range(n_members):
+        train_rows = np.setdiff1d(np.arange(n), held_out[m].numpy())
+        assert fitted[m] == pytest.approx(y[train_rows].mean().item(), abs=0.5)
+    assert abs(fitted[0]) < 0.5 and fitted[1] > 10 and fitted[2] > 10
+    # the logged validation loss of member m at an epoch: its weights then, its rows
+    w, b = weights[5]
+    for m in range(n_members):
+        pred = (w[m].squeeze() + b[m]).item()
+        expected = ((pred - y[held_out[m]]) ** 2).mean().item()
+        assert history[4]["valid_member_loss"][m] == pytest.approx(expected, rel=1e-4)
+
+
+def test_member_validation_is_checked():
+    with pytest.raises(ValueError, match="member_validation"):
+        Trainer(loss_fn=_member_mse, n_members=2, member_validation="each")
+
+
+def test_own_splits_with_bootstrap_resample_each_members_training_rows():
+    n = 100
+    trainer = Trainer(loss_fn=_member_mse, n_members=4, bootstrap=True,
+                      validation_fraction=0.3, generator=make_generator(1),
+                      member_validation="own")
+    X = torch.arange(n, dtype=torch.float32)[:, None]
+    train, valid = trainer._own_splits(n, lambda idx: ({"X": X[idx]}, {}), None)
+    counts, valid_weight = train[1]["member_weight"], valid[1]["member_weight"]
+    assert torch.equal(train[0]["X"], valid[0]["X"])           # all rows, one order
+    assert not torch.any((counts > 0) & (valid_weight > 0))    # never both for a member
+    np.testing.assert_array_equal(counts.sum(dim=1).numpy(), 70)  # n minus 30 held out
+    np.testing.assert_allclose(valid_weight.mean(dim=1).numpy(), 1.0, rtol=1e-6)
+    assert not torch.equal(valid_weight[0] > 0, valid_weight[1] > 0)

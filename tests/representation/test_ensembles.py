@@ -162,3 +162,24 @@ def test_validation_rows_do_not_depend_on_the_network_size(name, monkeypatch):
     ESTIMATORS[name](**kw, n_members=2, random_state=3).fit(X, Y, treatment=T)
     ESTIMATORS[name](**kw, random_state=4).fit(X, Y, treatment=T)
     assert held_out[0] == held_out[1] == held_out[2] != held_out[3]
+
+
+def test_own_member_validation_with_one_member_is_the_shared_split():
+    kw = dict(SMALL, random_state=2)
+    a = TARNet(**kw).fit(X, Y, treatment=T)
+    b = TARNet(**kw, member_validation="own").fit(X, Y, treatment=T)
+    np.testing.assert_array_equal(a.effect(X), b.effect(X))
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_own_member_validation_fits_members_on_different_rows(name):
+    shared = ESTIMATORS[name](n_members=3, random_state=0).fit(X, Y, treatment=T)
+    own = ESTIMATORS[name](n_members=3, member_validation="own", random_state=0).fit(
+        X, Y, treatment=T)
+    assert own.effect(X, members=True).shape == (3, len(X))
+    assert not np.allclose(own.effect(X), shared.effect(X))
+    # the simulated effect is recovered either way
+    assert np.corrcoef(own.effect(X), TAU)[0, 1] > 0.5
+    res = ESTIMATORS[name](n_members=2, member_validation="own", random_state=0) \
+        .ate_inference(X, Y, treatment=T, cv=2)
+    assert np.isfinite(res.point_estimate) and res.stderr > 0

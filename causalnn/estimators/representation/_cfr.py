@@ -107,6 +107,7 @@ class CFRNet(AverageEffectInferenceMixin, IntervalMixin, RepresentationEstimator
 
     def __init__(self, *, alpha=0.1, ipm="wasserstein", normalize_representation=True,
                  reweight_sample=True, ipm_batch_size=1024, n_members=1, bootstrap=False,
+                 member_validation="shared",
                  representation_layers=(200, 200, 200),
                  head_layers=(100, 100, 100), activation="elu", learning_rate=1e-3,
                  weight_decay=1e-4, weight_decay_scope="all", optimizer="adam",
@@ -121,6 +122,7 @@ class CFRNet(AverageEffectInferenceMixin, IntervalMixin, RepresentationEstimator
         self.ipm_batch_size = ipm_batch_size
         self.n_members = n_members
         self.bootstrap = bootstrap
+        self.member_validation = member_validation
         self.scale_features = scale_features
         self.precision = precision
         self.compile = compile
@@ -241,6 +243,7 @@ class TARNet(CFRNet):
 
     def __init__(self, *, normalize_representation=True, reweight_sample=True,
                  n_members=1, bootstrap=False,
+                 member_validation="shared",
                  representation_layers=(200, 200, 200), head_layers=(100, 100, 100),
                  activation="elu", learning_rate=1e-3, weight_decay=1e-4,
                  weight_decay_scope="all", optimizer="adam",
@@ -251,6 +254,7 @@ class TARNet(CFRNet):
         self.reweight_sample = reweight_sample
         self.n_members = n_members
         self.bootstrap = bootstrap
+        self.member_validation = member_validation
         self.scale_features = scale_features
         self.precision = precision
         self.compile = compile

@@ -31,6 +31,7 @@ class RepresentationEstimator(BaseCausalEstimator):
         "activation": [Options(*ACTIVATIONS)],
         "n_members": [Interval(numbers.Integral, 1, None)],
         "bootstrap": [bool],
+        "member_validation": [Options("shared", "own")],
         "scale_features": [bool],
         "precision": [Options("float32", "bfloat16")],
         "compile": [bool],

@@ -116,6 +116,7 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
 
     def __init__(self, *, targeted_regularization=True, propensity_weight=1.0,
                  targeted_weight=1.0, propensity_clip=0.01, n_members=1, bootstrap=False,
+                 member_validation="shared",
                  representation_layers=(200, 200, 200), head_layers=(100, 100),
                  activation="elu", learning_rate=1e-3, weight_decay=1e-3,
                  weight_decay_scope="all", optimizer="adam",
@@ -128,6 +129,7 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         self.propensity_clip = propensity_clip
         self.n_members = n_members
         self.bootstrap = bootstrap
+        self.member_validation = member_validation
         self.scale_features = scale_features
         self.precision = precision
         self.compile = compile

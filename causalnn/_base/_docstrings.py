@@ -30,7 +30,9 @@ member_validation : {"shared", "own"}, default="shared"
     ``"shared"``: all members hold out the same validation rows. ``"own"``: each member
     holds out its own stratified split, so the ensemble learns from every row and no
     unlucky split is shared by all members (an epoch costs about
-    ``1 / (1 - validation_fraction)`` times as much).
+    ``1 / (1 - validation_fraction)`` times as much). On IHDP, 5 TARNet members scored
+    0.74 with their own splits against 0.92 with a shared one (mean over four seed
+    offsets); CFR-Wasserstein did not gain (see ``docs/index.md``).
 scale_features : bool, default=True
     Standardise the non-binary columns of ``X`` inside the estimator (0/1 columns are
     left as they are). The small-weight initialisation assumes unit-scale inputs;

@@ -15,7 +15,7 @@ from sklearn.utils.estimator_checks import (
 
 from causalnn import CFRNet, Dragonnet, TARNet
 
-from conftest import ESTIMATORS, SMALL
+from conftest import SMALL
 
 
 class _TreatmentFromFeature:

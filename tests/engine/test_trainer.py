@@ -1,5 +1,4 @@
 """The training engine on problems with known answers."""
-import warnings
 
 import numpy as np
 import pytest

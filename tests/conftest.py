@@ -48,6 +48,22 @@ def make_estimator(request):
     return ESTIMATORS[request.param]
 
 
+@pytest.fixture
+def held_out_rows(monkeypatch):
+    """The validation rows of every engine fit in the test, in order (sorted lists)."""
+    from causalnn.engine import trainer as trainer_module
+    rows = []
+    original = trainer_module.stratified_split
+
+    def recording(*args, **kwargs):
+        train, valid = original(*args, **kwargs)
+        rows.append(valid.sort().values.tolist())
+        return train, valid
+
+    monkeypatch.setattr(trainer_module, "stratified_split", recording)
+    return rows
+
+
 @pytest.fixture(scope="session")
 def data():
     return simulate()

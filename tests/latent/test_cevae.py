@@ -213,19 +213,10 @@ def test_bootstrap_members_give_intervals_and_cross_fitted_inference():
     assert np.isnan(plug.stderr)
 
 
-def test_validation_rows_do_not_depend_on_the_architecture(monkeypatch):
+def test_validation_rows_do_not_depend_on_the_architecture(held_out_rows):
     """Fits from one random_state hold out the same rows whatever the network sizes,
     so their validation losses compare (model selection by validation loss)."""
-    from causalnn.engine import trainer as trainer_module
-    held_out = []
-    original = trainer_module.stratified_split
-
-    def recording(*args, **kwargs):
-        train, valid = original(*args, **kwargs)
-        held_out.append(valid.sort().values.tolist())
-        return train, valid
-
-    monkeypatch.setattr(trainer_module, "stratified_split", recording)
+    held_out = held_out_rows
     CEVAE(**TINY, random_state=3).fit(X, Y, treatment=T)
     CEVAE(**{**TINY, "latent_dim": 5, "hidden_layers": (8,)}, random_state=3).fit(
         X, Y, treatment=T)

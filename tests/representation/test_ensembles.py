@@ -141,20 +141,11 @@ def test_compiled_training_matches_eager():
 
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
-def test_validation_rows_do_not_depend_on_the_network_size(name, monkeypatch):
+def test_validation_rows_do_not_depend_on_the_network_size(name, held_out_rows):
     """One random_state holds out the same rows for every network size, so model
     selection by validation loss compares fits on the same rows; another random_state
     holds out other rows."""
-    from causalnn.engine import trainer as trainer_module
-    held_out = []
-    original = trainer_module.stratified_split
-
-    def recording(*args, **kwargs):
-        train, valid = original(*args, **kwargs)
-        held_out.append(valid.sort().values.tolist())
-        return train, valid
-
-    monkeypatch.setattr(trainer_module, "stratified_split", recording)
+    held_out = held_out_rows
     kw = dict(SMALL, max_epochs=2)
     ESTIMATORS[name](**kw, random_state=3).fit(X, Y, treatment=T)
     ESTIMATORS[name](**{**kw, "representation_layers": (7, 5), "head_layers": (3,)},

@@ -61,15 +61,17 @@ def test_fit_many_of_one_dataset_equals_fit():
                                single.effect(X, members=True), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("member_validation", ["shared", "own"])
 @pytest.mark.parametrize("cls", [TARNet, Dragonnet], ids=lambda c: c.__name__)
-def test_fit_many_fits_each_dataset(cls):
+def test_fit_many_fits_each_dataset(cls, member_validation):
     """Three datasets with the same X and treatment and effects 1, 5 and -3 (in
-    outcomes of different scales) trained as one fit."""
+    outcomes of different scales) trained as one fit; with member_validation="own"
+    each of the six members holds out its own rows."""
     shifts = np.array([0.0, 4.0, -4.0])
     scales = np.array([1.0, 10.0, 0.1])
     Ys = np.stack([s * (Y + d * T) for s, d in zip(scales, shifts)])
-    ests = cls(**dict(SMALL, max_epochs=40), n_members=2, random_state=0).fit_many(
-        X, Ys, treatment=T)
+    ests = cls(**dict(SMALL, max_epochs=40), n_members=2, random_state=0,
+               member_validation=member_validation).fit_many(X, Ys, treatment=T)
     assert len(ests) == 3
     for est, s, d in zip(ests, scales, shifts):
         assert est.n_members_ == 2 and est.effect(X, members=True).shape == (2, len(X))

@@ -161,6 +161,13 @@ def write_results(result, out, command):
     return markdown
 
 
+def _save(plt, fig, path):
+    """Write ``fig`` to ``path`` and free it; returns ``path``."""
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_results(result, out):
     """PNG plots (needs matplotlib): per dataset, one panel per metric with each
     model's mean and standard error; for binary datasets, estimated against true effects
@@ -196,10 +203,7 @@ def plot_results(result, out):
             ax.set_xlabel(METRIC_LABELS[metric] + " (mean ± s.e.)")
         fig.suptitle(f"{dataset}: {result['replications']} replications")
         fig.tight_layout()
-        path = out / f"errorbars_{dataset}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, out / f"errorbars_{dataset}.png"))
         first = [r for r in result["records"] if r["dataset"] == dataset
                  and r["status"] == "ok" and "_effects" in r and r["replication"] == 1]
         if first:
@@ -220,10 +224,7 @@ def plot_results(result, out):
                 ax.set_ylabel("estimated", fontsize=7)
             fig.suptitle(f"{dataset}, replication 1, test rows")
             fig.tight_layout()
-            path = out / f"effects_{dataset}.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            paths.append(path)
+            paths.append(_save(plt, fig, out / f"effects_{dataset}.png"))
     return paths
 
 

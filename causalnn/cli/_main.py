@@ -593,7 +593,8 @@ def main(argv=None):
         except SystemExit as exc:  # --help and --version exit from inside argparse
             return exc.code if isinstance(exc.code, int) else 0
         if args.command is None:
-            raise UsageError(f"missing command: choose from 'estimate', 'bench' (see '{PROG} --help')")
+            raise UsageError(f"missing command: choose from 'estimate', 'bench' "
+                             f"(see '{PROG} --help')")
         if args.command == "bench":
             return run_bench(args, argv)
         return _run_estimate(args)

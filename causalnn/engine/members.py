@@ -52,23 +52,32 @@ def select_members(module, index, n_members):
     return new
 
 
-def bootstrap_counts(n_members, n_rows, generator, device):
+def bootstrap_counts(n_members, n_rows, generator, device, rows=None):
     """Per-member bootstrap resample as row counts, ``(n_members, n_rows)``.
 
     Each member draws ``n_rows`` rows with replacement; row ``i`` of member ``m`` is
     weighted by how often it was drawn. Counts (rather than gathered copies) keep every
     member on the same batches, so the members stay one batched computation.
+    ``rows``, a ``(n_members, n_rows)`` 0/1 mask, restricts each member to its own rows
+    (as many draws as it has rows), e.g. its own training rows.
     """
-    draws = torch.randint(n_rows, (n_members, n_rows), generator=generator)
+    if rows is None:
+        draws = torch.randint(n_rows, (n_members, n_rows), generator=generator)
+        counts = torch.zeros(n_members, n_rows)
+        counts.scatter_add_(1, draws, torch.ones(n_members, n_rows))
+        return counts.to(device)
     counts = torch.zeros(n_members, n_rows)
-    counts.scatter_add_(1, draws, torch.ones(n_members, n_rows))
+    for m in range(n_members):
+        own = torch.nonzero(rows[m]).squeeze(1)
+        drawn = own[torch.randint(len(own), (len(own),), generator=generator)]
+        counts[m].scatter_add_(0, drawn, torch.ones(len(own)))
     return counts.to(device)
 
 
 def member_mean(per_row, batch):
     """Each member's mean of a per-row loss ``(n_members, batch) -> (n_members,)``,
-    weighted by ``batch["member_weight"]`` (bootstrap counts, cross-fitting masks) when
-    the engine passes it."""
+    weighted by ``batch["member_weight"]`` (bootstrap counts, cross-fitting masks, a
+    member's own validation split) when the engine passes it."""
     weight = batch.get("member_weight")
     if weight is not None:
         per_row = per_row * weight

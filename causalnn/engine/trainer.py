@@ -32,10 +32,11 @@ replications of a benchmark). Adopting it takes three things:
 Each member then gets its own initial weights (drawn from the generator member by
 member), its own row weights or resample (``bootstrap=True``), its own validation loss,
 its own early stopping and its own best weights (with ``member_validation="own"`` also
-its own validation rows); training ends when every member has
-stopped improving, so a batched fit runs as many epochs as its slowest member (members
-that have stopped keep training but their best weights are the ones restored). The history records the members' mean loss as ``train_loss`` /
-``valid_loss`` and the per-member validation losses as ``valid_member_loss``.
+its own validation rows). Training ends when every member has stopped improving, so a
+batched fit runs as many epochs as its slowest member (members that have stopped keep
+training but their best weights are the ones restored). The history records the
+members' mean loss as ``train_loss`` / ``valid_loss`` and the per-member validation
+losses as ``valid_member_loss``.
 
 Speed: the data is moved to the device once and batches are indexed there; loss terms
 are accumulated on the device and read back once per epoch (no host sync per step);
@@ -310,13 +311,8 @@ class Trainer:
             valid_mask[m, valid_idx] = 1.0
         train_weight = 1.0 - valid_mask
         if self.bootstrap:  # each member resamples its own training rows
-            counts = torch.zeros(self.n_members, n)
-            for m in range(self.n_members):
-                rows = torch.nonzero(train_weight[m]).squeeze(1)
-                draws = rows[torch.randint(len(rows), (len(rows),),
-                                           generator=self.generator)]
-                counts[m].scatter_add_(0, draws, torch.ones(len(rows)))
-            train_weight = counts
+            train_weight = bootstrap_counts(self.n_members, n, self.generator, "cpu",
+                                            rows=train_weight)
         valid_weight = valid_mask * (n / valid_mask.sum(dim=1, keepdim=True))
         # one order for both, shuffled once so validation chunks mix the arms
         order = torch.randperm(n, generator=self.generator)

@@ -26,7 +26,7 @@ from torch.distributions import kl_divergence
 from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
-from ...engine import member_mean, predict_in_batches
+from ...engine import member_mean, predict_in_batches, spawn_generator
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...nets import init_weights
 from ...nets.mlp import ACTIVATIONS
@@ -220,10 +220,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         # (the same draws on CPU and GPU), and the validation split and batch order
         # from their own, so that fits of different architectures from one
         # random_state hold out the same rows and their validation losses compare.
-        seeds = torch.randint(0, 2**31 - 1, (3,), generator=generator).tolist()
-        self._noise = torch.Generator(device="cpu").manual_seed(int(seeds[0]))
-        self.sampling_seed_ = int(seeds[1])
-        split_and_batches = torch.Generator(device="cpu").manual_seed(int(seeds[2]))
+        self._noise = spawn_generator(generator)
+        self.sampling_seed_ = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        split_and_batches = spawn_generator(generator)
         self.module_ = init_weights(module, generator)
         n_train = X.shape[0] * (1 - self.validation_fraction)
         self._warmup_steps = self.kl_warmup_epochs * max(

@@ -175,6 +175,24 @@ def test_seeded_fit_repeatable_clone_and_pickle(fitted, linear):
     assert clone(fitted).get_params() == fitted.get_params()
 
 
+def test_both_stages_hold_out_the_same_rows_whatever_the_network_size(linear,
+                                                                     held_out_rows):
+    """The second stage validates on rows the first stage never trained on, and one
+    random_state holds out the same rows for every network size (model selection)."""
+    x, y, t, z = linear
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        DeepIV(**dict(FAST, max_epochs=2), random_state=3).fit(
+            x, y, treatment=t, instrument=z)
+        DeepIV(**dict(FAST, max_epochs=2, first_stage_layers=(7,), outcome_layers=(5, 3),
+                      n_components=2), random_state=3).fit(x, y, treatment=t, instrument=z)
+        DeepIV(**dict(FAST, max_epochs=2), random_state=4).fit(
+            x, y, treatment=t, instrument=z)
+    assert len(held_out_rows) == 6 and len(held_out_rows[0]) > 0
+    assert held_out_rows[0] == held_out_rows[1] == held_out_rows[2] == held_out_rows[3]
+    assert held_out_rows[4] == held_out_rows[5] != held_out_rows[0]
+
+
 def test_instrument_cols_and_pipeline(linear):
     x, y, t, z = linear
     frame = pd.DataFrame({"x": x[:, 0], "z": z[:, 0], "price": t})

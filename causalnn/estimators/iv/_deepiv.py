@@ -19,7 +19,7 @@ import torch
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._validation import (check_matrix, check_scalar_or_vector, check_varies,
                                   check_vector, column_list, split_named_columns)
-from ...engine import predict_in_batches
+from ...engine import predict_in_batches, spawn_generator
 from ...exceptions import WeakInstrumentWarning
 from ...nets import MLP, init_weights
 from ...nets.distributions import CategoricalNetwork, MixtureDensityNetwork, sample
@@ -104,7 +104,10 @@ class DeepIV(BaseCausalEstimator):
         Early stopping on the held-out loss of each stage (first-stage negative
         log-likelihood, second-stage loss), as the paper's validation procedure.
     validation_fraction : float, default=0.2
-        Rows held out for early stopping in each stage.
+        Rows held out for early stopping. Both stages hold out the same rows, so the
+        second stage is validated against a first stage that never trained on them;
+        they are drawn before the initial weights, so one ``random_state`` holds out
+        the same rows whatever the networks' sizes.
     treatment_col : str or None, default=None
         DataFrame column of ``X`` holding a one-dimensional treatment.
     random_state : int, RandomState or None, default=None
@@ -281,6 +284,12 @@ class DeepIV(BaseCausalEstimator):
             target = T
         self._report_strength(target, Xs, context[:, Xs.shape[1]:])
 
+        # Both stages hold out the same rows, drawn before any weights: the second
+        # stage's validation loss then uses a first stage that never saw those rows,
+        # and one random_state holds out the same rows whatever the networks' sizes.
+        split_and_batches = spawn_generator(generator)
+        stream_start = split_and_batches.get_state()
+
         # stage 1: F(t | x, z) by maximum likelihood, early-stopped on held-out rows
         if discrete:
             first = CategoricalNetwork(context.shape[1], len(self.treatment_classes_),
@@ -290,8 +299,8 @@ class DeepIV(BaseCausalEstimator):
                                           self.n_components, self.first_stage_layers,
                                           self.activation)
         self.first_stage_module_ = init_weights(first, generator, scale=1.0).to(DTYPE)
-        self._train(self.first_stage_module_, {"context": context, "t": T}, generator,
-                    stratify=None, loss_fn=self._first_stage_loss)
+        self._train(self.first_stage_module_, {"context": context, "t": T},
+                    split_and_batches, stratify=None, loss_fn=self._first_stage_loss)
         self.first_stage_module_.requires_grad_(False)
         self.first_stage_history_ = self.history_
 
@@ -309,8 +318,9 @@ class DeepIV(BaseCausalEstimator):
         def second_stage_loss(module, batch):
             return self._second_stage_loss(module, batch, draws)
 
-        self._train(self.module_, {"X": Xs, "context": context, "y": y}, generator,
-                    stratify=None, loss_fn=second_stage_loss)
+        split_and_batches.set_state(stream_start)  # the same held-out rows again
+        self._train(self.module_, {"X": Xs, "context": context, "y": y},
+                    split_and_batches, stratify=None, loss_fn=second_stage_loss)
         return self
 
     def _report_strength(self, target, Xs, Zs):

@@ -87,17 +87,22 @@ def member_mean(per_row, batch):
 _NOT_VMAPPABLE = set()
 
 
-def per_member(fn, phi, *args):
-    """``fn(phi[m], *args)`` for every member, stacked to ``(n_members,)``.
+def per_member(fn, phi, *args, member_args=()):
+    """``fn(phi[m], *args, *(a[m] for a in member_args))`` for every member, stacked to
+    ``(n_members,)``.
 
-    ``fn(phi, *args) -> scalar`` is a per-batch term such as an IPM; ``phi`` carries the
-    member axis first, the other arguments are shared. ``torch.vmap`` runs all members as
-    one batched computation; a function that vmap cannot trace (data-dependent shapes,
-    ``.item()``) falls back to a loop over members, remembered per function.
+    ``fn -> scalar`` is a per-batch term such as an IPM; ``phi`` and every tensor in
+    ``member_args`` (e.g. each member's row weights) carry the member axis first, the
+    ``args`` are shared. ``torch.vmap`` runs all members as one batched computation; a
+    function that vmap cannot trace (data-dependent shapes, ``.item()``) falls back to a
+    loop over members, remembered per function.
     """
+    member_args = tuple(member_args)
     if fn not in _NOT_VMAPPABLE:
+        in_dims = (0,) + (None,) * len(args) + (0,) * len(member_args)
         try:
-            return torch.vmap(fn, in_dims=(0,) + (None,) * len(args))(phi, *args)
+            return torch.vmap(fn, in_dims=in_dims)(phi, *args, *member_args)
         except (RuntimeError, ValueError, NotImplementedError):
             _NOT_VMAPPABLE.add(fn)
-    return torch.stack([fn(p, *args) for p in phi])
+    return torch.stack([fn(p, *args, *(a[m] for a in member_args))
+                        for m, p in enumerate(phi)])

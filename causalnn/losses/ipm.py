@@ -1,8 +1,13 @@
 """Integral probability metrics between the representations of the two arms.
 
 CFR (Shalit, Johansson, Sontag 2017) penalises ``IPM(Phi | t=0, Phi | t=1)``. Every
-function here takes the whole batch ``phi`` (n, d) and the 0/1 treatment ``t`` (n,) and
-returns a scalar tensor. They use masks and weights rather than boolean indexing, never
+function here takes the whole batch ``phi`` (n, d), the 0/1 treatment ``t`` (n,) and
+optional non-negative row weights ``weight`` (n,), and returns a scalar tensor. The
+weights say which rows a member trains on and how often (a member's own training rows,
+a cross-fitting fold's complement, bootstrap counts): each arm is then the weighted
+distribution of its rows, rows of weight 0 take no part (not even in the bandwidth or
+the Sinkhorn scale), and 0/1 weights give exactly the IPM of the weighted-in rows. The
+weights' overall scale does not matter. They use masks and weights rather than boolean indexing, never
 read a tensor's value on the host and never branch on one, so shapes stay fixed: no host
 sync on a GPU, and ``torch.func.vmap`` maps them over a stack of batches (a member axis).
 
@@ -20,33 +25,50 @@ import torch
 __all__ = ["mmd_linear", "mmd_rbf", "wasserstein", "IPMS"]
 
 
-def _arm_weights(t):
+def _arm_masses(t, weight):
+    """Each row's mass in the control and the treated arm, ``(control, treated)``."""
+    if weight is None:
+        return 1.0 - t, t
+    return (1.0 - t) * weight, t * weight
+
+
+def _arm_weights(t, weight=None):
     """Per-row weights summing to one within each arm, and a 'both arms present' flag."""
-    treated = t
-    control = 1.0 - t
+    control, treated = _arm_masses(t, weight)
     n1, n0 = treated.sum(), control.sum()
     present = ((n1 > 0) & (n0 > 0)).to(t.dtype)
-    return control / n0.clamp_min(1.0), treated / n1.clamp_min(1.0), present
+    tiny = torch.finfo(t.dtype).tiny
+    return control / n0.clamp_min(tiny), treated / n1.clamp_min(tiny), present
 
 
-def _unbiased_mmd2(t, total, diagonal):
+def _unbiased_mmd2(t, total, diagonal, weight=None):
     """Squared-MMD U-statistic from kernel sums.
 
     ``total(a, b) = sum_ij a_i b_j k(x_i, x_j)`` for row-weight vectors ``a``, ``b``, and
-    ``diagonal`` the (n,) values ``k(x_i, x_i)``.
+    ``diagonal`` the (n,) values ``k(x_i, x_i)``. With row weights the within-arm
+    averages are over pairs of distinct rows ``i != j`` weighted by ``a_i a_j``, which is
+    the U-statistic of the weighted-in rows for 0/1 weights and invariant to the weights'
+    scale. (A row's pairs with its own bootstrap copies are left out too: ``k(x_i, x_i)``
+    says nothing about an arm's spread.)
     """
-    control, treated = 1.0 - t, t
+    control, treated = _arm_masses(t, weight)
     n0, n1 = control.sum(), treated.sum()
-    within0 = (total(control, control) - (control * diagonal).sum()) / (
-        n0 * (n0 - 1.0)).clamp_min(1.0)
-    within1 = (total(treated, treated) - (treated * diagonal).sum()) / (
-        n1 * (n1 - 1.0)).clamp_min(1.0)
-    between = total(control, treated) / (n0 * n1).clamp_min(1.0)
-    enough = ((n0 >= 2) & (n1 >= 2)).to(t.dtype)
-    return enough * (within0 + within1 - 2.0 * between)
+    # sum_{i != j} a_i a_j: n_a (n_a - 1) for unit weights
+    pairs0 = n0 * n0 - control.pow(2).sum()
+    pairs1 = n1 * n1 - treated.pow(2).sum()
+    # at least two rows of positive weight in each arm (beyond the sums' round-off);
+    # otherwise the term is 0, with denominators of 1 so nothing overflows
+    enough = (pairs0 > 1e-6 * n0 * n0) & (pairs1 > 1e-6 * n1 * n1)
+    one = torch.ones_like(n0)
+    within0 = (total(control, control) - (control.pow(2) * diagonal).sum()) / torch.where(
+        enough, pairs0, one)
+    within1 = (total(treated, treated) - (treated.pow(2) * diagonal).sum()) / torch.where(
+        enough, pairs1, one)
+    between = total(control, treated) / torch.where(enough, n0 * n1, one)
+    return enough.to(t.dtype) * (within0 + within1 - 2.0 * between)
 
 
-def mmd_linear(phi, t):
+def mmd_linear(phi, t, weight=None):
     """Unbiased estimate of ``||E[Phi | t=1] - E[Phi | t=0]||^2``, the *squared* MMD
     with the linear kernel ``k(a, b) = a'b``.
 
@@ -61,7 +83,7 @@ def mmd_linear(phi, t):
     """
     def total(a, b):
         return (a @ phi) @ (b @ phi)
-    return _unbiased_mmd2(t, total, phi.pow(2).sum(1))
+    return _unbiased_mmd2(t, total, phi.pow(2).sum(1), weight)
 
 
 def pairwise_sq_distances(phi):
@@ -80,23 +102,37 @@ def pairwise_sq_distances(phi):
     return sq * off_diagonal
 
 
-def median_bandwidth(sq, min_bandwidth):
+def median_bandwidth(sq, min_bandwidth, weight=None):
     """Median heuristic ``sigma^2 = median_{i<j} ||phi_i - phi_j||^2``, floored at
     ``min_bandwidth^2`` and held fixed for the gradient. The pairs come from a
-    fixed-shape index (no data-dependent selection), so there is no host sync."""
+    fixed-shape index (no data-dependent selection), so there is no host sync.
+
+    With row weights it is the weighted median of the pairs, pair ``(i, j)`` weighted
+    by ``w_i w_j``: for 0/1 weights, the (lower) median over the weighted-in pairs.
+    """
     n = sq.shape[-1]
     rows, cols = torch.triu_indices(n, n, offset=1, device=sq.device)
     with torch.no_grad():
-        median = sq[rows, cols].median()
+        values = sq[rows, cols]
+        if weight is None:
+            median = values.median()
+        else:
+            values, order = values.sort()
+            cumulative = (weight[rows] * weight[cols])[order].cumsum(0)
+            half = torch.full((1,), 0.5, dtype=values.dtype, device=values.device)
+            at = torch.searchsorted(cumulative, half * cumulative[-1:])
+            median = values.gather(0, at.clamp_max(len(values) - 1)).squeeze(0)
     return median.clamp_min(min_bandwidth ** 2)
 
 
-def mmd_rbf(phi, t, bandwidth=None, min_bandwidth=0.1):
+def mmd_rbf(phi, t, weight=None, bandwidth=None, min_bandwidth=0.1):
     """Unbiased estimate of the squared MMD with the Gaussian kernel
     ``exp(-||a - b||^2 / (2 sigma^2))`` (U-statistic, Gretton et al. 2012).
 
     Parameters
     ----------
+    weight : Tensor of shape (n,) or None, default=None
+        Row weights (see the module docstring).
     bandwidth : float or None, default=None
         ``sigma``. ``None`` uses the median pairwise distance in the batch, held fixed
         for the gradient and floored at ``min_bandwidth``.
@@ -111,17 +147,17 @@ def mmd_rbf(phi, t, bandwidth=None, min_bandwidth=0.1):
         return phi.sum() * 0.0
     sq = pairwise_sq_distances(phi)
     if bandwidth is None:
-        sigma2 = median_bandwidth(sq, min_bandwidth)
+        sigma2 = median_bandwidth(sq, min_bandwidth, weight)
     else:
         sigma2 = torch.as_tensor(bandwidth, dtype=phi.dtype, device=phi.device) ** 2
     k = torch.exp(-sq / (2.0 * sigma2))
 
     def total(a, b):
         return a @ k @ b
-    return _unbiased_mmd2(t, total, torch.ones_like(t))
+    return _unbiased_mmd2(t, total, torch.ones_like(t), weight)
 
 
-def wasserstein(phi, t, blur=0.1, n_iter=10):
+def wasserstein(phi, t, weight=None, blur=0.1, n_iter=10):
     """Entropy-regularised Wasserstein-1 distance by log-domain Sinkhorn iterations
     (Cuturi 2013), as CFR-Wass uses.
 
@@ -132,6 +168,10 @@ def wasserstein(phi, t, blur=0.1, n_iter=10):
 
     Parameters
     ----------
+    weight : Tensor of shape (n,) or None, default=None
+        Row weights (see the module docstring): each arm's marginal is proportional to
+        its rows' weights, and the mean distance that scales ``blur`` is weighted too, so
+        a row of weight 2 acts exactly as two copies of it.
     blur : float, default=0.1
         Entropic regularisation as a fraction of the mean pairwise distance in the
         batch (close to, not the same as, the reference implementation's
@@ -140,10 +180,15 @@ def wasserstein(phi, t, blur=0.1, n_iter=10):
     n_iter : int, default=10
         Sinkhorn iterations, as in the reference implementation.
     """
-    w0, w1, present = _arm_weights(t)
+    w0, w1, present = _arm_weights(t, weight)
     cost = torch.cdist(phi, phi)  # rows: control mass, columns: treated mass
     with torch.no_grad():
-        eps = (blur * cost.mean()).clamp_min(1e-6)
+        if weight is None:
+            mean_cost = cost.mean()
+        else:
+            mean_cost = weight @ cost @ weight / weight.sum().pow(2).clamp_min(
+                torch.finfo(phi.dtype).tiny)
+        eps = (blur * mean_cost).clamp_min(1e-6)
         log_a = torch.log(w0 + 1e-30)
         log_b = torch.log(w1 + 1e-30)
         f = torch.zeros_like(w0)

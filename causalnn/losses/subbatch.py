@@ -16,8 +16,9 @@ import torch
 __all__ = ["balanced_subbatch"]
 
 
-def balanced_subbatch(phi, t, size):
-    """Rows of ``phi`` (``(..., n, d)``) and ``t`` (``(n,)``) for a balanced sub-batch.
+def balanced_subbatch(phi, t, size, weight=None):
+    """Rows of ``phi`` (``(..., n, d)``), ``t`` (``(n,)``) and the row weights
+    ``weight`` (``(..., n)``, optional) for a balanced sub-batch.
 
     Parameters
     ----------
@@ -27,18 +28,21 @@ def balanced_subbatch(phi, t, size):
         0/1 treatment.
     size : int
         Rows in the sub-batch; ``n <= size`` returns the inputs unchanged.
+    weight : Tensor of shape (..., n) or None, default=None
+        Per-member row weights (the IPMs' ``weight``), sub-sampled with the rows.
 
     Returns
     -------
     phi_sub : Tensor of shape (..., size, d)
     t_sub : Tensor of shape (size,)
+    weight_sub : Tensor of shape (..., size) or None
         When an arm has fewer than ``size // 2`` rows in the batch, its rows are used
         cyclically (repeated). When an arm is absent the sub-batch holds one arm only
         and the IPM is zero, as for the whole batch.
     """
     n = t.shape[0]
     if n <= size:
-        return phi, t
+        return phi, t, weight
     half = size // 2
     order = torch.argsort(t, stable=True)  # control rows first, each arm in batch order
     n_control = (t == 0).sum()
@@ -47,4 +51,5 @@ def balanced_subbatch(phi, t, size):
     control = steps % n_control.clamp_min(1)
     treated = n_control + steps % n_treated.clamp_min(1)
     rows = order[torch.cat([control, treated]).clamp_max(n - 1)]
-    return phi.index_select(-2, rows), t[rows]
+    return (phi.index_select(-2, rows), t[rows],
+            None if weight is None else weight.index_select(-1, rows))

@@ -120,20 +120,29 @@ def test_per_member_ipm_equals_one_member_at_a_time(ipm):
     t = (torch.rand(40, generator=g) < 0.4).float()
     expected = torch.stack([ipm(p, t) for p in phi])
     torch.testing.assert_close(per_member(ipm, phi, t), expected, rtol=1e-5, atol=1e-6)
+    # each member with its own row weights
+    weight = (torch.rand(3, 40, generator=g) < 0.7).float() * 2.0
+    expected = torch.stack([ipm(p, t, w) for p, w in zip(phi, weight)])
+    torch.testing.assert_close(per_member(ipm, phi, t, member_args=(weight,)), expected,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_balanced_subbatch_has_fixed_size_and_both_arms():
     t = torch.tensor([1.0] * 90 + [0.0] * 10)
     phi = torch.arange(100.0).view(1, 100, 1).expand(2, 100, 1)
-    sub_phi, sub_t = balanced_subbatch(phi, t, 40)
+    weight = torch.arange(200.0).view(2, 100)
+    sub_phi, sub_t, sub_weight = balanced_subbatch(phi, t, 40, weight)
     assert sub_phi.shape == (2, 40, 1) and sub_t.shape == (40,)
+    # each member's weights follow the rows they belong to
+    assert torch.equal(sub_weight, weight.gather(1, sub_phi[..., 0].long()))
     assert float(sub_t.sum()) == 20
     # the control half cycles through the 10 control rows; values match their rows
     assert set(sub_phi[0, sub_t == 0, 0].tolist()) == set(range(90, 100))
     assert torch.equal(t[sub_phi[0, :, 0].long()], sub_t)
-    one_arm, t_one = balanced_subbatch(phi, torch.ones(100), 40)
+    one_arm, t_one, _ = balanced_subbatch(phi, torch.ones(100), 40)
     assert float(mmd_linear(one_arm[0], t_one)) == 0.0
-    small_phi, small_t = balanced_subbatch(phi[:, :30], t[:30], 40)
+    small_phi, small_t, no_weight = balanced_subbatch(phi[:, :30], t[:30], 40)
+    assert no_weight is None
     assert small_phi.shape[1] == 30  # unchanged when the batch is small
 
 

@@ -134,3 +134,57 @@ def test_vmap_over_stacked_batches_equals_a_loop(ipm):
     looped = torch.stack([ipm(p, tt) for p, tt in zip(phi, t)])
     torch.testing.assert_close(mapped, looped)
     assert float(looped[2]) == 0.0
+
+
+@pytest.mark.parametrize("ipm", [mmd_linear, mmd_rbf, wasserstein],
+                         ids=lambda f: f.__name__)
+def test_zero_one_weights_give_the_ipm_of_the_weighted_in_rows(ipm):
+    # a member's own split, a cross-fitting fold: rows of weight 0 take no part at all,
+    # not in the bandwidth nor in the Sinkhorn scale, and the weights' scale is free
+    gen = torch.Generator().manual_seed(7)
+    phi = torch.randn(60, 4, generator=gen, dtype=torch.float64)
+    t = (torch.rand(60, generator=gen) < 0.4).to(torch.float64)
+    keep = torch.rand(60, generator=gen) < 0.6
+    phi_far = phi.clone()
+    phi_far[~keep] += 50.0  # the left-out rows would change every term if they counted
+    subset = ipm(phi[keep], t[keep])
+    torch.testing.assert_close(ipm(phi_far, t, keep.to(torch.float64)), subset)
+    torch.testing.assert_close(ipm(phi_far, t, 3.5 * keep.to(torch.float64)), subset)
+    torch.testing.assert_close(ipm(phi, t, torch.ones(60, dtype=torch.float64)),
+                               ipm(phi, t))
+
+
+def test_wasserstein_count_weights_equal_repeated_rows():
+    # bootstrap counts: a row drawn twice is two copies of it
+    gen = torch.Generator().manual_seed(8)
+    phi = torch.randn(30, 3, generator=gen, dtype=torch.float64)
+    t = (torch.rand(30, generator=gen) < 0.5).to(torch.float64)
+    counts = torch.randint(0, 3, (30,), generator=gen).to(torch.float64)
+    rows = torch.repeat_interleave(torch.arange(30), counts.long())
+    torch.testing.assert_close(wasserstein(phi, t, counts), wasserstein(phi[rows], t[rows]))
+
+
+@pytest.mark.parametrize("ipm", [mmd_linear, mmd_rbf])
+def test_weighted_mmd_leaves_out_a_rows_pairs_with_its_own_copies(ipm):
+    # with count weights the within-arm average runs over pairs of distinct rows, so
+    # doubling every weight changes nothing; and one row of weight 5 is still one row
+    gen = torch.Generator().manual_seed(9)
+    phi = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    t = (torch.rand(40, generator=gen) < 0.5).to(torch.float64)
+    counts = torch.randint(1, 4, (40,), generator=gen).to(torch.float64)
+    torch.testing.assert_close(ipm(phi, t, counts), ipm(phi, t, 2 * counts))
+    lone = torch.zeros(40, dtype=torch.float64)
+    lone[torch.nonzero(t == 1)[0]] = 5.0
+    lone[t == 0] = 1.0
+    assert float(ipm(phi, t, lone)) == 0.0  # one treated row: no within-arm pair
+
+
+def test_weighted_median_bandwidth_is_the_median_of_the_weighted_in_pairs():
+    gen = torch.Generator().manual_seed(10)
+    phi = torch.randn(25, 2, generator=gen, dtype=torch.float64)
+    keep = torch.rand(25, generator=gen) < 0.5
+    sq = pairwise_sq_distances(phi)
+    expected = median_bandwidth(pairwise_sq_distances(phi[keep]), 0.0)
+    # (the two distance matrices are centred on different means: equal to round-off)
+    assert float(median_bandwidth(sq, 0.0, keep.to(torch.float64))) == pytest.approx(
+        float(expected), rel=1e-12)

@@ -3,6 +3,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from causalnn import CFRNet, Dragonnet, TARNet
 
@@ -130,6 +131,29 @@ def test_ipm_on_a_balanced_subbatch_for_large_batches():
     sub = CFRNet(ipm_batch_size=32, **kw).fit(X, Y, treatment=T)
     assert np.isfinite(sub.history_[-1]["train_ipm"])
     assert abs(sub.ate(X) - whole.ate(X)) < 0.3
+
+
+@pytest.mark.parametrize("ipm", ["wasserstein", "mmd_rbf", "mmd_linear"])
+def test_a_members_loss_ignores_the_rows_outside_its_weight(ipm):
+    """A member's own validation split, cross-fitting fold or bootstrap resample: its
+    IPM, like its factual loss, sees only the rows it trains on."""
+    est = CFRNet(**dict(SMALL, max_epochs=1), ipm=ipm, alpha=1.0, n_members=2,
+                 random_state=0).fit(X, Y, treatment=T)
+    n = 80
+    left_out = torch.zeros(2, n, dtype=torch.bool)
+    left_out[0, ::3] = True  # member 0 does not train on every third row
+    batch = {"X": torch.tensor(X[:n], dtype=torch.float32),
+             "y": torch.tensor(Y[:n], dtype=torch.float32),
+             "t": torch.tensor(T[:n], dtype=torch.float32),
+             "w": torch.ones(n), "member_weight": (~left_out).float()}
+    moved = dict(batch, X=batch["X"] + 3.0 * left_out[0, :, None],
+                 t=torch.where(left_out[0], 1.0 - batch["t"], batch["t"]))
+    with torch.no_grad():
+        before = est._compute_loss(est.module_, batch)
+        after = est._compute_loss(est.module_, moved)
+    assert float(before["ipm"]) != 0.0
+    torch.testing.assert_close(after["member_loss"][0], before["member_loss"][0])
+    assert abs(float(after["member_loss"][1] - before["member_loss"][1])) > 1e-3
 
 
 @pytest.mark.slow

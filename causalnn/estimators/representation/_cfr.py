@@ -173,8 +173,11 @@ class CFRNet(AverageEffectInferenceMixin, IntervalMixin, RepresentationEstimator
         alpha, ipm = self._balance_penalty()
         if alpha == 0:
             return {"loss": factual.sum(), "member_loss": factual}
-        phi, t_ipm = balanced_subbatch(out.representation, t, self.ipm_batch_size)
-        imbalance = self._per_member(ipm, phi, t_ipm)
+        # each member's IPM over the rows it trains on (its own split, cross-fitting
+        # fold or bootstrap resample), as its factual loss
+        phi, t_ipm, weight = balanced_subbatch(
+            out.representation, t, self.ipm_batch_size, batch.get("member_weight"))
+        imbalance = self._per_member(ipm, phi, t_ipm, weight)
         member_loss = factual + alpha * imbalance
         return {"loss": member_loss.sum(), "member_loss": member_loss,
                 "factual": factual.mean(), "ipm": imbalance.mean()}

@@ -77,9 +77,13 @@ class RepresentationEstimator(BaseCausalEstimator):
         return torch.where(t == 1, outcome[..., 1], outcome[..., 0])
 
     @staticmethod
-    def _per_member(fn, phi, t):
-        """A per-batch term ``fn(phi, t) -> scalar`` for every member, ``(n_members,)``."""
-        return per_member(fn, phi, t)
+    def _per_member(fn, phi, t, weight=None):
+        """A per-batch term ``fn(phi, t[, weight]) -> scalar`` for every member,
+        ``(n_members,)``; ``weight`` ``(n_members, batch)`` gives each member its own
+        row weights."""
+        if weight is None:
+            return per_member(fn, phi, t)
+        return per_member(fn, phi, t, member_args=(weight,))
 
     # ---- several datasets as one fit ----------------------------------------------------
     def fit_many(self, X, Y, *, treatment=None):

@@ -36,7 +36,7 @@ from scipy.special import expit
 
 from causalnn import Dragonnet, TARNet
 from causalnn.benchmark import machine_description
-from causalnn.inference import estimate_average_effect
+from causalnn.inference import aggregate_repeats, estimate_average_effect
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 SMALL = dict(representation_layers=(32, 32), head_layers=(32,), max_epochs=40,
@@ -87,7 +87,8 @@ def coverage(args, out):
         truth = population_truth(outcome)
         rec = {k: [] for k in ("ate_est", "ate_se", "ate_cover", "att_est", "att_se",
                                "att_cover", "tmle_cover", "plugin_ate", "boot_cover",
-                               "n_clipped")}
+                               "n_clipped", "ate_rep_est", "ate_rep_se", "ate_rep_cover",
+                               "att_rep_est", "att_rep_se", "att_rep_cover")}
         start = time.perf_counter()
         for k in range(args.n_datasets):
             rng = np.random.default_rng(1000 + k)
@@ -96,16 +97,22 @@ def coverage(args, out):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 # one cross-fitted fit serves both targets (ate_inference refits per
-                # call; the benchmark shares the nuisances)
-                mu0, mu1, e = est._nuisances_cross_fitted(
-                    X, y, t, est._propensity_model(None), args.cv)
+                # call; the benchmark shares the nuisances); with --n-repeats R the
+                # first partition alone is the single cross-fit
+                partitions = est._nuisances_cross_fitted(
+                    X, y, t, est._propensity_model(None), args.cv, args.n_repeats)
+            mu0, mu1, e = partitions[0]
             for target in ("ate", "att"):
-                res = estimate_average_effect(y, t, mu0, mu1, e, target=target,
-                                              outcome=outcome, cv=args.cv)
-                lo, hi = res.conf_int(0.05)
-                rec[f"{target}_est"].append(res.point_estimate)
-                rec[f"{target}_se"].append(res.stderr)
-                rec[f"{target}_cover"].append(lo <= truth[target] <= hi)
+                each = [estimate_average_effect(y, t, *p, target=target, outcome=outcome,
+                                                cv=args.cv) for p in partitions]
+                for key, res in ((target, each[0]), (f"{target}_rep", aggregate_repeats(
+                        each) if args.n_repeats > 1 else None)):
+                    if res is None:
+                        continue
+                    lo, hi = res.conf_int(0.05)
+                    rec[f"{key}_est"].append(res.point_estimate)
+                    rec[f"{key}_se"].append(res.stderr)
+                    rec[f"{key}_cover"].append(lo <= truth[target] <= hi)
             res = estimate_average_effect(y, t, mu0, mu1, e, target="ate",
                                           method="tmle", outcome=outcome, cv=args.cv)
             lo, hi = res.conf_int(0.05)
@@ -142,6 +149,12 @@ def coverage(args, out):
             f"| AIPW ATT (cv={args.cv}) | 95% | {cov(r['att_cover'])} | "
             f"{r['att_est'].mean() - truth['att']:+.4f} | {r['att_se'].mean():.4f} | "
             f"{r['att_est'].std(ddof=1):.4f} |",
+            *[f"| AIPW {target.upper()} (cv={args.cv}, n_repeats={args.n_repeats}, "
+              f"median rule) | 95% | {cov(r[f'{target}_rep_cover'])} | "
+              f"{r[f'{target}_rep_est'].mean() - truth[target]:+.4f} | "
+              f"{r[f'{target}_rep_se'].mean():.4f} | "
+              f"{r[f'{target}_rep_est'].std(ddof=1):.4f} |"
+              for target in ("ate", "att") if args.n_repeats > 1],
             f"| TMLE ATE (cv={args.cv}) | 95% | {cov(r['tmle_cover'])} | | | |",
             f"| plug-in ATE (cross-fitted TARNet) | - | - | "
             f"{r['plugin_ate'].mean() - truth['ate']:+.4f} | - | "
@@ -270,7 +283,9 @@ def rct(args, out):
     """
     design = RCT_DESIGNS[args.rct_design]
     n, seeds = 445, args.seeds
-    names = ["plug-in TARNet (default)", "AIPW (TARNet, cv=5)", "difference in means",
+    aipw_name = "AIPW (TARNet, cv=5" + (
+        f", n_repeats={args.n_repeats})" if args.n_repeats > 1 else ")")
+    names = ["plug-in TARNet (default)", aipw_name, "difference in means",
              "oracle AIPW (true outcome means, known propensity)"]
     errors = {k: [] for k in names}
     signed = []
@@ -285,7 +300,8 @@ def rct(args, out):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             plug = TARNet(random_state=s).fit(X, y, treatment=t).ate(X)
-            res = TARNet(random_state=s).ate_inference(X, y, treatment=t, cv=5)
+            res = TARNet(random_state=s).ate_inference(X, y, treatment=t, cv=5,
+                                                       n_repeats=args.n_repeats)
         oracle = estimate_average_effect(y, t, design.mean_outcome(X, 0),
                                          design.mean_outcome(X, 1), e, method="aipw")
         estimates = [plug, res.point_estimate, y[t == 1].mean() - y[t == 0].mean(),
@@ -324,30 +340,55 @@ def stability(args, out):
     tau = 1000 + 500 * X[:, 2]
     y = 5000 + 2000 * X[:, 0] + 1000 * X[:, 3] + t * tau + 2000 * rng.normal(size=n)
     truth = float(tau[t == 1].mean())
-    plug, dr = [], []
+    plug, dr, dr_repeated, dr_mean = [], [], [], []
+    seconds = {"plug-in": 0.0, "cross-fit": 0.0}
     for s in range(args.seeds):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            start = time.perf_counter()
             est = TARNet(**STABLE, random_state=s).fit(X, y, treatment=t)
             plug.append(float(est.effect(X[t == 1]).mean()))
-            dr.append(TARNet(**STABLE, random_state=s).ate_inference(
-                X, y, treatment=t, target="att", cv=3).point_estimate)
-        print(f"  seed {s}: plug-in ATT {plug[-1]:.0f}, AIPW ATT {dr[-1]:.0f}",
-              flush=True)
+            seconds["plug-in"] += time.perf_counter() - start
+            start = time.perf_counter()
+            # what ate_inference(target="att", cv=3, n_repeats=R) computes; partition 0
+            # alone is the single cross-fit (n_repeats=1)
+            est = TARNet(**STABLE, n_members=args.n_members, random_state=s)
+            each = [estimate_average_effect(y, t, *p, target="att", cv=3)
+                    for p in est._nuisances_cross_fitted(
+                        X, y, t, est._propensity_model(None), 3, args.n_repeats)]
+            seconds["cross-fit"] += time.perf_counter() - start
+            dr.append(each[0].point_estimate)
+            dr_repeated.append(aggregate_repeats(each).point_estimate)
+            dr_mean.append(np.mean([r.point_estimate for r in each]))
+        print(f"  seed {s}: plug-in ATT {plug[-1]:.0f}, AIPW ATT {dr[-1]:.0f}, "
+              f"with {args.n_repeats} partitions {dr_repeated[-1]:.0f}", flush=True)
     lines = [f"\n### ~1% treated ({int(t.sum())} of {n}), sample ATT {truth:.0f}, "
-             f"{args.seeds} seeds of TARNet({STABLE})\n",
+             f"{args.seeds} seeds of TARNet({STABLE}); the cross-fits with "
+             f"n_members={args.n_members} per fold\n",
              "| estimate | sd over seeds | mean |", "|---|---|---|",
              f"| plug-in ATT | {np.std(plug, ddof=1):.0f} | {np.mean(plug):.0f} |",
-             f"| AIPW ATT (cv=3) | {np.std(dr, ddof=1):.0f} | {np.mean(dr):.0f} |",
-             f"\nsd ratio AIPW / plug-in = {np.std(dr, ddof=1) / np.std(plug, ddof=1):.2f}"
-             f" (target <= 0.5)"]
+             f"| AIPW ATT (cv=3) | {np.std(dr, ddof=1):.0f} | {np.mean(dr):.0f} |"]
+    if args.n_repeats > 1:
+        lines.append(f"| AIPW ATT (cv=3, n_repeats={args.n_repeats}) | "
+                     f"{np.std(dr_repeated, ddof=1):.0f} | {np.mean(dr_repeated):.0f} |")
+        lines.append(f"| (mean instead of median of the {args.n_repeats} partitions) | "
+                     f"{np.std(dr_mean, ddof=1):.0f} | {np.mean(dr_mean):.0f} |")
+    lines += [f"\nsd ratio AIPW / plug-in = {np.std(dr, ddof=1) / np.std(plug, ddof=1):.2f}"
+              f" (target <= 0.5)"]
+    if args.n_repeats > 1:
+        lines.append(
+            f"sd ratio AIPW with n_repeats={args.n_repeats} / plug-in = "
+            f"{np.std(dr_repeated, ddof=1) / np.std(plug, ddof=1):.2f}; seconds per seed: "
+            f"plug-in fit {seconds['plug-in'] / args.seeds:.1f}, the {args.n_repeats} "
+            f"x 3-fold cross-fit {seconds['cross-fit'] / args.seeds:.1f}")
     if args.seeds >= 20:
         # a standard deviation over 10 seeds is itself noisy (relative s.e. ~24%):
         # the ratio for each block of 10 consecutive seeds shows how much
-        blocks = [(np.std(dr[i:i + 10], ddof=1) / np.std(plug[i:i + 10], ddof=1))
-                  for i in range(0, args.seeds - 9, 10)]
-        lines.append("sd ratio per block of 10 seeds: "
-                     + ", ".join(f"{b:.2f}" for b in blocks))
+        for name, values in (("AIPW", dr), (f"n_repeats={args.n_repeats}", dr_repeated)):
+            blocks = [(np.std(values[i:i + 10], ddof=1) / np.std(plug[i:i + 10], ddof=1))
+                      for i in range(0, args.seeds - 9, 10)]
+            lines.append(f"sd ratio ({name}) per block of 10 seeds: "
+                         + ", ".join(f"{b:.2f}" for b in blocks))
     return lines
 
 
@@ -372,19 +413,32 @@ def ihdp(args, out):
             plug = Dragonnet(n_members=members, random_state=args.random_state).fit(
                 d.X, d.y, treatment=t).ate(d.X)
             est = Dragonnet(n_members=members, random_state=args.random_state)
-            mu0, mu1, e = est._nuisances_cross_fitted(d.X, d.y, t, None, args.cv)
-        a = estimate_average_effect(d.y, t, mu0, mu1, e, method="aipw", cv=args.cv)
-        tm = estimate_average_effect(d.y, t, mu0, mu1, e, method="tmle", cv=args.cv)
+            partitions = est._nuisances_cross_fitted(d.X, d.y, t, None, args.cv,
+                                                     args.n_repeats)
+        mu0, mu1, e = partitions[0]  # the single cross-fit
+
+        def estimate(method, repeated=False):
+            each = [estimate_average_effect(d.y, t, *p, method=method, cv=args.cv)
+                    for p in (partitions if repeated else partitions[:1])]
+            return aggregate_repeats(each) if repeated else each[0]
+
+        a, tm = estimate("aipw"), estimate("tmle")
         oracle = estimate_average_effect(d.y, t, d.mu0, d.mu1, e, method="aipw")
         oracle_tmle = estimate_average_effect(d.y, t, d.mu0, d.mu1, e, method="tmle")
-        rows.append((abs(plug - d.ate), abs(a.plugin_estimate - d.ate),
-                     abs(a.point_estimate - d.ate), abs(tm.point_estimate - d.ate),
-                     abs(oracle.point_estimate - d.ate),
-                     abs(oracle_tmle.point_estimate - d.ate),
-                     (a.conf_int()[0] <= d.ate <= a.conf_int()[1])))
+        row = [abs(plug - d.ate), abs(a.plugin_estimate - d.ate),
+               abs(a.point_estimate - d.ate), abs(tm.point_estimate - d.ate),
+               abs(oracle.point_estimate - d.ate), abs(oracle_tmle.point_estimate - d.ate),
+               (a.conf_int()[0] <= d.ate <= a.conf_int()[1])]
+        if args.n_repeats > 1:
+            row += [abs(estimate(m, repeated=True).point_estimate - d.ate)
+                    for m in ("aipw", "tmle")]
+        rows.append(tuple(row))
         print(f"  ihdp {r}: " + " ".join(f"{v:.3f}" for v in rows[-1]), flush=True)
     m = np.mean(rows, axis=0)
     se = np.std(rows, axis=0, ddof=1) / np.sqrt(len(rows))
+    repeated = [
+        f"| {m}, cross-fitted (cv={args.cv}, n_repeats={args.n_repeats}, median rule) | "
+        f"{m_:.3f} | {s_:.3f} |" for m, m_, s_ in zip(("AIPW", "TMLE"), m[7:], se[7:])]
     return [f"\n### IHDP 1-10, Dragonnet (n_members={members} per fit and per fold, "
             f"random_state={args.random_state}), |ATE error| against the sample ATE\n",
             "| estimate | mean abs error | s.e. |", "|---|---|---|",
@@ -392,6 +446,7 @@ def ihdp(args, out):
             f"| plug-in, cross-fitted (cv={args.cv}) | {m[1]:.3f} | {se[1]:.3f} |",
             f"| AIPW, cross-fitted (cv={args.cv}) | {m[2]:.3f} | {se[2]:.3f} |",
             f"| TMLE, cross-fitted (cv={args.cv}) | {m[3]:.3f} | {se[3]:.3f} |",
+            *repeated,
             f"| oracle AIPW (true mu0, mu1; cross-fitted propensity) | {m[4]:.3f} "
             f"| {se[4]:.3f} |",
             f"| oracle TMLE (true mu0, mu1; cross-fitted propensity) | {m[5]:.3f} "
@@ -413,12 +468,16 @@ def main(argv=None):
     p.add_argument("--n-datasets", type=int, default=200)
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--cv", type=int, default=3)
+    p.add_argument("--n-repeats", type=int, default=1,
+                   help="cross-fitting partitions aggregated by the median rule; the "
+                        "sections report the first partition alone beside it")
     p.add_argument("--bootstrap", type=int, default=20,
                    help="bootstrap members for ate_interval (0 skips it)")
     p.add_argument("--outcomes", nargs="+", default=["continuous", "binary"])
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--n-members", type=int, default=1,
-                   help="--ihdp: Dragonnet members per fit (and per cross-fitting fold)")
+                   help="members per fit (--ihdp: Dragonnet, also the plug-in fit) and per "
+                        "cross-fitting fold (--ihdp, --stability)")
     p.add_argument("--random-state", type=int, default=0,
                    help="--ihdp: the random_state of every Dragonnet fit")
     p.add_argument("--out", default=os.path.join(RESULTS, "inference_coverage.md"))

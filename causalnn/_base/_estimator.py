@@ -206,6 +206,14 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         self.n_iter_ = len(self.history_)
         return module
 
+    def _train_members(self, module, data, generator, *, stratify):
+        """Train a member module with the estimator's ``n_members_`` and ``bootstrap``:
+        the ensemble fit. The hook that ``ate_inference``'s cross-fitting (and
+        ``fit_many``) override; they call this one for a plain fit."""
+        return self._train(module, data, generator, stratify=stratify,
+                           n_members=self.n_members_,
+                           bootstrap=getattr(self, "bootstrap", False))
+
     def _weight_decay_filter(self):
         """``weight_decay_scope="heads"``: decay only the weight matrices of the outcome
         heads (``net.heads``), as Shalit et al. (2017) and Shi et al. (2019) do; else

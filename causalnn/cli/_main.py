@@ -177,6 +177,9 @@ def build_parser():
     inference.add_argument("--cv", metavar="N", type=_positive_int, default=5,
                            help="cross-fitting folds, trained as one batched fit "
                                 "(default: 5; at least 2)")
+    inference.add_argument("--n-repeats", metavar="R", type=_positive_int, default=1,
+                           help="cross-fit on R random fold partitions and report the "
+                                "median-rule aggregate (default: 1)")
     inference.add_argument("--no-inference", action="store_true",
                            help="skip the AIPW estimate (saves the cross-fitted fit)")
     out = est.add_argument_group("output")
@@ -239,12 +242,15 @@ def _print_average_effect(estimator, X, y, treatment, args, rows_name):
     if args.no_inference:
         return
     result = _with_warnings_printed(lambda: estimator.ate_inference(
-        X, y, treatment=treatment, target=args.target, method="aipw", cv=args.cv))
+        X, y, treatment=treatment, target=args.target, method="aipw", cv=args.cv,
+        n_repeats=args.n_repeats))
     group = {"ate": X, "att": X[treatment == 1], "atc": X[treatment == 0]}[args.target]
     lower, upper = result.conf_int(0.05)
     label = args.target.upper()
+    partitions = (f", median of {args.n_repeats} fold partitions"
+                  if args.n_repeats > 1 else "")
     print(f"\n{label} on the {rows_name}, doubly robust ({args.cv}-fold cross-fitted "
-          f"AIPW):")
+          f"AIPW{partitions}):")
     _print_table([
         (f"AIPW {label}", _fmt(result.point_estimate)),
         ("standard error", _fmt(result.stderr)),

@@ -48,11 +48,17 @@ class AverageEffectResult:
         The (unclipped) propensities and treatments of the rows used.
     plugin_estimate : float
         The outcome model's plug-in estimate of the same target, for comparison.
+    n_repeats : int
+        Cross-fitting repetitions aggregated into this result (1: one partition).
+    repeats : list of AverageEffectResult or None
+        With ``n_repeats > 1``, the result of each partition; the other attributes
+        (influence, propensity, clipping) are those of the partition whose estimate is
+        closest to the median.
     """
 
     def __init__(self, *, point_estimate, influence, target, method, propensity,
                  treatment, plugin_estimate, propensity_clip, n_clipped, trim=None,
-                 n_trimmed=0, cv=None, stderr=None):
+                 n_trimmed=0, cv=None, stderr=None, n_repeats=1, repeats=None):
         self.point_estimate = float(point_estimate)
         self.influence = influence
         n = len(treatment)
@@ -67,6 +73,7 @@ class AverageEffectResult:
         self.propensity_clip, self.n_clipped = propensity_clip, int(n_clipped)
         self.trim, self.n_trimmed = trim, int(n_trimmed)
         self.cv = cv
+        self.n_repeats, self.repeats = int(n_repeats), repeats
 
     @property
     def zstat(self):
@@ -104,7 +111,8 @@ class AverageEffectResult:
             "zstat": [self.zstat], "pvalue": [self.pvalue],
             f"ci_lower_{pct}": [lo], f"ci_upper_{pct}": [hi],
             "plugin_estimate": [self.plugin_estimate], "n_samples": [self.n_samples],
-            "cv": [self.cv], "propensity_clip": [self.propensity_clip],
+            "cv": [self.cv], "n_repeats": [self.n_repeats],
+            "propensity_clip": [self.propensity_clip],
             "n_clipped": [self.n_clipped], "trim": [self.trim],
             "n_trimmed": [self.n_trimmed],
         }, index=pd.Index([f"{self.target.upper()} ({self.method})"]))
@@ -124,6 +132,40 @@ class AverageEffectResult:
                 f"{self.point_estimate:.4g} (se {self.stderr:.3g}, 95% CI "
                 f"[{lo:.4g}, {hi:.4g}]), n={self.n_samples}, clipped {self.n_clipped} "
                 f"rows at {self.propensity_clip}, trimmed {self.n_trimmed})")
+
+
+def aggregate_repeats(results):
+    """One result from the cross-fits of several random fold partitions.
+
+    The median rule of Chernozhukov et al. (2018, section 3.4): the estimate is the
+    median of the partitions' estimates ``theta_s``, and the variance the median of
+    ``stderr_s^2 + (theta_s - theta)^2``, so that the spread between partitions widens
+    the interval. Less sensitive to one unlucky partition (or one unlucky network) than
+    a single cross-fit.
+
+    Parameters
+    ----------
+    results : list of AverageEffectResult
+        One per partition, same target and method.
+
+    Returns
+    -------
+    result : AverageEffectResult
+        With ``n_repeats`` and ``repeats`` set.
+    """
+    estimates = np.array([r.point_estimate for r in results])
+    stderrs = np.array([r.stderr for r in results])
+    theta = float(np.median(estimates))
+    variance = np.median(stderrs ** 2 + (estimates - theta) ** 2)
+    closest = results[int(np.argmin(np.abs(estimates - theta)))]
+    return AverageEffectResult(
+        point_estimate=theta, stderr=float(np.sqrt(variance)),
+        influence=closest.influence, target=closest.target, method=closest.method,
+        propensity=closest.propensity, treatment=closest.treatment,
+        plugin_estimate=float(np.median([r.plugin_estimate for r in results])),
+        propensity_clip=closest.propensity_clip, n_clipped=closest.n_clipped,
+        trim=closest.trim, n_trimmed=closest.n_trimmed, cv=closest.cv,
+        n_repeats=len(results), repeats=list(results))
 
 
 def _arm_shares(t):

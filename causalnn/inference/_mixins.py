@@ -11,11 +11,11 @@ import warnings
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_predict
 
 from .._base._validation import (check_binary, check_features, check_vector,
                                  require_treatment, split_treatment_column)
-from ._average import METHODS, TARGETS, estimate_average_effect
+from ._average import METHODS, TARGETS, aggregate_repeats, estimate_average_effect
 from ._overlap import OVERLAP_BOUNDS, check_overlap, overlap_summary
 
 __all__ = ["AverageEffectInferenceMixin", "IntervalMixin"]
@@ -91,8 +91,9 @@ class AverageEffectInferenceMixin:
     Cross-fitting trains the ``cv`` fold models as the members of one batched fit:
     member ``k`` sees the rows outside fold ``k`` (the rows of fold ``k`` get weight 0
     in its per-row losses, also in its validation loss, so its early stopping never
-    looks at them), and predicts fold ``k``. Pairwise terms of the loss (CFR's IPM) use
-    the covariates and treatments of all rows of a batch, never their outcomes.
+    looks at them), and predicts fold ``k``. Pairwise terms of the loss (CFR's IPM)
+    take the same row weights, so they too compare only member ``k``'s rows. With
+    ``n_repeats`` the fold models of every partition are members of the same fit.
     """
 
     # ---- hooks into the estimator's training ----------------------------------------
@@ -136,7 +137,8 @@ class AverageEffectInferenceMixin:
 
     # ---- the estimate -----------------------------------------------------------------
     def ate_inference(self, X, y, *, treatment=None, target="ate", method="aipw", cv=5,
-                      propensity_model=None, propensity_clip=0.01, trim=None):
+                      n_repeats=1, propensity_model=None, propensity_clip=0.01,
+                      trim=None):
         """Average effect with an influence-function standard error and interval.
 
         Parameters
@@ -159,6 +161,16 @@ class AverageEffectInferenceMixin:
             is cross-fitted on the same folds. ``None``: use this fitted estimator's
             predictions and a propensity model fitted on all rows (no cross-fitting;
             intervals can then be too narrow).
+        n_repeats : int >= 1, default=1
+            Cross-fit on this many random fold partitions and aggregate by the median
+            rule of Chernozhukov et al. (2018, section 3.4): the median estimate, and
+            the median of ``stderr_s^2 + (estimate_s - median)^2`` as the variance
+            (:func:`causalnn.inference.aggregate_repeats`). All ``n_repeats * cv``
+            fold models are members of the same batched fit. It steadies the
+            estimate against the partition and the networks' seeds: on a simulated
+            design with 1% treated rows, 5 partitions cut the standard deviation of
+            the AIPW ATT over 30 seeds from 119 to 85 (``docs/inference.md``), at
+            about ``n_repeats`` times the cost of one cross-fit on a CPU.
         propensity_model : scikit-learn classifier, default=None
             Model of ``P(T=1 | x)``. ``None``: Dragonnet's own propensity head, or
             ``LogisticRegression(max_iter=1000)`` for TARNet/CFR.
@@ -190,23 +202,33 @@ class AverageEffectInferenceMixin:
             raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
         if cv is not None and not (isinstance(cv, numbers.Integral) and cv >= 2):
             raise ValueError(f"cv must be an integer >= 2 or None; got {cv!r}.")
+        if not (isinstance(n_repeats, numbers.Integral) and n_repeats >= 1):
+            raise ValueError(f"n_repeats must be an integer >= 1; got {n_repeats!r}.")
+        if cv is None and n_repeats > 1:
+            raise ValueError(f"n_repeats={n_repeats} repeats the cross-fitting; it needs "
+                             f"cv folds (got cv=None).")
         model = self._propensity_model(propensity_model)
         X, y, t = self._inference_inputs(X, y, treatment)
         if cv is None:
-            mu0, mu1, e = self._nuisances_in_sample(X, t, model)
+            partitions = [self._nuisances_in_sample(X, t, model)]
         else:
             if np.bincount(t.astype(int), minlength=2).min() < cv:
                 raise ValueError(f"cv={cv} folds need at least {cv} rows in each "
                                  f"treatment arm.")
-            mu0, mu1, e = self._nuisances_cross_fitted(X, y, t, model, cv)
-        check_overlap(e, owner=f"{type(self).__name__}.ate_inference",
+            partitions = self._nuisances_cross_fitted(X, y, t, model, cv, n_repeats)
+        check_overlap(np.mean([e for _, _, e in partitions], axis=0),
+                      owner=f"{type(self).__name__}.ate_inference",
                       clip=max(propensity_clip, OVERLAP_BOUNDS))
         outcome = getattr(self, "outcome_type_", None) or self._resolve_outcome(y)
-        return estimate_average_effect(y, t, mu0, mu1, e, target=target, method=method,
-                                       outcome=outcome, propensity_clip=propensity_clip,
-                                       trim=trim, cv=cv)
+        results = [estimate_average_effect(y, t, mu0, mu1, e, target=target,
+                                           method=method, outcome=outcome,
+                                           propensity_clip=propensity_clip, trim=trim,
+                                           cv=cv)
+                   for mu0, mu1, e in partitions]
+        return results[0] if len(results) == 1 else aggregate_repeats(results)
 
     def _nuisances_in_sample(self, X, t, model):
+        """``(mu0, mu1, e)`` from this fitted estimator, on all rows."""
         Xs = self._validate_X(X)
         n = Xs.shape[0]
         eta0, eta1 = self._predict_outcome(Xs, np.zeros(n), np.ones(n))
@@ -218,18 +240,23 @@ class AverageEffectInferenceMixin:
             e = clone(model).fit(Xs, t).predict_proba(Xs)[:, 1]
         return mu0, mu1, e
 
-    def _nuisances_cross_fitted(self, X, y, t, model, cv):
+    def _nuisances_cross_fitted(self, X, y, t, model, cv, n_repeats=1):
+        """``[(mu0, mu1, e)]``, one per fold partition, every row predicted by the
+        models of the folds that left it out; all partitions' fold models are the
+        members of one batched fit."""
         seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
-        folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
-        fold = np.empty(len(t), dtype=int)
-        for k, (_, test) in enumerate(folds.split(np.zeros(len(t)), t)):
-            fold[test] = k
+        # partition 0 is StratifiedKFold(cv, random_state=seed)'s, whatever n_repeats
+        partitions = RepeatedStratifiedKFold(n_splits=cv, n_repeats=n_repeats,
+                                             random_state=seed)
+        fold = np.empty((n_repeats, len(t)), dtype=int)
+        for i, (_, test) in enumerate(partitions.split(np.zeros(len(t)), t)):
+            fold[i // cv, test] = i % cv
         per_fold = self.n_members
-        est = clone(self).set_params(n_members=cv * per_fold, bootstrap=False,
-                                     treatment_col=None)
-        # member k*per_fold + j trains on every row outside fold k
-        weight = np.repeat((fold[None, :] != np.arange(cv)[:, None]).astype(float),
-                           per_fold, axis=0)
+        est = clone(self).set_params(n_members=n_repeats * cv * per_fold,
+                                     bootstrap=False, treatment_col=None)
+        # member (r*cv + k)*per_fold + j trains on every row outside fold k of partition r
+        weight = np.repeat((fold[:, None, :] != np.arange(cv)[None, :, None]).reshape(
+            n_repeats * cv, -1).astype(float), per_fold, axis=0)
         est._cross_fit_weight = weight
         try:
             est.fit(X, y, treatment=t)
@@ -238,20 +265,23 @@ class AverageEffectInferenceMixin:
         Xs = est._validate_X(X)
         n = Xs.shape[0]
         eta0, eta1 = est._predict_outcome(Xs, np.zeros(n), np.ones(n))
+        mu0_all, mu1_all = est._to_outcome_scale(eta0), est._to_outcome_scale(eta1)
+        e_all = est._raw_propensity(Xs) if model is None else None
         rows = np.arange(n)
+        nuisances = []
+        for r in range(n_repeats):
+            def by_fold(members):  # partition r's members -> each row from its own fold
+                mine = members[r * cv * per_fold:(r + 1) * cv * per_fold]
+                return mine.reshape(cv, per_fold, n).mean(axis=1)[fold[r], rows]
 
-        def by_fold(members):  # (cv * per_fold, n) -> each row from its own fold
-            return members.reshape(cv, per_fold, n).mean(axis=1)[fold, rows]
-
-        mu0 = by_fold(est._to_outcome_scale(eta0))
-        mu1 = by_fold(est._to_outcome_scale(eta1))
-        if model is None:
-            e = by_fold(est._raw_propensity(Xs))
-        else:
-            e = cross_val_predict(clone(model), Xs, t, cv=[
-                (np.flatnonzero(fold != k), np.flatnonzero(fold == k))
-                for k in range(cv)], method="predict_proba")[:, 1]
-        return mu0, mu1, e
+            if model is None:
+                e = by_fold(e_all)
+            else:
+                e = cross_val_predict(clone(model), Xs, t, cv=[
+                    (np.flatnonzero(fold[r] != k), np.flatnonzero(fold[r] == k))
+                    for k in range(cv)], method="predict_proba")[:, 1]
+            nuisances.append((by_fold(mu0_all), by_fold(mu1_all), e))
+        return nuisances
 
     # ---- diagnostics ------------------------------------------------------------------
     def overlap_summary(self, X, treatment=None, *, propensity_model=None,

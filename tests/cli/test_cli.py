@@ -383,6 +383,13 @@ def test_reports_a_cross_fitted_aipw_estimate_with_an_interval(toy_csv, capsys, 
     assert f"plug-in {label} (for comparison)" in out
 
 
+def test_repeated_cross_fitting_is_reported(toy_csv, capsys):
+    assert main(_toy_args(toy_csv) + FAST + ["--cv", "2", "--n-repeats", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "(2-fold cross-fitted AIPW, median of 3 fold partitions)" in out
+    assert float(_reported(out, "standard error")) > 0
+
+
 def test_no_inference_skips_the_aipw_estimate(toy_csv, capsys):
     assert main(_toy_args(toy_csv) + FAST + ["--no-inference"]) == 0
     assert "AIPW" not in capsys.readouterr().out

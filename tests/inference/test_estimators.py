@@ -4,9 +4,9 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
-from causalnn import CFRNet, Dragonnet, TARNet
+from causalnn import CEVAE, CFRNet, Dragonnet, TARNet
 
 TINY = dict(representation_layers=(16,), head_layers=(8,), max_epochs=5,
             batch_size=64, patience=None)
@@ -36,22 +36,61 @@ def test_ate_inference_result(cls):
     assert frame.index[0] == "ATE (aipw)"
 
 
-def test_cross_fitting_keeps_each_fold_out_of_its_model():
+CEVAE_TINY = dict(latent_dim=2, hidden_layers=(16,), max_epochs=5, batch_size=64,
+                  patience=None, n_samples=10)
+CROSS_FITTED = {"TARNet": lambda: TARNet(**TINY, random_state=0),
+                "Dragonnet": lambda: Dragonnet(**TINY, random_state=0),
+                "CEVAE": lambda: CEVAE(**CEVAE_TINY, random_state=0)}
+
+
+@pytest.mark.parametrize("name", list(CROSS_FITTED))
+def test_cross_fitting_keeps_each_fold_out_of_its_model(name):
     # binary outcome: no outcome standardisation, so a fold's own outcomes can reach
-    # its predictions only through training, which the member weights exclude
+    # its predictions only through training, which the member weights exclude; two
+    # partitions (n_repeats=2), each checked on its own fold 0
     X, t, y = data(binary=True)
-    est = TARNet(**TINY, random_state=0)
-    fold0 = list(StratifiedKFold(2, shuffle=True, random_state=0).split(X, t))[0][1]
+    est = CROSS_FITTED[name]()
+    splits = list(RepeatedStratifiedKFold(n_splits=2, n_repeats=2, random_state=0)
+                  .split(X, t))
+    fold0 = [splits[0][1], splits[2][1]]
+    # partition 0 is StratifiedKFold's, as with n_repeats=1
+    np.testing.assert_array_equal(
+        fold0[0], list(StratifiedKFold(2, shuffle=True, random_state=0).split(X, t))[0][1])
+    flipped = np.intersect1d(fold0[0], fold0[1])[:40]
     y2 = y.copy()
-    y2[fold0[:40]] = 1 - y2[fold0[:40]]
+    y2[flipped] = 1 - y2[flipped]
+    model = est._propensity_model(None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a = est._nuisances_cross_fitted(X, y, t, est._propensity_model(None), 2)
-        b = est._nuisances_cross_fitted(X, y2, t, est._propensity_model(None), 2)
-    np.testing.assert_allclose(a[0][fold0], b[0][fold0], rtol=1e-6)
-    np.testing.assert_allclose(a[1][fold0], b[1][fold0], rtol=1e-6)
-    others = np.setdiff1d(np.arange(len(y)), fold0)
-    assert not np.allclose(a[1][others], b[1][others])  # fold 1's model saw them
+        a = est._nuisances_cross_fitted(X, y, t, model, 2, n_repeats=2)
+        b = est._nuisances_cross_fitted(X, y2, t, model, 2, n_repeats=2)
+    for r in range(2):
+        for nuisance in range(3):  # mu0, mu1 and the propensity
+            np.testing.assert_allclose(a[r][nuisance][fold0[r]],
+                                       b[r][nuisance][fold0[r]], rtol=1e-6)
+        others = np.setdiff1d(np.arange(len(y)), fold0[r])
+        assert not np.allclose(a[r][1][others], b[r][1][others])  # fold 1 saw them
+
+
+def test_repeated_cross_fitting_aggregates_by_the_median_rule():
+    X, t, y = data(seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = TARNet(**TINY, random_state=0).ate_inference(X, y, treatment=t, cv=2,
+                                                            n_repeats=3)
+    assert res.n_repeats == 3 and len(res.repeats) == 3
+    estimates = np.array([r.point_estimate for r in res.repeats])
+    stderrs = np.array([r.stderr for r in res.repeats])
+    assert len(set(estimates)) == 3  # three partitions, three estimates
+    assert res.point_estimate == np.median(estimates)
+    assert res.stderr == pytest.approx(np.sqrt(np.median(
+        stderrs ** 2 + (estimates - np.median(estimates)) ** 2)))
+    assert res.stderr >= np.min(stderrs)
+    assert res.summary_frame()["n_repeats"].iloc[0] == 3
+    with pytest.raises(ValueError, match="n_repeats must be an integer >= 1"):
+        TARNet(**TINY).ate_inference(X, y, treatment=t, n_repeats=0)
+    with pytest.raises(ValueError, match="needs cv folds"):
+        TARNet(**TINY).ate_inference(X, y, treatment=t, cv=None, n_repeats=2)
 
 
 def test_targets_methods_and_in_sample():

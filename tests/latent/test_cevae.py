@@ -213,6 +213,38 @@ def test_bootstrap_members_give_intervals_and_cross_fitted_inference():
     assert np.isnan(plug.stderr)
 
 
+def test_own_member_validation(held_out_rows, monkeypatch):
+    """member_validation='own': each member holds out its own rows; one member is the
+    shared fit; the KL warm-up counts the steps of an epoch over all rows."""
+    one_shared = CEVAE(**TINY, random_state=2).fit(X, Y, treatment=T)
+    one_own = CEVAE(**TINY, member_validation="own", random_state=2).fit(
+        X, Y, treatment=T)
+    np.testing.assert_array_equal(one_own.effect(X), one_shared.effect(X))
+    del held_out_rows[:]
+    shared = CEVAE(**TINY, n_members=3, random_state=0).fit(X, Y, treatment=T)
+    assert len(held_out_rows) == 1
+    own = CEVAE(**TINY, n_members=3, member_validation="own", random_state=0).fit(
+        X, Y, treatment=T)
+    assert len(held_out_rows) == 4 and len({tuple(r) for r in held_out_rows[1:]}) == 3
+    assert own.effect(X, members=True).shape == (3, len(X))
+    assert not np.allclose(own.effect(X), shared.effect(X))
+    assert np.all(np.isfinite(own.history_[-1]["valid_member_loss"]))
+    # warm-up over 2 epochs of ceil(200 / 64) = 4 steps each (all rows), not 3
+    betas = []
+    original = CEVAE._compute_loss
+
+    def recording(self, module, batch):
+        out = original(self, module, batch)
+        if module.training:
+            betas.append(min(1.0, self._step / self._warmup_steps))
+        return out
+
+    monkeypatch.setattr(CEVAE, "_compute_loss", recording)
+    CEVAE(**{**TINY, "max_epochs": 3}, n_members=2, member_validation="own",
+          kl_warmup_epochs=2, random_state=0).fit(X, Y, treatment=T)
+    assert len(betas) == 12 and betas[7] == 1.0 and betas[6] < 1.0
+
+
 def test_validation_rows_do_not_depend_on_the_architecture(held_out_rows):
     """Fits from one random_state hold out the same rows whatever the network sizes,
     so their validation losses compare (model selection by validation loss)."""

@@ -33,7 +33,7 @@ from causalnn import CEVAE, TARNet
 from causalnn.datasets import load_ihdp, make_proxy_confounded
 from causalnn.metrics import ate_error, pehe
 
-from causalnn.benchmark import machine_description
+from causalnn.benchmark import machine_description, save_markdown
 
 # Louizos et al. 2017, Table 2 (IHDP, 1000 replications, mean ± s.e.):
 # sqrt(PEHE) within-sample 2.7 ± .1, out-of-sample 2.6 ± .1;
@@ -275,14 +275,13 @@ def main(argv=None):
                   "", *proxy_table(proxy), ""]
     print("\n".join(lines))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"cevae_{device}.md").write_text("\n".join(lines) + "\n")
+    save_markdown(lines, out / f"cevae_{device}.md")
     fields = sorted({k for r in records for k in r})
     with open(out / f"cevae_{device}.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(records)
-    print(f"\nwritten to {out / f'cevae_{device}.md'}")
+    print(f"written to {out / f'cevae_{device}.csv'}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from causalnn import CEVAE, TARNet
-from causalnn.benchmark import machine_description
+from causalnn.benchmark import machine_description, save_markdown
 from causalnn.datasets import make_proxy_confounded
 
 
@@ -53,9 +53,7 @@ def main(seeds=3, n=5000):
             f"{m[2]:.4f}. The CEVAE AIPW interval covers the sample ATE in "
             f"{int(round(m[3] * seeds))} of {seeds} seeds."]
     print("\n".join(text))
-    out = Path(__file__).parent / "results" / "cevae_inference_cpu.md"
-    out.write_text("\n".join(text) + "\n")
-    print(f"written to {out}")
+    save_markdown(text, Path(__file__).parent / "results" / "cevae_inference_cpu.md")
 
 
 if __name__ == "__main__":

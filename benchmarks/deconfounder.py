@@ -31,7 +31,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression
 
 from causalnn import Deconfounder
-from causalnn.benchmark import machine_description
+from causalnn.benchmark import machine_description, save_markdown
 from causalnn.datasets import make_multi_cause
 from causalnn.estimators.latent import PredictiveCheckWarning
 
@@ -144,8 +144,7 @@ def main(argv=None):
                  f"--seeds {args.seeds} --n-samples {args.n_samples}`", "",
                  "Per-cause effect RMSE per seed; timings on a shared machine.", ""]
         table += run_variants(args.n_samples, args.n_factors, args.seeds)
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "deconfounder_variants_cpu.md").write_text("\n".join(table) + "\n")
+        save_markdown(table, Path(args.out) / "deconfounder_variants_cpu.md")
         return table
     grid = [(m, c) for m in args.causes for c in args.confounding]
     records = []
@@ -175,8 +174,7 @@ def main(argv=None):
              "shared machine.", ""]
     table += summarise(records, grid)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "deconfounder_cpu.md").write_text("\n".join(table) + "\n")
+    save_markdown(table, out / "deconfounder_cpu.md")
     with open(out / "deconfounder_cpu.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(records[0]))
         writer.writeheader()

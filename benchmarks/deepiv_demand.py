@@ -31,7 +31,8 @@ from causalnn import DeepIV
 from causalnn.datasets import demand_test_grid, make_demand
 from causalnn.engine import Trainer, make_generator
 from causalnn.nets import MLP, init_weights
-from causalnn.benchmark import machine_description, two_stage_least_squares
+from causalnn.benchmark import (machine_description, save_markdown,
+                                 two_stage_least_squares)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -127,9 +128,8 @@ def main():
     rows = run(sizes, rhos, args.seeds)
     table = summarise(rows, args.seeds)
     print(table)
-    RESULTS.mkdir(exist_ok=True)
     name = args.out or ("deepiv_demand_full.md" if args.full else "deepiv_demand.md")
-    (RESULTS / name).write_text(table)
+    save_markdown(table, RESULTS / name)
 
 
 if __name__ == "__main__":

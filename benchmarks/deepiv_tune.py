@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from causalnn import DeepIV
+from causalnn.benchmark import save_markdown
 from causalnn.datasets import make_demand
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -36,8 +37,7 @@ def main(cases=((0.9, 10), (0.5, 11)), weight_decays=(1e-4, 1e-3, 3e-3), n_sampl
             print(lines[-1], flush=True)
     table = (f"DeepIV weight_decay by held-out second-stage loss (n={n_samples}).\n\n"
              + "\n".join(lines) + "\n")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "deepiv_tune.md").write_text(table)
+    save_markdown(table, RESULTS / "deepiv_tune.md")
     return table
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from causalnn import Dragonnet, TARNet
+from causalnn.benchmark import save_markdown
 from causalnn.losses import mmd_linear, mmd_rbf
 
 
@@ -97,11 +98,8 @@ def main():
               "| offset | Dragonnet ATE | TARNet ATE | TARNet distinct effects | dtype |",
               "|---|---|---|---|---|"]
     lines += offset_rows()
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(__file__).parent / "results" / "hardening_checks.md"
-    out.write_text(text)
-    print(f"written to {out}")
+    print("\n".join(lines))
+    save_markdown(lines, Path(__file__).parent / "results" / "hardening_checks.md")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 
 import causalnn
 from causalnn import CFRNet, Dragonnet, TARNet
-from causalnn.benchmark import machine_description
+from causalnn.benchmark import machine_description, save_markdown
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import ate_error, pehe
 
@@ -232,13 +232,12 @@ def main(argv=None):
     table = header + summarise(records, order)
     print("\n".join(table))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"ihdp_{device}{tag}.md").write_text("\n".join(table) + "\n")
+    save_markdown(table, out / f"ihdp_{device}{tag}.md")
     with open(out / f"ihdp_{device}{tag}.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)
-    print(f"\nwritten to {out / f'ihdp_{device}{tag}.md'}")
+    print(f"written to {out / f'ihdp_{device}{tag}.csv'}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from causalnn.benchmark import machine_description
+from causalnn.benchmark import machine_description, save_markdown
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import pehe
 
@@ -119,10 +119,7 @@ def main(argv=None):
                            f"| {means.min():.3f} | {means.max():.3f} |")
     lines += summary
     print("\n".join(summary))
-    out = Path(__file__).parent / "results" / args.output
-    out.parent.mkdir(exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print(f"written to {out}")
+    save_markdown(lines, Path(__file__).parent / "results" / args.output)
 
 
 if __name__ == "__main__":

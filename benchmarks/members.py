@@ -38,7 +38,7 @@ from causalnn import TARNet
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import pehe
 from causalnn.nets import RepresentationNet, init_weights
-from causalnn.benchmark import machine_description
+from causalnn.benchmark import machine_description, save_markdown
 
 
 def sync(device):
@@ -280,12 +280,8 @@ def main(argv=None):
         part += [f"({name}: {time.perf_counter() - start:.0f} s wall)", ""]
         lines += part
         print("\n".join(part), flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"members_{device.type}.md"
-    path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    save_markdown(lines, Path(args.out) / f"members_{device.type}.md")
 
 
 if __name__ == "__main__":

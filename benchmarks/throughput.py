@@ -34,7 +34,7 @@ import torch
 
 from causalnn import CFRNet, TARNet
 from causalnn.engine import resolve_device
-from causalnn.benchmark import machine_description
+from causalnn.benchmark import machine_description, save_markdown
 
 REP, HEAD = (200, 200, 200), (100, 100, 100)
 
@@ -266,12 +266,8 @@ def main(argv=None):
                 torch.cuda.empty_cache()
         del X, y, t
     lines += ["", f"Total wall time {time.perf_counter() - start_all:.0f} s."]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"throughput_{device.type}{args.tag}.md"
-    path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"\nwritten to {path}")
+    save_markdown(lines, Path(args.out) / f"throughput_{device.type}{args.tag}.md")
 
 
 if __name__ == "__main__":

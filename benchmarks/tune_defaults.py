@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from causalnn import CFRNet, Dragonnet, TARNet
+from causalnn.benchmark import save_markdown
 from causalnn.datasets import load_ihdp
 from causalnn.engine import make_generator, spawn_generator, stratified_split
 from causalnn.metrics import ate_error, pehe
@@ -144,10 +145,7 @@ def main():
                 b = min((s for s in scored if s[1]["ipm"] == ipm), key=lambda s: s[0])
                 lines.append(f"| cfr | best for {ipm}: {b[1]} | {b[0]:.4f} | | | |")
                 print(lines[-1], flush=True)
-    out = Path(__file__).parent / "results" / args.output
-    out.parent.mkdir(exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    print(f"written to {out}")
+    save_markdown(lines, Path(__file__).parent / "results" / args.output)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["machine_description", "summarize", "format_table", "write_results",
-           "plot_results", "update_readme"]
+           "plot_results", "save_markdown", "update_readme"]
 
 METRIC_LABELS = {
     "pehe_in": "sqrt(PEHE) in", "pehe_out": "sqrt(PEHE) out", "ate_in": "|ATE err| in",
@@ -134,6 +134,27 @@ def _header(result, command):
     if result.get("shared_split"):
         lines.append("- every replication uses replication 1's split (--shared-split)")
     return "\n".join(lines)
+
+
+def save_markdown(lines, path):
+    """Write a results table to ``path`` (creating its folder) and say where.
+
+    Parameters
+    ----------
+    lines : list of str or str
+        Markdown lines (joined with newlines) or the whole text.
+    path : path-like
+
+    Returns
+    -------
+    path : pathlib.Path
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = lines if isinstance(lines, str) else "\n".join(lines) + "\n"
+    path.write_text(text)
+    print(f"written to {path}")
+    return path
 
 
 def write_results(result, out, command):

@@ -6,7 +6,7 @@ import pytest
 
 from causalnn import TARNet
 from causalnn.benchmark import (ModelSpec, format_table, load_replication, run_benchmark,
-                                update_readme, write_results)
+                                save_markdown, update_readme, write_results)
 from causalnn.cli import main
 from causalnn.metrics import pehe
 
@@ -125,6 +125,14 @@ def test_outputs_and_readme_section(tmp_path):
     assert "| ihdp | constant | 2 / 2 |" in text
     with pytest.raises(ValueError, match="readme"):
         update_readme(tmp_path / "results.md", markdown)
+
+
+def test_save_markdown_writes_lines_or_text_into_a_new_folder(tmp_path, capsys):
+    path = save_markdown(["| a |", "|---|"], tmp_path / "new" / "table.md")
+    assert path.read_text() == "| a |\n|---|\n"
+    assert f"written to {path}" in capsys.readouterr().out
+    save_markdown("whole text\n", path)
+    assert path.read_text() == "whole text\n"
 
 
 def test_plots(tmp_path):

@@ -85,6 +85,11 @@ class IntervalMixin:
         return float(np.quantile(tau, alpha / 2)), float(np.quantile(tau, 1 - alpha / 2))
 
 
+def _is_int(value):
+    """An integer, not a bool (``True`` is an ``Integral`` too)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 class AverageEffectInferenceMixin:
     """``ate_inference``: doubly robust average effects with cross-fitted nuisances.
 
@@ -200,9 +205,9 @@ class AverageEffectInferenceMixin:
             raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-        if cv is not None and not (isinstance(cv, numbers.Integral) and cv >= 2):
+        if cv is not None and not (_is_int(cv) and cv >= 2):
             raise ValueError(f"cv must be an integer >= 2 or None; got {cv!r}.")
-        if not (isinstance(n_repeats, numbers.Integral) and n_repeats >= 1):
+        if not (_is_int(n_repeats) and n_repeats >= 1):
             raise ValueError(f"n_repeats must be an integer >= 1; got {n_repeats!r}.")
         if cv is None and n_repeats > 1:
             raise ValueError(f"n_repeats={n_repeats} repeats the cross-fitting; it needs "

@@ -89,6 +89,10 @@ def test_repeated_cross_fitting_aggregates_by_the_median_rule():
     assert res.summary_frame()["n_repeats"].iloc[0] == 3
     with pytest.raises(ValueError, match="n_repeats must be an integer >= 1"):
         TARNet(**TINY).ate_inference(X, y, treatment=t, n_repeats=0)
+    with pytest.raises(ValueError, match="n_repeats must be an integer >= 1; got True"):
+        TARNet(**TINY).ate_inference(X, y, treatment=t, n_repeats=True)
+    with pytest.raises(ValueError, match="cv must be an integer >= 2 or None; got True"):
+        TARNet(**TINY).ate_inference(X, y, treatment=t, cv=True)
     with pytest.raises(ValueError, match="needs cv folds"):
         TARNet(**TINY).ate_inference(X, y, treatment=t, cv=None, n_repeats=2)
 

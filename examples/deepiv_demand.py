@@ -25,7 +25,7 @@ from causalnn.datasets import demand_structural, demand_test_grid, make_demand
 from causalnn.exceptions import ConvergenceWarning
 
 
-def main(n_samples=5000, rho=0.9, max_epochs=100, random_state=0):
+def main(n_samples=5000, rho=0.9, max_epochs=300, random_state=0):
     """Fit DeepIV and an instrument-blind fit of ``h``; print their counterfactual MSE.
 
     Returns

@@ -158,10 +158,16 @@ def test_api_outputs_float64_and_consistent(fitted, linear):
 
 def test_marginal_effect_matches_finite_difference(fitted, linear):
     x, _, t, _ = linear
-    step = 1e-4
-    numeric = (fitted.predict_outcome(x, t + step) - fitted.predict_outcome(x, t - step)) / (
-        2 * step)
-    np.testing.assert_allclose(fitted.marginal_effect(x, t), numeric, rtol=1e-5, atol=1e-6)
+    step = 1e-6  # float64 networks: round-off stays near 1e-10
+    at = fitted.predict_outcome(x, t)
+    up, down = fitted.predict_outcome(x, t + step), fitted.predict_outcome(x, t - step)
+    numeric = (up - down) / (2 * step)
+    # h is piecewise linear (ReLU): where a kink lies within the step the one-sided
+    # slopes disagree and no finite difference is the derivative
+    smooth = np.abs((up - at) - (at - down)) / step < 1e-4
+    assert smooth.mean() > 0.95
+    np.testing.assert_allclose(fitted.marginal_effect(x, t)[smooth], numeric[smooth],
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_seeded_fit_repeatable_clone_and_pickle(fitted, linear):
@@ -175,10 +181,10 @@ def test_seeded_fit_repeatable_clone_and_pickle(fitted, linear):
     assert clone(fitted).get_params() == fitted.get_params()
 
 
-def test_both_stages_hold_out_the_same_rows_whatever_the_network_size(linear,
+def test_each_stage_holds_out_the_same_rows_whatever_the_network_size(linear,
                                                                      held_out_rows):
-    """The second stage validates on rows the first stage never trained on, and one
-    random_state holds out the same rows for every network size (model selection)."""
+    """One random_state holds out the same rows in each stage for every network size
+    (model selection by validation loss); the two stages hold out different rows."""
     x, y, t, z = linear
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -189,8 +195,25 @@ def test_both_stages_hold_out_the_same_rows_whatever_the_network_size(linear,
         DeepIV(**dict(FAST, max_epochs=2), random_state=4).fit(
             x, y, treatment=t, instrument=z)
     assert len(held_out_rows) == 6 and len(held_out_rows[0]) > 0
-    assert held_out_rows[0] == held_out_rows[1] == held_out_rows[2] == held_out_rows[3]
-    assert held_out_rows[4] == held_out_rows[5] != held_out_rows[0]
+    first, second = held_out_rows[0::2], held_out_rows[1::2]
+    assert first[0] == first[1] != first[2]
+    assert second[0] == second[1] != second[2]
+    assert first[0] != second[0]
+
+
+def test_second_stage_validation_loss_uses_common_random_numbers(linear):
+    """Every validation pass draws the same treatments, so at fixed weights the held-out
+    loss repeats exactly, and early stopping compares epochs, not Monte-Carlo noise."""
+    x, y, t, z = linear
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # a learning rate of 1e-12: the weights do not move between epochs
+        est = DeepIV(**dict(FAST, max_epochs=4), optimizer="sgd", learning_rate=1e-12,
+                     random_state=0).fit(x, y, treatment=t, instrument=z)
+    losses = [record["valid_loss"] for record in est.history_]
+    assert losses == pytest.approx([losses[0]] * 4, rel=1e-9)
+    train = [record["train_loss"] for record in est.history_]
+    assert len(set(train)) == 4  # training keeps drawing fresh treatments
 
 
 def test_instrument_cols_and_pipeline(linear):

@@ -6,5 +6,6 @@ from ._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ._overlap import OverlapWarning, check_overlap, overlap_summary, plot_propensity
 
 __all__ = ["AverageEffectInferenceMixin", "AverageEffectResult", "IntervalMixin",
-           "OverlapWarning", "aggregate_repeats", "aipw", "check_overlap", "estimate_average_effect",
-           "overlap_summary", "plot_propensity", "plugin", "tmle"]
+           "OverlapWarning", "aggregate_repeats", "aipw", "check_overlap",
+           "estimate_average_effect", "overlap_summary", "plot_propensity", "plugin",
+           "tmle"]

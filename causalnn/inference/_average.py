@@ -153,6 +153,13 @@ def aggregate_repeats(results):
     result : AverageEffectResult
         With ``n_repeats`` and ``repeats`` set.
     """
+    results = list(results)
+    if not results:
+        raise ValueError("aggregate_repeats needs at least one result.")
+    kinds = {(r.target, r.method) for r in results}
+    if len(kinds) > 1:
+        raise ValueError(f"aggregate_repeats needs results of one target and method; "
+                         f"got {sorted(kinds)}.")
     estimates = np.array([r.point_estimate for r in results])
     stderrs = np.array([r.stderr for r in results])
     theta = float(np.median(estimates))

@@ -7,9 +7,10 @@ weights say which rows a member trains on and how often (a member's own training
 a cross-fitting fold's complement, bootstrap counts): each arm is then the weighted
 distribution of its rows, rows of weight 0 take no part (not even in the bandwidth or
 the Sinkhorn scale), and 0/1 weights give exactly the IPM of the weighted-in rows. The
-weights' overall scale does not matter. They use masks and weights rather than boolean indexing, never
-read a tensor's value on the host and never branch on one, so shapes stay fixed: no host
-sync on a GPU, and ``torch.func.vmap`` maps them over a stack of batches (a member axis).
+weights' overall scale does not matter. The functions use masks and weights rather than
+boolean indexing, never read a tensor's value on the host and never branch on one, so
+shapes stay fixed: no host sync on a GPU, and ``torch.func.vmap`` maps them over a
+stack of batches (a member axis).
 
 The two MMDs are *unbiased* estimates of the squared MMD (U-statistics, Gretton et al.
 2012, Lemma 6): the within-arm averages leave out the ``i = j`` pairs. The plug-in
@@ -25,8 +26,21 @@ import torch
 __all__ = ["mmd_linear", "mmd_rbf", "wasserstein", "IPMS"]
 
 
+def _check_weight(weight, t):
+    """``weight`` must be None or a tensor of one value per row (a bandwidth or blur
+    passed positionally, where ``weight`` now stands, would otherwise be misread)."""
+    if weight is not None and (not isinstance(weight, torch.Tensor)
+                               or weight.shape != t.shape):
+        raise TypeError(
+            f"weight must be None or a tensor of shape {tuple(t.shape)} (one weight per "
+            f"row); got {type(weight).__name__} "
+            f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else weight!r}. "
+            f"Pass bandwidth, min_bandwidth, blur and n_iter by keyword.")
+
+
 def _arm_masses(t, weight):
     """Each row's mass in the control and the treated arm, ``(control, treated)``."""
+    _check_weight(weight, t)
     if weight is None:
         return 1.0 - t, t
     return (1.0 - t) * weight, t * weight
@@ -145,6 +159,7 @@ def mmd_rbf(phi, t, weight=None, bandwidth=None, min_bandwidth=0.1):
     n = phi.shape[0]
     if n < 2:  # a static shape, not a tensor value: fine under vmap
         return phi.sum() * 0.0
+    _check_weight(weight, t)
     sq = pairwise_sq_distances(phi)
     if bandwidth is None:
         sigma2 = median_bandwidth(sq, min_bandwidth, weight)

@@ -7,6 +7,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
 from causalnn import CEVAE, CFRNet, Dragonnet, TARNet
+from causalnn.inference import aggregate_repeats
 
 TINY = dict(representation_layers=(16,), head_layers=(8,), max_epochs=5,
             batch_size=64, patience=None)
@@ -87,6 +88,11 @@ def test_repeated_cross_fitting_aggregates_by_the_median_rule():
         stderrs ** 2 + (estimates - np.median(estimates)) ** 2)))
     assert res.stderr >= np.min(stderrs)
     assert res.summary_frame()["n_repeats"].iloc[0] == 3
+    with pytest.raises(ValueError, match="one target and method"):
+        aggregate_repeats([res.repeats[0], TARNet(**TINY, random_state=0).ate_inference(
+            X, y, treatment=t, cv=2, target="att")])
+    with pytest.raises(ValueError, match="at least one result"):
+        aggregate_repeats([])
     with pytest.raises(ValueError, match="n_repeats must be an integer >= 1"):
         TARNet(**TINY).ate_inference(X, y, treatment=t, n_repeats=0)
     with pytest.raises(ValueError, match="n_repeats must be an integer >= 1; got True"):

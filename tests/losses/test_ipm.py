@@ -188,3 +188,15 @@ def test_weighted_median_bandwidth_is_the_median_of_the_weighted_in_pairs():
     # (the two distance matrices are centred on different means: equal to round-off)
     assert float(median_bandwidth(sq, 0.0, keep.to(torch.float64))) == pytest.approx(
         float(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("ipm", [mmd_linear, mmd_rbf, wasserstein],
+                         ids=lambda f: f.__name__)
+def test_a_positional_bandwidth_or_blur_is_refused(ipm):
+    # weight is the third parameter: a number there is an old positional call
+    phi = torch.randn(20, 3, dtype=torch.float64)
+    t = (torch.arange(20) % 2).to(torch.float64)
+    with pytest.raises(TypeError, match="weight must be None or a tensor of shape"):
+        ipm(phi, t, 0.5)
+    with pytest.raises(TypeError, match=r"shape \(20,\)"):
+        ipm(phi, t, torch.ones(19, dtype=torch.float64))

@@ -18,6 +18,7 @@ Run:  python benchmarks/ihdp_seeds.py [--models TARNet CFR-wasserstein]
 Writes benchmarks/results/ihdp_seeds_cpu.md (``--output`` to change the name).
 """
 import argparse
+import ast
 import shlex
 import sys
 import warnings
@@ -40,7 +41,8 @@ def label(name, bag_splits, member_validation="shared"):
     return name if member_validation == "shared" else f"{name}, member_validation='own'"
 
 
-def fit_and_score(spec, data, offset, members, bag_splits, member_validation="shared"):
+def fit_and_score(spec, data, offset, members, bag_splits, member_validation="shared",
+                  params=None):
     """Out-of-sample sqrt(PEHE) and fit seconds of one model on one file: a single
     fit, or with ``bag_splits`` the mean effect of that many single fits, each with
     its own seed and so its own validation rows (seconds summed)."""
@@ -48,6 +50,7 @@ def fit_and_score(spec, data, offset, members, bag_splits, member_validation="sh
         est = spec(data.replication + offset)
         if hasattr(est, "n_members"):
             est.set_params(n_members=members, member_validation=member_validation)
+        est.set_params(**(params or {}))
         row = run_one("", est, data)[0]
         return row["pehe_out"], row["fit_seconds"]
     test = data.test_index
@@ -56,6 +59,7 @@ def fit_and_score(spec, data, offset, members, bag_splits, member_validation="sh
         est = spec(data.replication + offset + 1000 * k)
         if members != 1:
             est.set_params(n_members=members)
+        est.set_params(**(params or {}))
         seconds += run_one("", est, data)[0]["fit_seconds"]
         effects.append(est.effect(data.X[test]))
     return pehe(data.ite[test], np.mean(effects, axis=0)), seconds
@@ -75,9 +79,14 @@ def main(argv=None):
                              "own validation rows (a fit with n_members shares one split)")
     parser.add_argument("--member-validation", choices=["shared", "own"],
                         default="shared", help="the estimators' member_validation")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="an estimator parameter to set (a Python literal), e.g. "
+                             "--param patience=60; repeatable")
     parser.add_argument("--output", default="ihdp_seeds_cpu.md",
                         help="file name under benchmarks/results/")
     args = parser.parse_args(argv)
+    params = {name: ast.literal_eval(value)
+              for name, value in (item.split("=", 1) for item in args.param)}
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -94,7 +103,8 @@ def main(argv=None):
                "| sd across offsets | min | max |", "|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name in args.models:
-        model = label(name, args.bag_splits, args.member_validation)
+        model = label(name, args.bag_splits, args.member_validation) + "".join(
+            f", {key}={value!r}" for key, value in params.items())
         for members in args.n_members:
             means = []
             for offset in args.offsets:
@@ -102,7 +112,7 @@ def main(argv=None):
                 for data in files:
                     pehe_out, fit_seconds = fit_and_score(
                         specs[name], data, offset, members, args.bag_splits,
-                        args.member_validation)
+                        args.member_validation, params)
                     pehes.append(pehe_out)
                     seconds.append(fit_seconds)
                 pehes = np.asarray(pehes)

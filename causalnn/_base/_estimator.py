@@ -197,7 +197,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             n_members=n_members, bootstrap=bootstrap,
             member_validation=getattr(self, "member_validation", "shared"),
             precision=getattr(self, "precision", "float32"),
-            compile=getattr(self, "compile", False))
+            compile=getattr(self, "compile", False),
+            callbacks=self._training_callbacks())
         member_data = {k: torch.tensor(v, dtype=torch.float32)
                        for k, v in (member_data or {}).items()}
         self.history_ = trainer.fit(module, tensors, stratify=stratify,
@@ -205,6 +206,10 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         self.best_epoch_ = trainer.early_stopping.best_epoch
         self.n_iter_ = len(self.history_)
         return module
+
+    def _training_callbacks(self):
+        """Engine callbacks of every training run of this estimator (none by default)."""
+        return ()
 
     def _train_members(self, module, data, generator, *, stratify):
         """Train a member module with the estimator's ``n_members_`` and ``bootstrap``:

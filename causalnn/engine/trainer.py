@@ -111,7 +111,8 @@ class Trainer:
     verbose : int
         0 silent, 1 progress line, 2 one line per epoch.
     callbacks : list of Callback
-        Extra callbacks run after the built-in ones.
+        Extra callbacks run after the built-in ones. From ``on_train_begin`` on,
+        ``trainer.n_batches`` holds the number of training steps per epoch.
     weight_decay_filter : callable or None
         ``weight_decay_filter(name, param) -> bool`` picks the parameters to decay (e.g.
         only the outcome heads, as the papers do); ``None`` decays every weight matrix.
@@ -243,6 +244,7 @@ class Trainer:
                     self.n_members, len(train_idx), self.generator, self.device)
         n_train = next(iter(train[0].values())).shape[0]
         n_batches = max(1, math.ceil(n_train / self.batch_size))
+        self.n_batches = n_batches
         self._loss = self.loss_fn
         if self.compile:
             mode = "reduce-overhead" if self.device.type == "cuda" else None

@@ -15,7 +15,6 @@ Loss:   ``-ELBO - log q(t_i | x_i) - log q(y_i | x_i, t_i)`` with
 Effect: ``tau(x) = E[ E[y | t=1, z] - E[y | t=0, z] ]`` over ``n_samples`` draws of
         ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``.
 """
-import math
 import numbers
 import warnings
 
@@ -26,7 +25,7 @@ from torch.distributions import kl_divergence
 from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
-from ...engine import member_mean, predict_in_batches, spawn_generator
+from ...engine import Callback, member_mean, predict_in_batches, spawn_generator
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...nets import init_weights
 from ...nets.mlp import ACTIVATIONS
@@ -51,6 +50,18 @@ class _ProxyTypes:
     def __str__(self):
         return ("'auto', 'continuous', 'binary' or a sequence of 'continuous'/'binary' "
                 "per column")
+
+
+class _KLWarmUp(Callback):
+    """Sets ``kl_warmup_epochs`` in training steps from the engine's steps per epoch
+    (which depend on the split, e.g. members with their own validation rows run over
+    every row)."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def on_train_begin(self, trainer):
+        self.estimator._warmup_steps = self.estimator.kl_warmup_epochs * trainer.n_batches
 
 
 @fill_doc
@@ -231,11 +242,7 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         self.sampling_seed_ = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         split_and_batches = spawn_generator(generator)
         self.module_ = init_weights(module, generator)
-        # rows per training epoch: with their own splits the members run over all rows
-        own_splits = self.member_validation == "own" and self.n_members_ > 1
-        n_train = X.shape[0] * (1 if own_splits else 1 - self.validation_fraction)
-        self._warmup_steps = self.kl_warmup_epochs * max(
-            1, math.ceil(n_train / self.batch_size))
+        self._warmup_steps = 0  # set from the engine's steps per epoch at train begin
         self._step = 0
         try:
             self._train_members(self.module_, {"X": self._scale_X(X), "t": treatment,
@@ -274,6 +281,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
             X, y, treatment=treatment, target=target, method=method, cv=cv,
             n_repeats=n_repeats, propensity_model=propensity_model,
             propensity_clip=propensity_clip, trim=trim)
+
+    def _training_callbacks(self):
+        return (_KLWarmUp(self),)
 
     def _standard_normal(self, like):
         """``N(0, 1)`` noise shaped as ``like``, drawn on the CPU from the fit's

@@ -81,9 +81,7 @@ class RepresentationEstimator(BaseCausalEstimator):
         """A per-batch term ``fn(phi, t[, weight]) -> scalar`` for every member,
         ``(n_members,)``; ``weight`` ``(n_members, batch)`` gives each member its own
         row weights."""
-        if weight is None:
-            return per_member(fn, phi, t)
-        return per_member(fn, phi, t, member_args=(weight,))
+        return per_member(fn, phi, t, member_args=() if weight is None else (weight,))
 
     # ---- several datasets as one fit ----------------------------------------------------
     def fit_many(self, X, Y, *, treatment=None):

@@ -17,18 +17,19 @@ METRIC_LABELS = {
 }
 
 
-def machine_description(device=None):
+def machine_description(device=None, threads=None):
     """One line naming the machine, its cores, torch's threads, the GPU and versions.
 
     ``device``: the run's torch device (its GPU is named); ``None`` names GPU 0 when
-    there is one."""
+    there is one. ``threads``: the torch threads the measured work ran with, when that
+    was not this process (e.g. parallel workers); ``None`` reads this process's."""
     import sklearn
     import torch
 
     from .. import __version__
     cpu = platform.processor() or platform.machine()
     text = (f"{platform.node()}: {cpu}, {os.cpu_count()} CPU cores, "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"torch {torch.__version__} ({threads or torch.get_num_threads()} threads), "
             f"sklearn {sklearn.__version__}, causalnn {__version__}")
     if device is None and torch.cuda.is_available():
         device = torch.device("cuda", 0)
@@ -122,10 +123,21 @@ def _timing_notes(result, summary):
     return notes
 
 
+def _worker_threads(result):
+    """The torch threads the fits ran with, as the workers reported them ("1", or
+    "1-2" when they differed); ``None`` for results without that record."""
+    counts = sorted({r["torch_threads"] for r in result.get("records", ())
+                     if "torch_threads" in r})
+    if not counts:
+        return None
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
 def _header(result, command):
     from ._datasets import DATASETS
-    lines = [f"Command: `{command}`", "",
-             f"Machine: {result.get('machine', machine_description())}.", "",
+    machine = result.get("machine") or machine_description(
+        threads=_worker_threads(result))
+    lines = [f"Command: `{command}`", "", f"Machine: {machine}.", "",
              f"{result['replications']} replications per dataset, the same replications "
              f"and splits for every model; grid wall time {result['seconds']:.0f} s "
              f"({result['n_jobs']} jobs, {result['backend']} backend). Each cell: mean ± "
@@ -163,7 +175,7 @@ def write_results(result, out, command):
     return the markdown."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    result.setdefault("machine", machine_description())
+    result.setdefault("machine", machine_description(threads=_worker_threads(result)))
     summary = summarize(result)
     markdown = _header(result, command) + "\n\n" + format_table(result, summary) + "\n"
     (out / "results.md").write_text(markdown)

@@ -91,8 +91,13 @@ def run_unit(spec, label, dataset, replications, seed, device, batched, threads=
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _run_unit(spec, label, dataset, replications, seed, device, batched,
+            rows = _run_unit(spec, label, dataset, replications, seed, device, batched,
                              shared_split)
+        # the threads this worker really ran with (a loky worker's default is set by
+        # joblib, not by the parent), for the report's machine line
+        for row in rows:
+            row["torch_threads"] = torch.get_num_threads()
+        return rows
     finally:
         torch.set_num_threads(before)
 

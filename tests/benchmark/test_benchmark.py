@@ -127,6 +127,17 @@ def test_outputs_and_readme_section(tmp_path):
         update_readme(tmp_path / "results.md", markdown)
 
 
+def test_machine_line_names_the_threads_the_fits_ran_with(tmp_path):
+    import torch
+    before = torch.get_num_threads()
+    threads = 1 if before != 1 else 2  # differs from this process's setting
+    result = run_benchmark([CONSTANT], ["ihdp"], 1, threads=threads, progress=False)
+    assert torch.get_num_threads() == before
+    assert result["records"][0]["torch_threads"] == threads
+    markdown = write_results(result, tmp_path, "causalnn bench --test")
+    assert f"({threads} threads)" in markdown
+
+
 def test_save_markdown_writes_lines_or_text_into_a_new_folder(tmp_path, capsys):
     path = save_markdown(["| a |", "|---|"], tmp_path / "new" / "table.md")
     assert path.read_text() == "| a |\n|---|\n"

@@ -16,6 +16,7 @@
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/cevae.py [--replications 10] [--select]
           [--sizes 5000] [--noise 1.0 0.5] [--confounding 1.0 2.0] [--seeds 3]
+          [--n-members 5] [--member-validation shared|own]
 Writes benchmarks/results/cevae_<device>.md (tables) and cevae_<device>.csv (per fit).
 """
 import argparse
@@ -75,7 +76,8 @@ def ihdp_row(name, r, est, seconds, data, fit_rows, test, **extra):
             "ate_out": ate_error(data.ite[test], est.ate(data.X[test])), **extra}
 
 
-def run_ihdp(replications, device, n_members=1, select=False, seed_offset=0):
+def run_ihdp(replications, device, n_members=1, select=False, seed_offset=0,
+             member_validation="shared"):
     records = []
     for r in range(1, replications + 1):
         data = load_ihdp(r)
@@ -86,7 +88,7 @@ def run_ihdp(replications, device, n_members=1, select=False, seed_offset=0):
         fits = []
         for params in grid:
             est = CEVAE(**params, n_members=n_members, random_state=r + seed_offset,
-                        device=device)
+                        member_validation=member_validation, device=device)
             seconds = timed_fit(est, Xf, yf, tf)
             fits.append((best_validation_loss(est), params, est, seconds))
             print(f"ihdp rep {r:2d} CEVAE {params} valid loss {fits[-1][0]:.3f} "
@@ -230,6 +232,9 @@ def main(argv=None):
                         help="IHDP: fit replication r with random_state r + offset")
     parser.add_argument("--n-members", type=int, default=1,
                         help="CEVAE n_members on IHDP (an ensemble trained as one fit)")
+    parser.add_argument("--member-validation", choices=["shared", "own"], default="shared",
+                        help="CEVAE member_validation on IHDP: one validation split for "
+                             "all members, or each member its own")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
@@ -237,7 +242,8 @@ def main(argv=None):
 
     started = time.perf_counter()
     ihdp = (run_ihdp(args.replications, args.device, args.n_members, args.select,
-                     args.seed_offset) if args.replications else [])
+                     args.seed_offset, args.member_validation)
+            if args.replications else [])
     proxy = (run_proxy(args.sizes, args.noise, args.confounding, args.seeds,
                        args.n_proxies, args.latent_dim, args.n_samples, args.device)
              if args.seeds else [])
@@ -249,7 +255,8 @@ def main(argv=None):
                f"{' '.join(map(str, args.confounding))} --seeds {args.seeds} "
                f"--n-proxies "
                f"{args.n_proxies} --latent-dim {args.latent_dim} --n-samples {args.n_samples} "
-               f"--n-members {args.n_members}{' --select' if args.select else ''} "
+               f"--n-members {args.n_members} --member-validation "
+               f"{args.member_validation}{' --select' if args.select else ''} "
                f"--seed-offset {args.seed_offset} "
                f"--device {args.device}")
     lines = ["# CEVAE benchmark", "", f"Machine: {machine_description()}.", "",

@@ -43,7 +43,9 @@ class EarlyStopping(Callback):
     When ``record[monitor]`` is a list (one score per member of a member module, see
     :mod:`causalnn.engine.trainer`), each member is tracked on its own: its own best
     score, best epoch (``best_epoch`` is then an array) and best weights; training
-    stops once every member has gone ``patience`` epochs without improving.
+    stops once every member has gone ``patience`` epochs without improving. A member
+    that has done so is finished: its best weights are those of a lone fit that
+    stopped there, whatever the other members do afterwards.
 
     Parameters
     ----------
@@ -93,7 +95,11 @@ class EarlyStopping(Callback):
             self.best_score = np.full(len(score), np.inf)
             self.best_epoch = np.zeros(len(score), dtype=int)
             self._stale = np.zeros(len(score), dtype=int)
-        improved = score < self.best_score - self.min_delta
+            self._stopped = np.zeros(len(score), dtype=bool)
+        # a member that has run out of patience is done, as if trained alone: the epochs
+        # the slower members still run must not give it a new best (in cross-fitting
+        # they train on its held-out fold, so how long they run depends on that fold)
+        improved = (score < self.best_score - self.min_delta) & ~self._stopped
         self.best_score = np.where(improved, score, self.best_score)
         self.best_epoch = np.where(improved, epoch, self.best_epoch)
         self._stale = np.where(improved, 0, self._stale + 1)
@@ -105,7 +111,8 @@ class EarlyStopping(Callback):
                 mask = torch.as_tensor(improved, device=value.device)[:, None]
                 best = member_rows(self._best_state[key], len(score))
                 best.copy_(torch.where(mask, member_rows(value.detach(), len(score)), best))
-        if np.all(self._stale >= self.patience):
+        self._stopped |= self._stale >= self.patience
+        if np.all(self._stopped):
             raise StopTraining
 
     def on_train_end(self, trainer):

@@ -34,7 +34,8 @@ member), its own row weights or resample (``bootstrap=True``), its own validatio
 its own early stopping and its own best weights (with ``member_validation="own"`` also
 its own validation rows). Training ends when every member has stopped improving, so a
 batched fit runs as many epochs as its slowest member (members that have stopped keep
-training but their best weights are the ones restored). The history records the
+training but take no new best, so each member's restored weights are those of a lone
+fit of it). The history records the
 members' mean loss as ``train_loss`` / ``valid_loss`` and the per-member validation
 losses as ``valid_member_loss``.
 

@@ -6,6 +6,8 @@ return an :class:`AverageEffectResult` whose standard error is that of the effic
 influence function (Robins, Rotnitzky & Zhao 1994; van der Laan & Rubin 2006;
 Chernozhukov et al. 2018). See ``docs/inference.md`` for the formulas.
 """
+import numbers
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -286,6 +288,10 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
         raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
     _arm_shares(t)  # refuses a treatment with an empty arm
     if outcome == "binary":
+        if y.min() < 0 or y.max() > 1:
+            raise ValueError(
+                f"outcome='binary' needs y in [0, 1]; got values from {y.min()} to "
+                f"{y.max()}.")
         lo, scale = 0.0, 1.0
     else:
         lo, hi = float(min(y.min(), mu0.min(), mu1.min())), float(
@@ -324,6 +330,18 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
     return est, infl
 
 
+def check_clip_and_trim(propensity_clip, trim):
+    """Refuse a ``propensity_clip`` outside [0, 0.5) or a ``trim`` outside (0, 0.5)."""
+    def real(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    if not (real(propensity_clip) and 0 <= propensity_clip < 0.5):
+        raise ValueError(f"propensity_clip must be a number in [0, 0.5); got "
+                         f"{propensity_clip!r}.")
+    if trim is not None and not (real(trim) and 0 < trim < 0.5):
+        raise ValueError(f"trim must be a number in (0, 0.5) or None; got {trim!r}.")
+
+
 def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method="aipw",
                             outcome="continuous", propensity_clip=0.01, trim=None,
                             cv=None):
@@ -352,8 +370,7 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
         raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
-    if not 0 <= propensity_clip < 0.5:
-        raise ValueError(f"propensity_clip must be in [0, 0.5); got {propensity_clip!r}.")
+    check_clip_and_trim(propensity_clip, trim)
     arrays = [np.asarray(a, dtype=np.float64) for a in (y, t, mu0, mu1, propensity)]
     n = len(arrays[0])
     for name, a in zip(("y", "treatment", "mu0", "mu1", "propensity"), arrays):
@@ -364,8 +381,6 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
     y, t, mu0, mu1, e = arrays
     n_trimmed = 0
     if trim is not None:
-        if not 0 < trim < 0.5:
-            raise ValueError(f"trim must be in (0, 0.5) or None; got {trim!r}.")
         keep = (e >= trim) & (e <= 1 - trim)
         n_trimmed = int(n - keep.sum())
         y, t, mu0, mu1, e = (a[keep] for a in (y, t, mu0, mu1, e))
@@ -373,6 +388,16 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
             raise ValueError(f"trimming at {trim} left only one treatment arm.")
     e_clipped = np.clip(e, propensity_clip, 1 - propensity_clip)
     n_clipped = int(np.sum(e_clipped != e))
+    if method != "plugin":
+        # the weights divide by e (ATE, ATC) and by 1 - e (ATE, ATT)
+        unbounded = {"ate": (e_clipped <= 0) | (e_clipped >= 1), "att": e_clipped >= 1,
+                     "atc": e_clipped <= 0}[target]
+        if unbounded.any():
+            raise ValueError(
+                f"{int(unbounded.sum())} rows have a propensity of exactly 0 or 1, where "
+                f"the {target.upper()}'s weights are unbounded (the effect is not "
+                f"identified there); set propensity_clip > 0 (now {propensity_clip}) "
+                f"or trim.")
     plug = plugin(mu0, mu1, t, target)
     common = dict(target=target, method=method, propensity=e, treatment=t,
                   plugin_estimate=plug, propensity_clip=propensity_clip,

@@ -12,10 +12,14 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from .._base._validation import (check_binary, check_features, check_vector,
-                                 require_treatment, split_treatment_column)
-from ._average import METHODS, TARGETS, aggregate_repeats, estimate_average_effect
+from .._base._validation import (_is_frame, check_binary, check_features,
+                                 check_same_index, check_vector, require_treatment,
+                                 split_treatment_column)
+from ._average import (METHODS, TARGETS, aggregate_repeats, check_clip_and_trim,
+                       estimate_average_effect)
 from ._overlap import OVERLAP_BOUNDS, check_overlap, overlap_summary
 
 __all__ = ["AverageEffectInferenceMixin", "IntervalMixin"]
@@ -117,21 +121,27 @@ class AverageEffectInferenceMixin:
 
     # ---- inputs -----------------------------------------------------------------------
     def _inference_inputs(self, X, y, treatment):
+        """``(X, features, y, t)``: ``X`` without the treatment column, for the
+        outcome networks; ``features``, the same rows for a propensity model (the
+        DataFrame itself when ``X`` is one, so column-selecting pipelines work)."""
         X, treatment = split_treatment_column(X, treatment, self.treatment_col,
                                               required=False)
+        check_same_index(y, X, "y")
+        check_same_index(treatment, X, "treatment")
         Xa, _ = check_features(X, name="X")
         n = Xa.shape[0]
         y = check_vector(y, name="y", n_samples=n)
         require_treatment(treatment)
         t = check_vector(treatment, name="treatment", n_samples=n)
         check_binary(t, name="treatment", owner=type(self).__name__)
-        return X, y, t
+        return X, (X if _is_frame(X) else Xa), y, t
 
     def _propensity_model(self, propensity_model):
         if propensity_model is None:
             if self._propensity_head:
                 return None
-            return LogisticRegression(max_iter=1000)
+            # standardised inside, so the penalty does not depend on the columns' units
+            return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         if not (hasattr(propensity_model, "fit")
                 and hasattr(propensity_model, "predict_proba")):
             raise TypeError(
@@ -177,11 +187,15 @@ class AverageEffectInferenceMixin:
             the AIPW ATT over 30 seeds from 119 to 85 (``docs/inference.md``), at
             about ``n_repeats`` times the cost of one cross-fit on a CPU.
         propensity_model : scikit-learn classifier, default=None
-            Model of ``P(T=1 | x)``. ``None``: Dragonnet's own propensity head, or
-            ``LogisticRegression(max_iter=1000)`` for TARNet/CFR.
+            Model of ``P(T=1 | x)``, fitted on ``X`` as passed (a DataFrame without
+            the treatment column, so pipelines may select columns by name). ``None``:
+            Dragonnet's own propensity head, or for TARNet/CFR a logistic regression on
+            the standardised columns (``make_pipeline(StandardScaler(),
+            LogisticRegression(max_iter=1000))``).
         propensity_clip : float in [0, 0.5), default=0.01
             Propensities are clipped to ``[c, 1 - c]`` in the weights; the number of
-            rows touched is ``result.n_clipped``.
+            rows touched is ``result.n_clipped``. With 0, a propensity of exactly 0 or
+            1 where the target's weights divide by it is refused.
         trim : float in (0, 0.5) or None, default=None
             Drop rows with propensity outside ``[trim, 1 - trim]`` before estimating
             (the estimand becomes the effect on the overlap population).
@@ -212,19 +226,29 @@ class AverageEffectInferenceMixin:
         if cv is None and n_repeats > 1:
             raise ValueError(f"n_repeats={n_repeats} repeats the cross-fitting; it needs "
                              f"cv folds (got cv=None).")
+        check_clip_and_trim(propensity_clip, trim)
         model = self._propensity_model(propensity_model)
-        X, y, t = self._inference_inputs(X, y, treatment)
+        X, features, y, t = self._inference_inputs(X, y, treatment)
+        # the outcome type of the y analysed now (TMLE's fluctuation scale); with
+        # cv=None the nuisances are this fit's, so y must be of the type it was fitted on
+        outcome = self._resolve_outcome(y)
         if cv is None:
-            partitions = [self._nuisances_in_sample(X, t, model)]
+            fitted = getattr(self, "outcome_type_", outcome)
+            if fitted != outcome:
+                raise ValueError(
+                    f"y is a {outcome} outcome, but this {type(self).__name__} was "
+                    f"fitted on a {fitted} one; with cv=None its own predictions are "
+                    f"the nuisances, so pass the y it was fitted on (or use cv).")
+            partitions = [self._nuisances_in_sample(X, t, model, features=features)]
         else:
             if np.bincount(t.astype(int), minlength=2).min() < cv:
                 raise ValueError(f"cv={cv} folds need at least {cv} rows in each "
                                  f"treatment arm.")
-            partitions = self._nuisances_cross_fitted(X, y, t, model, cv, n_repeats)
+            partitions = self._nuisances_cross_fitted(X, y, t, model, cv, n_repeats,
+                                                      features=features)
         check_overlap(np.mean([e for _, _, e in partitions], axis=0),
                       owner=f"{type(self).__name__}.ate_inference",
                       clip=max(propensity_clip, OVERLAP_BOUNDS))
-        outcome = getattr(self, "outcome_type_", None) or self._resolve_outcome(y)
         results = [estimate_average_effect(y, t, mu0, mu1, e, target=target,
                                            method=method, outcome=outcome,
                                            propensity_clip=propensity_clip, trim=trim,
@@ -232,8 +256,10 @@ class AverageEffectInferenceMixin:
                    for mu0, mu1, e in partitions]
         return results[0] if len(results) == 1 else aggregate_repeats(results)
 
-    def _nuisances_in_sample(self, X, t, model):
-        """``(mu0, mu1, e)`` from this fitted estimator, on all rows."""
+    def _nuisances_in_sample(self, X, t, model, *, features=None):
+        """``(mu0, mu1, e)`` from this fitted estimator, on all rows; ``features``
+        (default ``X``) are what the propensity model sees."""
+        features = X if features is None else features
         Xs = self._validate_X(X)
         n = Xs.shape[0]
         eta0, eta1 = self._predict_outcome(Xs, np.zeros(n), np.ones(n))
@@ -242,13 +268,16 @@ class AverageEffectInferenceMixin:
         if model is None:
             e = self._raw_propensity(Xs).mean(axis=0)
         else:
-            e = clone(model).fit(Xs, t).predict_proba(Xs)[:, 1]
+            e = clone(model).fit(features, t).predict_proba(features)[:, 1]
         return mu0, mu1, e
 
-    def _nuisances_cross_fitted(self, X, y, t, model, cv, n_repeats=1):
+    def _nuisances_cross_fitted(self, X, y, t, model, cv, n_repeats=1, *,
+                                features=None):
         """``[(mu0, mu1, e)]``, one per fold partition, every row predicted by the
         models of the folds that left it out; all partitions' fold models are the
-        members of one batched fit."""
+        members of one batched fit. ``features`` (default ``X``) are what the
+        propensity model sees."""
+        features = X if features is None else features
         seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
         # partition 0 is StratifiedKFold(cv, random_state=seed)'s, whatever n_repeats
         partitions = RepeatedStratifiedKFold(n_splits=cv, n_repeats=n_repeats,
@@ -282,7 +311,7 @@ class AverageEffectInferenceMixin:
             if model is None:
                 e = by_fold(e_all)
             else:
-                e = cross_val_predict(clone(model), Xs, t, cv=[
+                e = cross_val_predict(clone(model), features, t, cv=[
                     (np.flatnonzero(fold[r] != k), np.flatnonzero(fold[r] == k))
                     for k in range(cv)], method="predict_proba")[:, 1]
             nuisances.append((by_fold(mu0_all), by_fold(mu1_all), e))
@@ -295,7 +324,8 @@ class AverageEffectInferenceMixin:
         :func:`causalnn.inference.overlap_summary`).
 
         The propensity is the estimator's own head (Dragonnet), or ``propensity_model``
-        (default ``LogisticRegression``) cross-validated over 5 folds.
+        (default: a logistic regression on the standardised columns) cross-validated
+        over 5 folds, on the same features `ate_inference` gives it.
 
         Returns
         -------
@@ -305,13 +335,16 @@ class AverageEffectInferenceMixin:
         X, treatment = split_treatment_column(X, treatment, self.treatment_col,
                                               required=False)
         require_treatment(treatment)
+        check_same_index(treatment, X, "treatment")
         if model is None:
             Xs = self._validate_X(X)
             t = check_vector(treatment, name="treatment", n_samples=Xs.shape[0])
             e = self._raw_propensity(Xs).mean(axis=0)
         else:
-            Xs, _ = check_features(X, name="X")
-            t = check_vector(treatment, name="treatment", n_samples=Xs.shape[0])
+            Xa, _ = check_features(X, name="X")
+            t = check_vector(treatment, name="treatment", n_samples=Xa.shape[0])
             check_binary(t, name="treatment", owner=type(self).__name__)
-            e = cross_val_predict(clone(model), Xs, t, cv=5, method="predict_proba")[:, 1]
+            # the same features ate_inference gives the model
+            e = cross_val_predict(clone(model), X if _is_frame(X) else Xa, t, cv=5,
+                                  method="predict_proba")[:, 1]
         return overlap_summary(e, t, clip=clip)

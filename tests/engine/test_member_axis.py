@@ -232,3 +232,37 @@ def test_own_splits_with_bootstrap_resample_each_members_training_rows():
     np.testing.assert_array_equal(counts.sum(dim=1).numpy(), 70)  # n minus 30 held out
     np.testing.assert_allclose(valid_weight.mean(dim=1).numpy(), 1.0, rtol=1e-6)
     assert not torch.equal(valid_weight[0] > 0, valid_weight[1] > 0)
+
+
+def test_a_member_out_of_patience_takes_no_new_best():
+    """Member 0 stalls for `patience` epochs, then (while member 1 still trains) scores
+    its lowest loss: a lone fit would have stopped before that epoch, so its best epoch
+    and weights stay those of the lone fit. Cross-fitting relies on it: the other
+    members train on member 0's held-out fold, so how long they run depends on it."""
+    from causalnn.engine import EarlyStopping
+    from causalnn.exceptions import StopTraining
+
+    class _Trainer:
+        module = MemberLinear(2, 1, 1)
+
+    trainer = _Trainer()
+    stopper = EarlyStopping(monitor="valid_member_loss", patience=2)
+    stopper.on_train_begin(trainer)
+    scores = [(1.0, 5.0), (2.0, 4.0), (2.0, 3.0), (0.5, 2.0), (0.4, 1.9), (0.3, 1.8)]
+    weights_at = {}
+    stopped_at = None
+    for epoch, score in enumerate(scores, start=1):
+        with torch.no_grad():
+            trainer.module.weight.fill_(float(epoch))
+        weights_at[epoch] = trainer.module.weight.detach().clone()
+        try:
+            stopper.on_epoch_end(trainer, {"epoch": epoch, "valid_member_loss": list(score)})
+        except StopTraining:
+            stopped_at = epoch
+            break
+    stopper.on_train_end(trainer)
+    # member 0 ran out of patience after epoch 3; epochs 4-6 do not count for it
+    np.testing.assert_array_equal(stopper.best_epoch, [1, 6])
+    assert stopped_at is None
+    torch.testing.assert_close(trainer.module.weight.detach()[0], weights_at[1][0])
+    torch.testing.assert_close(trainer.module.weight.detach()[1], weights_at[6][1])

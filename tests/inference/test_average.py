@@ -152,3 +152,41 @@ def test_plot_propensity():
     y, t, mu0, mu1, e = nuisance_data(n=100)
     ax = estimate_average_effect(y, t, mu0, mu1, e).plot_propensity()
     assert ax.get_xlabel().startswith("estimated propensity")
+
+
+@pytest.mark.parametrize("target, where", [("ate", 0.0), ("ate", 1.0), ("att", 1.0),
+                                           ("atc", 0.0)])
+def test_a_propensity_of_0_or_1_without_clipping_is_refused(target, where):
+    """With propensity_clip=0 the weights 1/e or 1/(1-e) are unbounded at such a row
+    (a NaN estimate before); with clipping the same data give a finite estimate."""
+    y, t, mu0, mu1, e = nuisance_data(n=200, seed=8)
+    e = e.copy()
+    e[0] = where
+    for method in ("aipw", "tmle"):
+        with pytest.raises(ValueError, match="1 rows have a propensity of exactly 0 or 1"):
+            estimate_average_effect(y, t, mu0, mu1, e, target=target, method=method,
+                                    propensity_clip=0)
+        res = estimate_average_effect(y, t, mu0, mu1, e, target=target, method=method,
+                                      propensity_clip=0.01)
+        assert np.isfinite(res.point_estimate) and np.isfinite(res.stderr)
+    # a target whose weights never divide by it is unaffected
+    other = {"att": "atc", "atc": "att"}.get(target)
+    if other:
+        res = estimate_average_effect(y, t, mu0, mu1, e, target=other, propensity_clip=0)
+        assert np.isfinite(res.point_estimate)
+
+
+@pytest.mark.parametrize("bad", [None, "0.01", True, 0.5, -0.1])
+def test_propensity_clip_and_trim_must_be_numbers_in_range(bad):
+    y, t, mu0, mu1, e = nuisance_data(n=50)
+    with pytest.raises(ValueError, match="propensity_clip must be a number"):
+        estimate_average_effect(y, t, mu0, mu1, e, propensity_clip=bad)
+    if bad is not None:
+        with pytest.raises(ValueError, match="trim must be a number"):
+            estimate_average_effect(y, t, mu0, mu1, e, trim=bad)
+
+
+def test_tmle_for_a_binary_outcome_refuses_values_outside_0_1():
+    y, t, mu0, mu1, e = nuisance_data(n=100, seed=9, binary=True)
+    with pytest.raises(ValueError, match=r"outcome='binary' needs y in \[0, 1\]"):
+        estimate_average_effect(y * 3, t, mu0, mu1, e, method="tmle", outcome="binary")

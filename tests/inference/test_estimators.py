@@ -44,13 +44,18 @@ CROSS_FITTED = {"TARNet": lambda: TARNet(**TINY, random_state=0),
                 "CEVAE": lambda: CEVAE(**CEVAE_TINY, random_state=0)}
 
 
-@pytest.mark.parametrize("name", list(CROSS_FITTED))
+@pytest.mark.parametrize("name", list(CROSS_FITTED) + ["TARNet, early stopping"])
 def test_cross_fitting_keeps_each_fold_out_of_its_model(name):
     # binary outcome: no outcome standardisation, so a fold's own outcomes can reach
     # its predictions only through training, which the member weights exclude; two
-    # partitions (n_repeats=2), each checked on its own fold 0
+    # partitions (n_repeats=2), each checked on its own fold 0. With early stopping a
+    # fold's member must also not take a new best while the others (which train on
+    # its fold) run on.
     X, t, y = data(binary=True)
-    est = CROSS_FITTED[name]()
+    if name == "TARNet, early stopping":
+        est = TARNet(**dict(TINY, max_epochs=40, patience=2), random_state=0)
+    else:
+        est = CROSS_FITTED[name]()
     splits = list(RepeatedStratifiedKFold(n_splits=2, n_repeats=2, random_state=0)
                   .split(X, t))
     fold0 = [splits[0][1], splits[2][1]]
@@ -200,3 +205,76 @@ def test_treatment_column_of_a_dataframe():
         b = TARNet(**TINY, random_state=0).ate_inference(
             frame.drop(columns="treat"), y, treatment=t, cv=2)
     assert a.point_estimate == pytest.approx(b.point_estimate)
+
+
+def test_misaligned_pandas_y_or_treatment_is_refused():
+    """fit refuses a Series whose index is X's in another order; ate_inference and
+    overlap_summary must too (they once paired such rows by position, silently)."""
+    pd = pytest.importorskip("pandas")
+    X, t, y = data(n=80)
+    index = np.arange(100, 180)
+    Xf = pd.DataFrame(X, index=index, columns=list("abcd"))
+    shuffled = np.random.default_rng(0).permutation(index)
+    ys = pd.Series(y, index=index).loc[shuffled]
+    ts = pd.Series(t, index=index).loc[shuffled]
+    est = TARNet(**TINY, random_state=0)
+    with pytest.raises(ValueError, match="y is a pandas Series whose index"):
+        est.ate_inference(Xf, ys, treatment=t)
+    with pytest.raises(ValueError, match="treatment is a pandas Series whose index"):
+        est.ate_inference(Xf, y, treatment=ts)
+    with pytest.raises(ValueError, match="treatment is a pandas Series whose index"):
+        est.overlap_summary(Xf, ts)
+
+
+def test_tmle_takes_the_outcome_type_of_the_y_it_is_given():
+    """A cross-fitted TMLE fits clones on the y passed now, so an earlier fit of the
+    same estimator on a binary y must not change it (it once squashed the continuous
+    outcome into [0, 1])."""
+    X, t, y = data(n=200, seed=3)
+    _, _, y01 = data(n=200, seed=3, binary=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh = TARNet(**TINY, random_state=0).ate_inference(X, y, treatment=t,
+                                                             method="tmle", cv=2)
+        reused = TARNet(**TINY, random_state=0).fit(X, y01, treatment=t)
+        assert reused.outcome_type_ == "binary"
+        again = reused.ate_inference(X, y, treatment=t, method="tmle", cv=2)
+        assert again.point_estimate == fresh.point_estimate
+        assert again.stderr == fresh.stderr
+        with pytest.raises(ValueError, match="fitted on a binary one"):
+            reused.ate_inference(X, y, treatment=t, cv=None)
+
+
+def test_a_users_propensity_model_sees_the_dataframe_as_passed():
+    """A pipeline that selects columns by name works, in ate_inference and in
+    overlap_summary, and both describe the same propensity model."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    X, t, y = data(n=200, seed=4)
+    Xf = pd.DataFrame(X * [1.0, 1e4, 1.0, 1.0], columns=["a", "income", "c", "d"])
+    model = make_pipeline(ColumnTransformer([("keep", "passthrough", ["a", "income"])]),
+                          LogisticRegression(C=0.01, max_iter=1000))
+    est = TARNet(**TINY, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = est.ate_inference(Xf, y, treatment=t, cv=2, propensity_model=model)
+        expected = LogisticRegression(C=0.01, max_iter=1000).fit(
+            Xf[["a", "income"]], t).predict_proba(Xf[["a", "income"]])[:, 1]
+        in_sample = est.fit(Xf, y, treatment=t).ate_inference(
+            Xf, y, treatment=t, cv=None, propensity_model=model)
+    assert np.isfinite(res.point_estimate)
+    np.testing.assert_allclose(in_sample.propensity, expected)
+    summary = est.overlap_summary(Xf, t, propensity_model=model)
+    assert summary.loc["treated", "max"] < 0.99
+
+
+def test_clip_and_trim_are_checked_before_any_fit():
+    X, t, y = data(n=60)
+    est = TARNet(**TINY)
+    for kw in ({"propensity_clip": None}, {"propensity_clip": "0.01"},
+               {"propensity_clip": 0.7}, {"trim": 0.6}):
+        with pytest.raises(ValueError, match="must be a number"):
+            est.ate_inference(X, y, treatment=t, **kw)
+        assert not hasattr(est, "module_")

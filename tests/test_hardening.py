@@ -7,7 +7,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 from causalnn import CFRNet, Dragonnet, TARNet
-from causalnn._base._estimator import _standardize_outcome
+from causalnn._base._scaling import standardize_outcome
 from causalnn.engine import Trainer
 
 from conftest import SMALL, simulate
@@ -25,8 +25,8 @@ def small(cls, **kw):
 # ---- precision -----------------------------------------------------------------------
 @pytest.mark.parametrize("offset", [1e6, 1e7, 1e8, 1e9])
 def test_outcome_standardisation_is_exact_under_an_offset(offset):
-    base, mean0, scale0 = _standardize_outcome(Y_GRID)
-    shifted, mean1, scale1 = _standardize_outcome(Y_GRID + offset)
+    base, mean0, scale0 = standardize_outcome(Y_GRID)
+    shifted, mean1, scale1 = standardize_outcome(Y_GRID + offset)
     np.testing.assert_array_equal(shifted.astype(np.float32), base.astype(np.float32))
     assert scale1 == scale0
     assert mean1 - offset == pytest.approx(mean0, abs=1e-6)
@@ -188,3 +188,84 @@ def test_dragonnet_squeeze_keeps_the_gradient_of_extreme_propensities():
     assert float(module["net"].propensity.bias.grad.abs()) > 0
     g = est.predict_propensity(X)
     assert g.min() >= est.propensity_clip and g.max() <= 1 - est.propensity_clip
+
+
+@pytest.mark.parametrize("factor", [1e160, 1e-200])
+def test_standardisation_survives_extreme_magnitudes(factor):
+    """Squares of 1e160 overflow and of 1e-200 underflow in float64: the scales are
+    then computed on the data divided by its largest deviation, not returned as inf
+    or replaced by 1."""
+    from causalnn._base._scaling import column_scaling
+    y = np.array([1.0, -2.0, 0.5, 3.0])
+    z, mean, scale = standardize_outcome(y * factor)
+    z0, mean0, scale0 = standardize_outcome(y)
+    np.testing.assert_allclose(z, z0, rtol=1e-12)
+    assert scale == pytest.approx(scale0 * factor, rel=1e-12)
+    assert mean == pytest.approx(mean0 * factor, rel=1e-12)
+    offset, col_scale = column_scaling(np.column_stack([y * factor, y]))
+    np.testing.assert_allclose(col_scale, [scale0 * factor, scale0], rtol=1e-12)
+    np.testing.assert_allclose(offset, [mean0 * factor, mean0], rtol=1e-12)
+
+
+def test_data_beyond_float64_standardisation_is_refused():
+    from causalnn._base._scaling import column_scaling
+    with pytest.raises(ValueError, match="y spans more than float64"):
+        standardize_outcome(np.array([-1e308, 1e308, 0.0]))
+    with pytest.raises(ValueError, match=r"X: columns \[1\] span more than float64"):
+        column_scaling(np.column_stack([np.zeros(3), [-1e308, 1e308, 0.0]]))
+
+
+@pytest.mark.parametrize("cls", [TARNet, CFRNet, Dragonnet])
+def test_fit_leaves_torchs_global_random_stream_alone(cls):
+    """Layers draw a default initialisation from torch's global generator before
+    init_weights re-draws from random_state; a fit must not shift the user's own
+    later draws."""
+    X, Y, T, _ = simulate(n=100, seed=3)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    cls(**SMALL, random_state=0).fit(X, Y, treatment=T)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_a_failed_refit_leaves_the_estimator_unfitted():
+    """A fit that fails after the scaling of the new data is set (here: diverging)
+    must not leave that scaling beside the old network."""
+    from causalnn.exceptions import TrainingDivergedError
+    X, Y, T, _ = simulate(n=100, seed=4)
+    est = TARNet(**SMALL, random_state=0).fit(X, Y, treatment=T)
+    est.set_params(optimizer="sgd", learning_rate=1e6, max_epochs=20)
+    X5 = np.column_stack([X, X[:, :1]])
+    with pytest.raises(TrainingDivergedError):
+        est.fit(X5, Y * 1e3, treatment=T)
+    with pytest.raises(NotFittedError):
+        est.effect(X5)
+    assert not [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+
+
+def test_messages_point_to_the_right_remedy():
+    X, Y, T, _ = simulate(n=60, seed=5)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(t=T)
+    with pytest.raises(ValueError, match="set the estimator's treatment_col='t'"):
+        TARNet(**SMALL).fit(frame, Y, treatment="t")
+    est = TARNet(**SMALL, random_state=0).fit(X, Y, treatment=T)
+    with pytest.raises(TypeError, match="T1 must be a number or an array of numbers"):
+        est.effect(X, T1="1")
+    with pytest.raises(ValueError, match=r"pass predict_outcome\(X, treatment=t\)") as err:
+        est.predict_outcome(X)
+    assert "metadata routing" not in str(err.value)
+    with pytest.raises(ValueError, match=r"pass score\(X, y, treatment=t\).*metadata"):
+        est.score(X, Y)
+
+
+def test_predicting_without_the_feature_names_seen_in_fit_warns():
+    """Columns are then matched by position alone; sklearn warns in both directions."""
+    X, Y, T, _ = simulate(n=60, seed=6)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    named = TARNet(**SMALL, random_state=0).fit(frame, Y, treatment=T)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        named.effect(X)
+    plain = TARNet(**SMALL, random_state=0).fit(X, Y, treatment=T)
+    with pytest.warns(UserWarning, match="X has feature names, but TARNet was fitted"):
+        plain.effect(frame)
+    np.testing.assert_array_equal(named.effect(frame), plain.effect(X))

@@ -81,8 +81,9 @@ n_features_in_ : int
 n_members_ : int
     Members of the fitted module (``module_`` holds them stacked).
 X_offset_, X_scale_ : ndarray of shape (n_features_in_,)
-    Feature scaling applied before the network (0 and 1 for binary columns or with
-    ``scale_features=False``).
+    Feature scaling applied before the network: mean and standard deviation of each
+    column; a column constant in training is centred on its value with scale 1; 0 and
+    1 for binary columns or with ``scale_features=False``.
 feature_names_in_ : ndarray of str
     Covariate names, only when ``X`` was a DataFrame.
 outcome_type_ : {"continuous", "binary"}

@@ -18,27 +18,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..engine import Trainer, make_generator, resolve_device
 from ._param_validation import Interval, Options, validate_params
+from ._scaling import column_scaling, standardize_outcome
 from ._validation import (check_binary, check_device_type, check_features,
                           check_same_index, check_scalar_or_vector, check_vector,
                           require_treatment, split_treatment_column)
 
 __all__ = ["BaseCausalEstimator", "PropensityMixin"]
-
-
-def _standardize_outcome(y):
-    """``((y - mean) / scale, mean, scale)`` in float64, exact under an offset.
-
-    The deviations are taken from a data value first (``y - y[0]`` is exact for values
-    within a factor two of each other, Sterbenz's lemma), so ``y + 1e9`` standardises
-    to the same bits as ``y`` whenever ``y + 1e9`` itself is exact: a large offset does
-    not change what the network sees, and effects (``scale * (eta1 - eta0)``) do not
-    depend on it.
-    """
-    deviation = y - y[0]
-    centre = deviation.mean()
-    centred = deviation - centre
-    scale = float(np.sqrt(np.mean(centred ** 2))) or 1.0
-    return centred / scale, float(y[0] + centre), scale
 
 
 def _is_outcome_head_weight(name, param):
@@ -146,23 +131,37 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         check_same_index(treatment, X_given, "treatment")
         treatment = self._validate_treatment(treatment, n)
 
-        self.n_features_in_ = X.shape[1]
-        X = self._fit_feature_scaling(X)
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        self.outcome_type_ = self._resolve_outcome(y)
-        if self.outcome_type_ == "continuous":
-            # train on a standardised outcome; effects are reported in the user's units
-            y_train, self.y_mean_, self.y_scale_ = _standardize_outcome(y)
-        else:
-            y_train, self.y_mean_, self.y_scale_ = y, 0.0, 1.0
-        self.device_ = resolve_device(self.device)
-        check_device_type(self.device_, type(self).__name__)
-        generator = make_generator(self.random_state)
-        self._fit(X, y_train, treatment, generator)
+        try:
+            self.n_features_in_ = X.shape[1]
+            X = self._fit_feature_scaling(X)
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            self.outcome_type_ = self._resolve_outcome(y)
+            if self.outcome_type_ == "continuous":
+                # train on a standardised outcome; effects are reported in the user's units
+                y_train, self.y_mean_, self.y_scale_ = standardize_outcome(y)
+            else:
+                y_train, self.y_mean_, self.y_scale_ = y, 0.0, 1.0
+            self.device_ = resolve_device(self.device)
+            check_device_type(self.device_, type(self).__name__)
+            generator = make_generator(self.random_state)
+            # torch's layers draw a default initialisation from the global generator
+            # before init_weights re-draws from ours: leave the user's stream untouched
+            with torch.random.fork_rng(devices=[]):
+                self._fit(X, y_train, treatment, generator)
+        except BaseException:
+            # half of a new fit beside half of an old one would predict with mismatched
+            # scalings; unfitted, the estimator says so instead
+            self._forget_fit()
+            raise
         return self
+
+    def _forget_fit(self):
+        """Remove every fitted attribute (public names ending in ``_``)."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            delattr(self, name)
 
     def _resolve_outcome(self, y):
         binary_values = np.all(np.isin(np.unique(y), (0.0, 1.0)))
@@ -256,10 +255,10 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             self.X_scale_ = np.ones(X.shape[1])
             return X
         binary = np.all((X == 0) | (X == 1), axis=0)
-        std = X.std(axis=0)
-        keep = binary | (std == 0)  # 0/1 and constant columns pass through
-        self.X_offset_ = np.where(keep, 0.0, X.mean(axis=0))
-        self.X_scale_ = np.where(keep, 1.0, std)
+        offset, scale = column_scaling(X, name="X")
+        # 0/1 columns pass through; a constant column is centred on its value (scale 1)
+        self.X_offset_ = np.where(binary, 0.0, offset)
+        self.X_scale_ = np.where(binary, 1.0, scale)
         return self._scale_features(X)
 
     def _scale_features(self, X):
@@ -305,7 +304,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             In the units of ``y`` (a probability for a binary outcome).
         """
         check_is_fitted(self, "n_features_in_")
-        X, treatment = split_treatment_column(X, treatment, self.treatment_col)
+        X, treatment = split_treatment_column(X, treatment, self.treatment_col,
+                                              call="predict_outcome(X, treatment=t)")
         check_same_index(treatment, X, "treatment")
         X = self._validate_X(X)
         t = self._levels(treatment, "treatment", X.shape[0])
@@ -380,6 +380,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         score : float
         """
         check_same_index(y, X, "y")
+        split_treatment_column(X, treatment, self.treatment_col,
+                               call="score(X, y, treatment=t)")  # the error to give
         mu = self.predict_outcome(X, treatment)
         y = check_vector(y, name="y", n_samples=len(mu))
         return float(r2_score(y, mu, sample_weight=sample_weight))

@@ -27,15 +27,22 @@ def _is_frame(X):
     return isinstance(X, pd.DataFrame)
 
 
-def split_treatment_column(X, treatment, treatment_col, *, required=True):
+def split_treatment_column(X, treatment, treatment_col, *, required=True,
+                           call="fit(X, y, treatment=t)"):
     """Return ``(X_without_treatment, treatment)``.
 
     The treatment comes either as the ``treatment`` argument or, when ``treatment_col``
     is set, as that column of the DataFrame ``X`` (then it is dropped from ``X``).
+    ``call`` is the call the missing-treatment error suggests.
     """
+    if isinstance(treatment, str):
+        raise ValueError(
+            f"treatment={treatment!r} is a string; to take the treatment from a column "
+            f"of X, set the estimator's treatment_col={treatment!r} (or pass "
+            f"treatment=X[{treatment!r}]).")
     if treatment_col is None:
         if required:
-            require_treatment(treatment)
+            require_treatment(treatment, call=call)
         return X, treatment
     if not _is_frame(X):
         raise TypeError(
@@ -44,7 +51,7 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True):
         )
     if treatment_col not in X.columns:
         if treatment is None and required:
-            require_treatment(None, treatment_col, X.columns)
+            require_treatment(None, treatment_col, X.columns, call=call)
         return X, treatment
     if treatment is not None:
         raise ValueError(
@@ -54,11 +61,13 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True):
     return X.drop(columns=[treatment_col]), X[treatment_col].to_numpy()
 
 
-def require_treatment(treatment, treatment_col=None, columns=None):
+def require_treatment(treatment, treatment_col=None, columns=None, *,
+                      call="fit(X, y, treatment=t)"):
     """Raise the error that explains every way to pass a treatment when it is missing.
 
     With ``treatment_col`` set (and the column absent from ``columns``) the error says
-    that the column was not found, since that is the likely slip.
+    that the column was not found, since that is the likely slip. ``call`` is the
+    call to suggest (the method that was missing it).
     """
     if treatment is None and treatment_col is not None:
         raise ValueError(
@@ -68,13 +77,12 @@ def require_treatment(treatment, treatment_col=None, columns=None):
             f"treatment argument was passed."
         )
     if treatment is None:
+        routing = ("(Inside cross_validate/GridSearchCV, enable metadata routing with "
+                   "sklearn.set_config(enable_metadata_routing=True) and pass "
+                   "params={'treatment': t}.)" if call.startswith(("fit", "score")) else "")
         raise ValueError(
-            "treatment is required: pass fit(X, y, treatment=t), or set the "
-            "estimator's treatment_col to the name of the DataFrame column that "
-            "holds it. (Inside cross_validate/GridSearchCV, enable metadata routing "
-            "with sklearn.set_config(enable_metadata_routing=True) and pass "
-            "params={'treatment': t}.)"
-        )
+            f"treatment is required: pass {call}, or set the estimator's treatment_col "
+            f"to the name of the DataFrame column that holds it. {routing}".rstrip())
 
 
 def check_features(X, *, name="X", feature_names=None, n_features=None, owner="estimator"):
@@ -137,6 +145,14 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
             f"{name} has {array.shape[1]} features, but {owner} is expecting "
             f"{n_features} features as input (the number seen in fit)."
         )
+    if n_features is not None and (feature_names is None) != (names is None):
+        # at predict: columns are then matched by position alone, as sklearn warns
+        warnings.warn(
+            f"{name} has feature names, but {owner} was fitted without feature names"
+            if names is not None else
+            f"{name} does not have valid feature names, but {owner} was fitted with "
+            f"feature names; its columns are taken in the order seen in fit",
+            UserWarning, stacklevel=3)
     _check_finite(array, name)
     if not array.flags.writeable:  # pandas copy-on-write hands out read-only views
         array = array.copy()
@@ -215,6 +231,8 @@ def check_binary(v, *, name, owner):
 def check_scalar_or_vector(v, *, name, n_samples):
     """Treatment levels for ``effect``/``predict_outcome``: a scalar (a number, a bool,
     a numpy scalar or a 0-d array), applied to every row, or an (n,) array."""
+    if isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be a number or an array of numbers; got {v!r}.")
     if isinstance(v, (numbers.Number, np.generic)) or (
             isinstance(v, np.ndarray) and v.ndim == 0):
         try:

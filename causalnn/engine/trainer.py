@@ -241,8 +241,10 @@ class Trainer:
             valid = take(valid_idx) if len(valid_idx) else None
             train = take(train_idx)
             if self.bootstrap:
-                train[1]["member_weight"] = bootstrap_counts(
-                    self.n_members, len(train_idx), self.generator, self.device)
+                counts = bootstrap_counts(self.n_members, len(train_idx), self.generator,
+                                          self.device)
+                given = train[1].get("member_weight")  # e.g. cross-fitting masks
+                train[1]["member_weight"] = counts if given is None else counts * given
         n_train = next(iter(train[0].values())).shape[0]
         n_batches = max(1, math.ceil(n_train / self.batch_size))
         self.n_batches = n_batches

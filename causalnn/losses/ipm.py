@@ -196,7 +196,11 @@ def wasserstein(phi, t, weight=None, blur=0.1, n_iter=10):
         Sinkhorn iterations, as in the reference implementation.
     """
     w0, w1, present = _arm_weights(t, weight)
-    cost = torch.cdist(phi, phi)  # rows: control mass, columns: treated mass
+    # rows: control mass, columns: treated mass. From centred coordinates, as the RBF
+    # term: torch.cdist's |a|^2 + |b|^2 - 2ab loses the distances of a concentrated
+    # representation to float32 round-off. Below the floor (a row with itself, or
+    # duplicates) the cost is 0 with a zero gradient, where sqrt's would be infinite.
+    cost = pairwise_sq_distances(phi).clamp_min(1e-20).sqrt()
     with torch.no_grad():
         if weight is None:
             mean_cost = cost.mean()

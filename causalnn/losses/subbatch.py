@@ -36,9 +36,12 @@ def balanced_subbatch(phi, t, size, weight=None):
     phi_sub : Tensor of shape (..., size, d)
     t_sub : Tensor of shape (size,)
     weight_sub : Tensor of shape (..., size) or None
-        When an arm has fewer than ``size // 2`` rows in the batch, its rows are used
-        cyclically (repeated). When an arm is absent the sub-batch holds one arm only
-        and the IPM is zero, as for the whole batch.
+        ``None`` when the batch is returned unchanged. Otherwise the row weights, 0 for
+        the repeats: when an arm has fewer than ``size // 2`` rows in the batch, its rows
+        fill its half cyclically (fixed shapes), and a repeat weighted 0 takes no part
+        in the IPM, so the MMDs' within-arm pairs stay pairs of distinct rows (a repeat
+        would pair a row with itself, the bias of a V-statistic). When an arm is absent
+        the sub-batch holds one arm only and the IPM is zero, as for the whole batch.
     """
     n = t.shape[0]
     if n <= size:
@@ -51,5 +54,10 @@ def balanced_subbatch(phi, t, size, weight=None):
     control = steps % n_control.clamp_min(1)
     treated = n_control + steps % n_treated.clamp_min(1)
     rows = order[torch.cat([control, treated]).clamp_max(n - 1)]
-    return (phi.index_select(-2, rows), t[rows],
-            None if weight is None else weight.index_select(-1, rows))
+    first = torch.cat([steps < n_control, steps < n_treated]).to(phi.dtype)
+    phi_sub = phi.index_select(-2, rows)
+    if weight is None:
+        weight_sub = first.expand(phi_sub.shape[:-1])
+    else:
+        weight_sub = weight.index_select(-1, rows) * first
+    return phi_sub, t[rows], weight_sub

@@ -133,17 +133,38 @@ def test_balanced_subbatch_has_fixed_size_and_both_arms():
     weight = torch.arange(200.0).view(2, 100)
     sub_phi, sub_t, sub_weight = balanced_subbatch(phi, t, 40, weight)
     assert sub_phi.shape == (2, 40, 1) and sub_t.shape == (40,)
-    # each member's weights follow the rows they belong to
-    assert torch.equal(sub_weight, weight.gather(1, sub_phi[..., 0].long()))
+    # each member's weights follow the rows they belong to; the repeats of the short
+    # control arm are weighted 0
+    first = torch.tensor([1.0] * 10 + [0.0] * 10 + [1.0] * 20)
+    assert torch.equal(sub_weight, weight.gather(1, sub_phi[..., 0].long()) * first)
     assert float(sub_t.sum()) == 20
     # the control half cycles through the 10 control rows; values match their rows
     assert set(sub_phi[0, sub_t == 0, 0].tolist()) == set(range(90, 100))
     assert torch.equal(t[sub_phi[0, :, 0].long()], sub_t)
+    _, _, ones = balanced_subbatch(phi, t, 40)
+    assert torch.equal(ones, first.expand(2, 40))
     one_arm, t_one, _ = balanced_subbatch(phi, torch.ones(100), 40)
     assert float(mmd_linear(one_arm[0], t_one)) == 0.0
     small_phi, small_t, no_weight = balanced_subbatch(phi[:, :30], t[:30], 40)
     assert no_weight is None
     assert small_phi.shape[1] == 30  # unchanged when the batch is small
+
+
+@pytest.mark.parametrize("ipm", [mmd_linear, mmd_rbf])
+def test_a_short_arm_in_the_subbatch_adds_no_self_pairs(ipm):
+    """An arm with fewer rows than half the sub-batch is repeated to keep shapes fixed;
+    with the repeats weighted 0 the MMD is that of the distinct rows, not a
+    V-statistic biased by each row paired with its copy."""
+    g = torch.Generator().manual_seed(0)
+    phi = torch.randn(200, 3, generator=g)
+    t = torch.zeros(200)
+    t[:7] = 1.0  # 7 treated rows, sub-batch halves of 32
+    sub_phi, sub_t, sub_weight = balanced_subbatch(phi, t, 64)
+    order = torch.argsort(t, stable=True)
+    rows = torch.cat([order[:32], order[193:]])  # the first 32 controls, the 7 treated
+    kw = {"bandwidth": 1.0} if ipm is mmd_rbf else {}
+    torch.testing.assert_close(ipm(sub_phi, sub_t, sub_weight, **kw),
+                               ipm(phi[rows], t[rows], **kw))
 
 
 def test_validation_penalty_does_not_depend_on_row_order():
@@ -266,3 +287,27 @@ def test_a_member_out_of_patience_takes_no_new_best():
     assert stopped_at is None
     torch.testing.assert_close(trainer.module.weight.detach()[0], weights_at[1][0])
     torch.testing.assert_close(trainer.module.weight.detach()[1], weights_at[6][1])
+
+
+def test_bootstrap_on_a_shared_split_keeps_the_callers_row_weights():
+    """bootstrap=True with member_data["member_weight"] (e.g. cross-fitting masks):
+    the resample counts multiply the given weights, as with own splits, instead of
+    replacing them (which trained members on rows their mask excludes)."""
+    n = 60
+    seen = []
+
+    def loss(module, batch):
+        seen.append((batch["X"][:, 0].long(), batch["member_weight"].detach().clone()))
+        return _member_mse(module, {**batch, "y": batch["y"].expand(2, -1)})
+
+    mask = torch.ones(2, n)
+    mask[0, :20] = 0.0  # member 0 must never train on rows 0-19
+    module = init_weights(MemberLinear(2, 1, 1), torch.Generator().manual_seed(0))
+    trainer = Trainer(loss_fn=loss, n_members=2, bootstrap=True, max_epochs=1,
+                      batch_size=n, validation_fraction=0.0, patience=None,
+                      generator=make_generator(0))
+    X = torch.arange(n, dtype=torch.float32)[:, None]
+    trainer.fit(module, {"X": X, "y": torch.zeros(n)}, member_data={"member_weight": mask})
+    rows, weight = seen[0]
+    assert float(weight[0][rows < 20].sum()) == 0.0
+    assert float(weight[1][rows < 20].sum()) > 0.0  # member 1 resamples all rows

@@ -112,6 +112,27 @@ def test_effects_do_not_depend_on_the_units_of_continuous_features(name):
     np.testing.assert_allclose(b.X_scale_[:4], 1000.0 * a.X_scale_[:4])
 
 
+@pytest.mark.parametrize("constant", [2024.0, 0.1, 0.3, 1e-30])
+def test_a_constant_feature_changes_nothing(constant):
+    """A column constant in training (a year, or a value whose mean is not exact in
+    float64, where std is a 1e-17 residue) is centred on its value with scale 1: the
+    network sees zeros, so the fit equals that with a column of zeros, and another
+    value at prediction enters as its difference (before: 2024 entered raw, and 0.1
+    as ~1e16)."""
+    kw = dict(SMALL, random_state=0)
+    X0 = np.column_stack([X, np.zeros(len(X))])
+    zeros = TARNet(**kw).fit(X0, Y, treatment=T)
+    Xc = np.column_stack([X, np.full(len(X), constant)])
+    with_it = TARNet(**kw).fit(Xc, Y, treatment=T)
+    assert with_it.X_offset_[-1] == constant and with_it.X_scale_[-1] == 1.0
+    np.testing.assert_array_equal(with_it.effect(Xc), zeros.effect(X0))
+    moved = Xc.copy()
+    moved[:, -1] = constant + 1.0
+    np.testing.assert_allclose(with_it.effect(moved),
+                               zeros.effect(np.column_stack([X, np.ones(len(X))])),
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_feature_scaling_can_be_turned_off():
     est = TARNet(**SMALL, scale_features=False, random_state=0).fit(1000 * X, Y,
                                                                     treatment=T)

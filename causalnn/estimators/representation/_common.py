@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
-from ..._base._estimator import _standardize_outcome
+from ..._base._scaling import standardize_outcome
 from ..._base._validation import check_vector
 from ...engine import per_member, predict_in_batches, select_members
 from ...nets import RepresentationNet, init_weights
@@ -130,7 +130,7 @@ class RepresentationEstimator(BaseCausalEstimator):
             raise ValueError("fit_many needs outcomes of one type (all binary or all "
                              "continuous).")
         if kinds == {"continuous"}:  # the same offset-exact standardisation as fit
-            standardized = [_standardize_outcome(y) for y in Y]
+            standardized = [standardize_outcome(y) for y in Y]
             self._many_y = np.stack([y_train for y_train, _, _ in standardized])
             means = np.array([mean for _, mean, _ in standardized])
             scales = np.array([scale for _, _, scale in standardized])

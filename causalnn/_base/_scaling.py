@@ -1,0 +1,87 @@
+"""Standardisation of features and outcomes, shared by every estimator.
+
+Networks are initialised for unit-scale inputs and train on a unit-scale outcome, while
+users pass raw columns (a year, incomes in dollars, a constant). Two cases need care
+beyond ``mean`` and ``std``:
+
+- a column that is constant in the training data: its ``std`` is 0, or a round-off
+  residue near 1e-17 when the mean is not exact in float64 (0.1, 0.3), which would turn
+  any other value at prediction into an input near 1e16. Such a column is centred on
+  its value with scale 1.
+- values so large or so small that ``mean`` overflows or the squares in ``std``
+  over- or underflow: the scale is then computed on the column divided by its largest
+  deviation, which is exact in meaning and finite whenever the data are.
+"""
+import numpy as np
+
+__all__ = ["column_scaling", "standardize_outcome"]
+
+
+def _robust_scale(centred):
+    """Root mean square of ``centred`` along axis 0 without over- or underflow."""
+    largest = np.max(np.abs(centred), axis=0)
+    safe = np.where(largest > 0, largest, 1.0)
+    return largest * np.sqrt(np.mean((centred / safe) ** 2, axis=0))
+
+
+def column_scaling(X, name="X"):
+    """Per-column ``(offset, scale)`` that standardise ``X`` (2-D, float64).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    name : str
+        Named in the error for data outside what float64 can standardise.
+
+    Returns
+    -------
+    offset, scale : ndarray of shape (n_features,)
+        Mean and standard deviation; a constant column gets its value and 1.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    constant = np.all(X == X[:1], axis=0)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        offset = X.mean(axis=0)
+        scale = X.std(axis=0)
+        # the rare columns whose mean or squares left the float64 range: recompute
+        # from deviations to the first row, scaled by their largest
+        bad = ~constant & ~(np.isfinite(offset) & np.isfinite(scale) & (scale > 0))
+        if bad.any():
+            deviation = X[:, bad] - X[0, bad]
+            spread = np.max(np.abs(deviation), axis=0)
+            centre = spread * np.mean(deviation / spread, axis=0)
+            offset[bad] = X[0, bad] + centre
+            scale[bad] = _robust_scale(deviation - centre)
+    offset = np.where(constant, X[0], offset)
+    scale = np.where(constant, 1.0, scale)
+    if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
+        columns = np.flatnonzero(~(np.isfinite(offset) & np.isfinite(scale)))
+        raise ValueError(
+            f"{name}: columns {columns[:10].tolist()} span more than float64 can "
+            f"standardise (differences beyond 1e308); rescale them.")
+    return offset, scale
+
+
+def standardize_outcome(y):
+    """``((y - mean) / scale, mean, scale)`` in float64, exact under an offset.
+
+    The deviations are taken from a data value first (``y - y[0]`` is exact for values
+    within a factor two of each other, Sterbenz's lemma), so ``y + 1e9`` standardises
+    to the same bits as ``y`` whenever ``y + 1e9`` itself is exact: a large offset does
+    not change what the network sees, and effects (``scale * (eta1 - eta0)``) do not
+    depend on it. A constant ``y`` gets scale 1.
+    """
+    deviation = y - y[0]
+    if not np.all(np.isfinite(deviation)):
+        raise ValueError("y spans more than float64 can standardise (differences "
+                         "beyond 1e308); rescale it.")
+    with np.errstate(over="ignore", under="ignore"):
+        centre = deviation.mean()
+        if not np.isfinite(centre):
+            spread = np.max(np.abs(deviation))
+            centre = spread * np.mean(deviation / spread)
+        centred = deviation - centre
+        scale = float(np.sqrt(np.mean(centred ** 2)))
+        if not (np.isfinite(scale) and scale > 0):
+            scale = float(_robust_scale(centred)) or 1.0
+    return centred / scale, float(y[0] + centre), scale

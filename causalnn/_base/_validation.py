@@ -245,8 +245,9 @@ def check_scalar_or_vector(v, *, name, n_samples):
     return check_vector(v, name=name, n_samples=n_samples)
 
 
-def check_same_index(v, X, name):
-    """Refuse a pandas ``v`` whose index differs from that of the DataFrame ``X``.
+def check_same_index(v, X, name, reference="X"):
+    """Refuse a pandas ``v`` whose index differs from that of the DataFrame ``X``
+    (``reference``: what the message calls ``X``).
 
     sklearn matches rows by position and ignores the index; a Series that was sorted or
     filtered separately would then pair each row with another row's value, silently.
@@ -258,14 +259,14 @@ def check_same_index(v, X, name):
     if v.index.equals(X.index):
         return
     if len(v.index) == len(X.index) and set(v.index) == set(X.index):
-        how = "has the same labels as X.index in another order"
+        how = f"has the same labels as {reference}.index in another order"
     else:
-        how = "has labels that differ from X.index"
+        how = f"has labels that differ from {reference}.index"
     raise ValueError(
         f"{name} is a pandas {type(v).__name__} whose index {how}; rows are matched by "
         f"position, so this would pair rows with the wrong {name}. Pass "
-        f"{name}.reindex(X.index) to align by label, or {name}.to_numpy() if the order "
-        f"is already right.")
+        f"{name}.reindex({reference}.index) to align by label, or {name}.to_numpy() if "
+        f"the order is already right.")
 
 
 def check_device_type(device, owner):

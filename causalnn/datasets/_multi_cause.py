@@ -28,6 +28,28 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# probabilists' Gauss-Hermite rule: E[g(e)], e ~ N(0, 1), as sum(w * g(nodes)) / sqrt(2 pi)
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
+_WEIGHTS = _WEIGHTS / np.sqrt(2 * np.pi)
+
+
+def _baseline_logits(rates, spreads):
+    """``b_j`` with ``E[sigmoid(b_j + s_j e)] = rates_j`` for ``e ~ N(0, 1)``.
+
+    The marginal rate increases in ``b``, so bisection on the logit converges; the
+    expectation is taken by Gauss-Hermite quadrature (exact to ~1e-10 here).
+    """
+    low = np.full_like(rates, -60.0)
+    high = np.full_like(rates, 60.0)
+    for _ in range(80):
+        middle = 0.5 * (low + high)
+        rate = _sigmoid(middle[:, None] + spreads[:, None] * _NODES) @ _WEIGHTS
+        too_low = rate < rates
+        low = np.where(too_low, middle, low)
+        high = np.where(too_low, high, middle)
+    return 0.5 * (low + high)
+
+
 def make_multi_cause(n_samples=2000, n_causes=50, n_factors=5, *, confounding=1.0,
                      effect_scale=1.0, noise=1.0, loading_scale=1.0, prevalence=0.3,
                      random_state=None):
@@ -36,8 +58,10 @@ def make_multi_cause(n_samples=2000, n_causes=50, n_factors=5, *, confounding=1.
     ``Z_i ~ N(0, I_k)``; ``A_ij ~ Bernoulli(sigmoid(b_j + theta_j' Z_i))``;
     ``Y_i = sum_j beta_j A_ij + confounding * sqrt(n_causes) * gamma' Z_i + noise * eps``
     with ``theta_j ~ N(0, loading_scale^2 I)``, ``beta_j ~ N(0, effect_scale^2)``,
-    ``gamma ~ N(0, I_k / k)`` and ``b_j`` set so that a cause is present in about
-    ``prevalence`` of the rows. The outcome is linear in the causes, so the effect of
+    ``gamma ~ N(0, I_k / k)`` and ``b_j`` solved numerically so that cause ``j`` is
+    present in a fraction ``sigmoid(logit(prevalence) + 0.3 u_j)``, ``u_j ~ N(0, 1)``,
+    of the rows (its marginal rate over ``Z``; the rates spread around ``prevalence``,
+    their median). The outcome is linear in the causes, so the effect of
     cause ``j`` is ``beta_j`` for every row. The confounder's term grows with
     ``sqrt(n_causes)`` so that its share of the outcome stays comparable to the causes'
     as ``n_causes`` varies.
@@ -54,7 +78,10 @@ def make_multi_cause(n_samples=2000, n_causes=50, n_factors=5, *, confounding=1.
     effect_scale, noise, loading_scale : float, default=1.0
         Standard deviations of the effects, the outcome noise and the loadings.
     prevalence : float, default=0.3
-        Typical fraction of rows in which a cause is present.
+        Median over causes of the fraction of rows in which a cause is present
+        (``0 < prevalence < 1``). Each cause's marginal rate is exact in expectation
+        over ``Z``, whatever ``n_factors`` and ``loading_scale``; the mean rate over
+        causes differs from ``prevalence`` by less than 0.01.
     random_state : int, RandomState or None, default=None
 
     Returns
@@ -67,10 +94,18 @@ def make_multi_cause(n_samples=2000, n_causes=50, n_factors=5, *, confounding=1.
     _check_int(n_samples, "n_samples", 2)
     _check_int(n_causes, "n_causes", 2)
     _check_int(n_factors, "n_factors", 1)
+    if (not isinstance(prevalence, numbers.Real) or isinstance(prevalence, bool)
+            or not 0 < prevalence < 1):
+        raise ValueError(f"prevalence must be a number strictly between 0 and 1 (the "
+                         f"fraction of rows in which a cause is present); got "
+                         f"{prevalence!r}.")
     rng = check_random_state(random_state)
     Z = rng.randn(n_samples, n_factors)
     theta = loading_scale * rng.randn(n_factors, n_causes)
-    base = np.log(prevalence / (1 - prevalence)) + 0.3 * rng.randn(n_causes)
+    rates = _sigmoid(np.log(prevalence / (1 - prevalence)) + 0.3 * rng.randn(n_causes))
+    # theta_j' Z ~ N(0, |theta_j|^2): the baseline logit must offset its spread, which
+    # pulls the marginal rate towards 1/2 (logit(0.05) gave 0.14 with 5 factors)
+    base = _baseline_logits(rates, np.linalg.norm(theta, axis=0))
     A = (rng.rand(n_samples, n_causes) < _sigmoid(base + Z @ theta)).astype(np.float64)
     beta = effect_scale * rng.randn(n_causes)
     gamma = rng.randn(n_factors) / np.sqrt(n_factors)

@@ -242,3 +242,152 @@ def test_gpu_fit_matches_shapes_and_unpickles(small):
                          ids=lambda c: c.__name__)
 def test_sklearn_parameter_checks(check):
     check("Deconfounder", Deconfounder())
+
+
+# ---- audit fixes: index checks, unit invariance, conditioning, named vectors, messages ---
+QUICK = dict(predictive_check=False, factor_max_epochs=30)
+
+
+def _real_causes(n=300, m=10, k=2, seed=0):
+    rng = np.random.RandomState(seed)
+    Z = rng.randn(n, k)
+    A = Z @ rng.randn(k, m) + 0.5 * rng.randn(n, m)
+    y = A @ rng.randn(m) + Z @ rng.randn(k) + rng.randn(n)
+    return A, y
+
+
+def test_pandas_rows_are_matched_by_index_not_silently_by_position(small):
+    d = small
+    index = np.arange(len(d.y))[::-1]
+    A = pd.DataFrame(d.treatment, index=index)
+    y = pd.Series(d.y, index=index)
+    est = Deconfounder(n_factors=2, random_state=0, **QUICK)
+    est.fit(None, y, treatment=A)  # same index: accepted
+    with pytest.raises(ValueError, match=r"y is a pandas Series whose index has the same "
+                                         r"labels as treatment\.index in another order"):
+        clone(est).fit(None, y.sort_index(), treatment=A)
+    X = pd.DataFrame(np.random.RandomState(0).randn(len(y), 2), index=index)
+    with pytest.raises(ValueError, match=r"y is a pandas Series .* X\.index"):
+        clone(est).fit(X, y.sort_index(), treatment=A)
+    with pytest.raises(ValueError, match=r"treatment is a pandas DataFrame .* X\.index"):
+        clone(est).fit(X, y, treatment=A.sort_index())
+    fitted = clone(est).fit(X, y, treatment=A)
+    with pytest.raises(ValueError, match=r"y is a pandas Series .* X\.index"):
+        fitted.score(X, y.sort_index(), treatment=A)
+    with pytest.raises(ValueError, match=r"T1 is a pandas DataFrame .* X\.index"):
+        fitted.effect(X, T0=0, T1=A.sort_index())
+    with pytest.raises(ValueError, match=r"observed_causes is a pandas DataFrame"):
+        fitted.effect(X, observed_causes=A.sort_index())
+    with pytest.raises(ValueError, match=r"treatment is a pandas DataFrame .* X\.index"):
+        fitted.predict_outcome(X, A.sort_index())
+    assert np.isfinite(fitted.score(X, y, treatment=A))
+
+
+def test_deep_factor_model_is_invariant_to_location_and_units_of_real_causes():
+    A, y = _real_causes()
+    kw = dict(factor_model="deep", n_factors=2, factor_layers=(16,), random_state=0,
+              **QUICK)
+    base = Deconfounder(**kw).fit(None, y, treatment=A)
+    moved = Deconfounder(**kw).fit(None, y, treatment=100 + 10 * A)
+    # the VAE sees standardised causes: the same substitute confounder, the same
+    # effects per original unit, the reconstruction in the new units
+    np.testing.assert_allclose(moved.substitute_confounder(100 + 10 * A),
+                               base.substitute_confounder(A), atol=1e-6)
+    np.testing.assert_allclose(10 * moved.coef_, base.coef_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(moved.factor_model_.reconstruct(100 + 10 * A),
+                               100 + 10 * base.factor_model_.reconstruct(A), atol=1e-4)
+    np.testing.assert_allclose(moved.factor_model_.scale.numpy(),
+                               10 * base.factor_model_.scale.numpy(), rtol=1e-6)
+
+
+def test_effect_with_covariates_averages_z_hat_jointly_with_x():
+    # a covariate correlated with the latent confounder and a known outcome function
+    # f(a, z, x) = a_0 z_0 x_0 in place of the fitted one: the effect of cause 0 is then
+    # E[z x] over the joint (z_hat, x), not E[z] E[x] (about 0: the old marginal average)
+    d = make_multi_cause(n_samples=600, n_causes=10, n_factors=1, random_state=0)
+    X = d.confounder[:, :1] + 0.3 * np.random.RandomState(1).randn(600, 1)
+    est = Deconfounder(n_factors=1, outcome_model="neural", max_epochs=1,
+                       random_state=0, **QUICK).fit(X, d.y, treatment=d.treatment)
+    est._outcome = lambda A, Z, X, naive=False: A[:, 0] * Z[:, 0] * X[:, 0]
+    Z = (est.substitute_confounder(d.treatment) - est.confounder_mean_) / \
+        est.confounder_scale_
+    joint = float(np.mean(Z[:, 0] * X[:, 0]))
+    assert joint > 0.4
+    off, on = d.treatment.copy(), d.treatment.copy()
+    off[:, 0], on[:, 0] = 0.0, 1.0
+    # with the units' causes: each unit's own z_hat, exactly the joint average
+    np.testing.assert_allclose(est.effect(X, off, on, observed_causes=d.treatment),
+                               Z[:, 0] * X[:, 0], atol=1e-12)
+    assert est.ate(X, off, on, observed_causes=d.treatment) == pytest.approx(joint)
+    np.testing.assert_allclose(est.cause_effects()[0], np.mean(
+        (Z[:, 0] * X[:, 0])[np.isin(X[:, 0], est._reference[2][:, 0])]), rtol=1e-10)
+    # without them: z_hat given x from the nearest training rows
+    assert est.ate(X, off, on) == pytest.approx(joint, abs=0.06)
+
+
+def test_linear_ridge_penalty_is_invariant_to_cause_units():
+    A, y = _real_causes()
+    for alpha in ("auto", 3.0):
+        kw = dict(factor_model="ppca", n_factors=2, alpha=alpha, random_state=0, **QUICK)
+        base = Deconfounder(**kw).fit(None, y, treatment=A)
+        for c in (1e-3, 1e3):
+            scaled = Deconfounder(**kw).fit(None, y, treatment=c * A)
+            assert scaled.alpha_ == base.alpha_
+            np.testing.assert_allclose(c * scaled.coef_, base.coef_, rtol=1e-6)
+            np.testing.assert_allclose(c * scaled.naive_coef_, base.naive_coef_,
+                                       rtol=1e-6)
+    # alpha penalises the standardised causes' coefficients: a huge one shrinks all
+    heavy = Deconfounder(factor_model="ppca", n_factors=2, alpha=1e9, **QUICK).fit(
+        None, y, treatment=A)
+    assert np.abs(heavy.coef_).max() < 1e-5
+
+
+def test_named_cause_vectors_are_matched_by_name(small):
+    d = small
+    names = [f"actor{j}" for j in range(12)]
+    A = pd.DataFrame(d.treatment, columns=names)
+    est = Deconfounder(n_factors=2, random_state=0, **QUICK).fit(None, d.y, treatment=A)
+    t1 = pd.Series(0.0, index=names)
+    t1["actor0"] = 1.0
+    np.testing.assert_allclose(est.effect(None, T0=0, T1=t1[names[::-1]]), est.coef_[0])
+    np.testing.assert_allclose(est.predict_outcome(None, t1[names[::-1]]),
+                               est.predict_outcome(None, t1))
+    with pytest.raises(ValueError, match=r"T1 is a pandas Series whose labels differ.*"
+                                         r"unknown labels \['nobody'\].*'actor11'"):
+        est.effect(None, T1=t1.rename({"actor11": "nobody"}))
+    unnamed = Deconfounder(n_factors=2, random_state=0, **QUICK).fit(
+        None, d.y, treatment=d.treatment)
+    with pytest.raises(ValueError, match="T1 is a pandas Series with labels"):
+        unnamed.effect(None, T1=t1)
+    np.testing.assert_allclose(unnamed.effect(None, T1=t1.reset_index(drop=True)),
+                               unnamed.coef_[0])
+
+
+def test_bad_cause_levels_name_the_argument(small):
+    d = small
+    est = Deconfounder(n_factors=2, random_state=0, **QUICK).fit(None, d.y,
+                                                                 treatment=d.treatment)
+    with pytest.raises(TypeError, match="T1 must be a number"):
+        est.effect(None, T0=0, T1="x")
+    with pytest.raises(ValueError, match="T1 is required"):
+        est.effect(None, T0=0, T1=None)
+    with pytest.raises(ValueError, match="T1 contains 12 NaN"):
+        est.effect(None, T0=0, T1=np.nan)
+    with pytest.raises(TypeError, match="T0 must be a numeric"):
+        est.effect(None, T0=["a"] * 12)
+    np.testing.assert_allclose(est.effect(None, T0=False, T1=True), est.effect(None))
+    np.testing.assert_allclose(est.effect(None, T0=np.array(0.0), T1=np.float32(1)),
+                               est.effect(None))
+    with pytest.raises(ValueError, match="T0 has 5 rows but T1 has 4 rows"):
+        est.effect(None, np.zeros((5, 12)), np.ones((4, 12)))
+    with pytest.raises(ValueError, match="treatment is required"):
+        est.predict_outcome(None, None)
+    with pytest.raises(ValueError, match="observed_causes has 3 rows but T0 has 5 rows"):
+        est.effect(None, np.zeros((5, 12)), observed_causes=d.treatment[:3])
+    rng = np.random.RandomState(0)
+    with pytest.raises(ValueError, match=r"n_factors=5 must be smaller than the number "
+                                         r"of rows of treatment \(4\)"):
+        Deconfounder(n_factors=5, factor_model="ppca").fit(None, np.arange(4.0),
+                                                           treatment=rng.randn(4, 6))
+    with pytest.raises(ValueError, match="'check_pvalue' parameter"):
+        Deconfounder(check_pvalue="loose").fit(None, d.y, treatment=d.treatment)

@@ -297,6 +297,89 @@ def test_bad_treatment_and_column_errors(linear):
         DeepIV(treatment_type="binary").fit(x, y, treatment=t, instrument=z)
 
 
+def test_misaligned_pandas_instrument_and_levels_are_refused(fitted, linear):
+    """A Series whose index is X.index in another order would pair rows with another
+    row's instrument or treatment: fit, marginal_effect and first_stage_log_likelihood
+    refuse it, as fit does for the treatment; aligned pandas equal the arrays."""
+    x, y, t, z = linear
+    index = np.arange(len(x))[::-1]
+    X = pd.DataFrame(x, index=index, columns=["x"])
+    t_s, z_s = pd.Series(t, index=index), pd.Series(z[:, 0], index=index)
+    T = pd.Series(np.linspace(-2, 2, len(x)), index=index)
+    with pytest.raises(ValueError, match="instrument is a pandas Series whose index"):
+        DeepIV(**FAST).fit(X, y, treatment=t_s, instrument=z_s.sort_index())
+    with pytest.raises(ValueError, match="T is a pandas Series whose index"):
+        fitted.marginal_effect(X, T.sort_index())
+    with pytest.raises(ValueError, match="treatment is a pandas Series whose index"):
+        fitted.first_stage_log_likelihood(X, t_s.sort_index(), z_s)
+    with pytest.raises(ValueError, match="instrument is a pandas Series whose index"):
+        fitted.first_stage_log_likelihood(X, t_s, z_s.sort_index())
+    assert fitted.first_stage_log_likelihood(X, t_s, z_s) == \
+        fitted.first_stage_log_likelihood(x, t, z)
+    np.testing.assert_array_equal(fitted.marginal_effect(X, T),
+                                  fitted.marginal_effect(x, T.to_numpy()))
+
+
+@pytest.fixture(scope="module")
+def named_vector():
+    """A fit on a two-column treatment passed as a DataFrame (price, ads)."""
+    rng = np.random.RandomState(0)
+    n = 300
+    x, z, u = rng.randn(n, 2), rng.randn(n, 2), rng.randn(n)
+    T = pd.DataFrame({"price": z[:, 0] + u + rng.randn(n),
+                      "ads": 100 * (z[:, 1] - u + rng.randn(n))})
+    y = T["price"].to_numpy() - 0.02 * T["ads"].to_numpy() + x[:, 0] + u
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = DeepIV(**FAST, random_state=0).fit(x, y, treatment=T, instrument=z)
+    return est, x
+
+
+def test_vector_treatment_frames_are_matched_by_column_name(named_vector):
+    est, x = named_vector
+    x = x[:5]
+    assert list(est.treatment_names_) == ["price", "ads"]
+    T1 = pd.DataFrame({"price": np.linspace(-1, 1, 5), "ads": np.linspace(50, 150, 5)})
+    swapped = T1[["ads", "price"]]
+    expected = est.effect(x, 0, T1.to_numpy())
+    np.testing.assert_array_equal(est.effect(x, 0, swapped), expected)
+    np.testing.assert_array_equal(est.predict_outcome(x, swapped),
+                                  est.predict_outcome(x, T1.to_numpy()))
+    # marginal_effect's columns follow treatment_names_, whatever the frame's order
+    np.testing.assert_array_equal(est.marginal_effect(x, swapped),
+                                  est.marginal_effect(x, T1.to_numpy()))
+    # one treatment vector for all rows, labelled by name
+    vector = pd.Series({"ads": 100.0, "price": 1.0})
+    np.testing.assert_array_equal(est.effect(x, 0, vector),
+                                  est.effect(x, 0, np.array([1.0, 100.0])))
+    with pytest.raises(ValueError, match=r"T1 has different columns than at fit: "
+                                         r"unknown columns \['promo'\], missing columns "
+                                         r"\['ads'\]"):
+        est.effect(x, 0, T1.rename(columns={"ads": "promo"}))
+    with pytest.raises(ValueError, match="T1 is a Series whose labels"):
+        est.effect(x, 0, pd.Series({"promo": 1.0, "price": 1.0}))
+    with pytest.raises(ValueError, match="treatment has duplicate column names"):
+        DeepIV(**FAST).fit(x, np.arange(5.0), treatment=T1[["price", "price"]],
+                           instrument=x)
+
+
+def test_one_treatment_vector_for_every_row_also_when_n_equals_k(named_vector):
+    """With k = 2 treatment columns a 1-d array of length 2 is one treatment vector
+    for every row, also for 2 rows of X; per-row levels are (n, 2)."""
+    est, x = named_vector
+    t0, t1 = np.array([0.0, 50.0]), np.array([1.0, 150.0])
+    three = est.effect(x[:3], t0, t1)
+    np.testing.assert_array_equal(est.effect(x[:2], t0, t1), three[:2])
+    np.testing.assert_array_equal(est.effect(x[:2], t0, t1.tolist()), three[:2])
+    per_row = np.array([[1.0, 150.0], [2.0, 50.0]])
+    np.testing.assert_array_equal(est.effect(x[:2], t0, per_row)[1],
+                                  est.effect(x[1:2], t0, per_row[1])[0])
+    with pytest.raises(ValueError, match=r"T1 is a 1-d array of length 3; with a treatment "
+                                         r"of k=2 columns pass one treatment vector of "
+                                         r"length 2"):
+        est.effect(x[:3], t0, np.ones(3))
+
+
 def test_demand_simulation_matches_the_paper_design():
     data = make_demand(20000, rho=0.9, random_state=0)
     assert data.X.shape == (20000, 8) and data.instrument.shape == (20000, 1)
@@ -375,3 +458,24 @@ def test_cuda_fit_agrees_with_cpu_and_unpickles_on_cpu(linear, monkeypatch):
     restored = pickle.loads(pickle.dumps(gpu))
     assert restored.device_.type == "cpu"
     np.testing.assert_allclose(restored.marginal_effect(x, t), expected, rtol=1e-8)
+
+
+@pytest.mark.parametrize("constant", [0.3, 2024.0])
+def test_a_constant_covariate_is_centred_not_blown_up(linear, constant):
+    """Shared column scaling: a column constant in training (0.3 had a 6e-17 "std")
+    enters as zeros, so the fit equals that with a column of zeros."""
+    x, y, t, z = linear
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zeros = DeepIV(**FAST, random_state=0).fit(
+            np.column_stack([x, np.zeros(len(x))]), y, treatment=t, instrument=z)
+        const = DeepIV(**FAST, random_state=0).fit(
+            np.column_stack([x, np.full(len(x), constant)]), y, treatment=t,
+            instrument=z)
+    np.testing.assert_allclose(
+        const.effect(np.column_stack([x, np.full(len(x), constant)]), 0.0, 1.0),
+        zeros.effect(np.column_stack([x, np.zeros(len(x))]), 0.0, 1.0), atol=1e-9)
+    # another value at prediction enters as its difference (before: 1 / 6e-17)
+    np.testing.assert_allclose(
+        const.effect(np.column_stack([x, np.full(len(x), constant + 1.0)]), 0.0, 1.0),
+        zeros.effect(np.column_stack([x, np.ones(len(x))]), 0.0, 1.0), atol=1e-6)

@@ -147,6 +147,34 @@ def test_prediction_is_float64_repeatable_and_averages_n_samples():
     assert spread[200] < spread[2] / 3
 
 
+@pytest.mark.parametrize("outcome, n_members", [("continuous", 1), ("binary", 2)])
+def test_row_effects_do_not_depend_on_the_other_rows(outcome, n_members):
+    """The posterior draws are common to all rows: a row's effect is the same alone,
+    among other rows, and in a permuted X."""
+    y = (Y > np.median(Y)).astype(float) if outcome == "binary" else Y
+    est = CEVAE(**TINY, n_members=n_members, random_state=0).fit(X, y, treatment=T)
+    tau = est.effect(X, members=True)
+    alone = np.column_stack([est.effect(X[i:i + 1], members=True) for i in range(5)])
+    np.testing.assert_allclose(alone, tau[:, :5], rtol=1e-6, atol=1e-9)
+    perm = np.random.RandomState(0).permutation(len(X))
+    np.testing.assert_allclose(est.effect(X[perm], members=True)[:, np.argsort(perm)],
+                               tau, rtol=1e-6, atol=1e-9)
+    assert np.std(tau) > 0  # rows still differ: their own x gives their own effect
+
+
+def test_validation_loss_uses_common_random_numbers():
+    """Every validation pass replays the same reparameterisation noise, so at fixed
+    weights the held-out loss repeats exactly and early stopping compares epochs, not
+    Monte-Carlo noise; training keeps drawing fresh noise."""
+    # a learning rate of 1e-12 with plain SGD: the weights do not move between epochs
+    est = CEVAE(**TINY, optimizer="sgd", learning_rate=1e-12, weight_decay=0.0,
+                random_state=0, validation_fraction=0.3).fit(X, Y, treatment=T)
+    losses = [record["valid_loss"] for record in est.history_]
+    assert losses == [losses[0]] * len(losses)
+    train = [record["train_loss"] for record in est.history_]
+    assert len(set(train)) == len(train)
+
+
 def test_seeded_fit_is_repeatable_and_pickles():
     a = CEVAE(**TINY, random_state=7).fit(X, Y, treatment=T)
     b = CEVAE(**TINY, random_state=7).fit(X, Y, treatment=T)
@@ -174,7 +202,7 @@ def test_members_are_independent_cevaes_in_one_fit(monkeypatch):
     assert np.all(np.std(per_member, axis=0) > 0)
     # z at its posterior mean: the comparison needs no shared noise
     monkeypatch.setattr(CEVAE, "_standard_normal",
-                        lambda self, like: torch.zeros_like(like))
+                        lambda self, like, training: torch.zeros_like(like))
     est._step, est._warmup_steps = 0, 0
     Xs = est._scale_X(est._validate_X(X))
     batch = {"X": torch.tensor(Xs[:50], dtype=torch.float32),
@@ -340,3 +368,21 @@ def test_cuda_fit_agrees_with_cpu_and_unpickles_on_cpu(monkeypatch, n_members):
     restored = pickle.loads(blob)
     assert restored.device_.type == "cpu"
     np.testing.assert_allclose(restored.effect(X), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("constant", [0.3, 2024.0])
+def test_a_constant_continuous_proxy_is_centred_not_blown_up(constant):
+    """Shared column scaling: a proxy constant in training (0.3 had a 6e-17 "std")
+    enters as zeros, so the fit equals that with a continuous column of zeros."""
+    types = ["continuous"] * 5
+    zeros = CEVAE(**TINY, proxy_types=types, random_state=0).fit(
+        np.column_stack([X, np.zeros(len(X))]), Y, treatment=T)
+    const = CEVAE(**TINY, proxy_types=types, random_state=0).fit(
+        np.column_stack([X, np.full(len(X), constant)]), Y, treatment=T)
+    np.testing.assert_allclose(const.effect(np.column_stack([X, np.full(len(X), constant)])),
+                               zeros.effect(np.column_stack([X, np.zeros(len(X))])),
+                               atol=1e-6)
+    # another value at prediction enters as its difference (before: 1 / 6e-17)
+    np.testing.assert_allclose(
+        const.effect(np.column_stack([X, np.full(len(X), constant + 1.0)])),
+        zeros.effect(np.column_stack([X, np.ones(len(X))])), atol=1e-5)

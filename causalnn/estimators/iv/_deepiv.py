@@ -14,11 +14,14 @@ import numbers
 import warnings
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
-from ..._base._validation import (check_matrix, check_scalar_or_vector, check_varies,
-                                  check_vector, column_list, split_named_columns)
+from ..._base._scaling import column_scaling
+from ..._base._validation import (check_features, check_matrix, check_same_index,
+                                  check_scalar_or_vector, check_varies, check_vector,
+                                  column_list, split_named_columns)
 from ...engine import predict_in_batches, spawn_generator
 from ...exceptions import WeakInstrumentWarning
 from ...nets import MLP, init_weights
@@ -32,12 +35,6 @@ DTYPE = torch.float64
 # Monte-Carlo draws per row for the held-out second-stage loss, which drives early
 # stopping: with one draw its noise ended training epochs too early
 VALIDATION_DRAWS = 20
-
-
-def _standardize(array):
-    mean = array.mean(axis=0)
-    scale = array.std(axis=0)
-    return mean, np.where(scale > 0, scale, 1.0)
 
 
 def _partial_f(target, exogenous, instrument):
@@ -144,6 +141,10 @@ class DeepIV(BaseCausalEstimator):
         Levels of a discrete treatment.
     n_treatment_features_ : int
         Columns of the treatment (1 for a discrete one).
+    treatment_names_ : ndarray of str
+        Column names of a continuous treatment passed to ``fit`` as a DataFrame (absent
+        otherwise). A DataFrame of treatment levels at prediction must then carry
+        exactly these columns; they are matched by name, in any order.
     n_instruments_ : int
     n_features_in_, feature_names_in_ : int, ndarray
     y_mean_, y_scale_ : float
@@ -154,6 +155,16 @@ class DeepIV(BaseCausalEstimator):
     t_mean_, t_scale_ : ndarray of shape (k,)
         Standardisation of a continuous treatment.
     device_ : torch.device
+
+    Notes
+    -----
+    Treatment levels at prediction (``treatment``, ``T0``, ``T1``, ``T``) of a
+    continuous treatment with ``k`` columns: a scalar (every column and row), an
+    ``(n_samples, k)`` array or DataFrame (per row; for ``k = 1`` also ``(n_samples,)``),
+    or, for ``k > 1``, a 1-d array of length ``k``: one treatment vector for every row,
+    whatever ``n_samples`` (also when it equals ``k``). DataFrames are matched to
+    ``treatment_names_`` by column name. A pandas ``instrument`` or level whose index
+    differs from a DataFrame ``X``'s is refused, as the treatment is in ``fit``.
 
     References
     ----------
@@ -233,6 +244,7 @@ class DeepIV(BaseCausalEstimator):
         -------
         self : DeepIV
         """
+        check_same_index(instrument, X, "instrument")
         X, instrument = split_named_columns(X, instrument, self.instrument_cols,
                                             name="instrument", param="instrument_cols")
         # scratch for _fit, which the base calls after checking X, y and the treatment
@@ -247,6 +259,8 @@ class DeepIV(BaseCausalEstimator):
 
     def _validate_treatment(self, treatment, n_samples):
         owner = type(self).__name__
+        if hasattr(self, "treatment_names_"):  # from an earlier fit
+            del self.treatment_names_
         if self.treatment_type == "discrete":
             treatment = check_vector(treatment, name="treatment", n_samples=n_samples)
             classes = np.unique(treatment)
@@ -254,6 +268,10 @@ class DeepIV(BaseCausalEstimator):
                 raise ValueError(f"treatment has a single level {classes.tolist()}; "
                                  f"{owner} needs at least two treatment levels.")
             return treatment
+        # the columns of a vector treatment are matched by name at prediction, as X's
+        if isinstance(treatment, pd.DataFrame):
+            _, self.treatment_names_ = check_features(treatment, name="treatment",
+                                                      owner=owner)
         treatment = check_matrix(treatment, name="treatment", n_samples=n_samples)
         check_varies(treatment, name="treatment")
         return treatment
@@ -274,8 +292,8 @@ class DeepIV(BaseCausalEstimator):
     def _fit(self, X, y, treatment, generator):
         Z = self._check_instrument(self._instrument, X.shape[0])
         self.n_instruments_ = Z.shape[1]
-        self.x_mean_, self.x_scale_ = _standardize(X)
-        self.z_mean_, self.z_scale_ = _standardize(Z)
+        self.x_mean_, self.x_scale_ = column_scaling(X, name="X")
+        self.z_mean_, self.z_scale_ = column_scaling(Z, name="instrument")
         Xs = (X - self.x_mean_) / self.x_scale_
         context = np.column_stack([Xs, (Z - self.z_mean_) / self.z_scale_])
         discrete = self.treatment_type == "discrete"
@@ -286,7 +304,7 @@ class DeepIV(BaseCausalEstimator):
             target = np.eye(len(self.treatment_classes_))[codes][:, 1:]
         else:
             self.n_treatment_features_ = treatment.shape[1]
-            self.t_mean_, self.t_scale_ = _standardize(treatment)
+            self.t_mean_, self.t_scale_ = column_scaling(treatment, name="treatment")
             T = (treatment - self.t_mean_) / self.t_scale_
             target = T
         self._report_strength(target, Xs, context[:, Xs.shape[1]:])
@@ -393,7 +411,15 @@ class DeepIV(BaseCausalEstimator):
 
     def _levels(self, value, name, n):
         """Treatment levels for prediction, standardised: (n, k) floats, or class
-        indices (n,) for a discrete treatment."""
+        indices (n,) for a discrete treatment.
+
+        A continuous level is a scalar (every column, every row), an ``(n, k)`` array
+        (one row of levels per row of ``X``) or, for a vector treatment (``k > 1``), a
+        1-d array of length ``k``: one treatment vector for every row, whatever ``n``
+        (a 1-d array cannot hold ``k > 1`` levels per row, so this reading is never
+        ambiguous, also when ``n == k``). DataFrames and a Series of length ``k`` are
+        matched to the fit's treatment columns by name.
+        """
         if self.treatment_type == "discrete":
             levels = check_scalar_or_vector(value, name=name, n_samples=n)
             index = np.searchsorted(self.treatment_classes_, levels)
@@ -406,16 +432,41 @@ class DeepIV(BaseCausalEstimator):
                     f"{self.treatment_classes_.tolist()}.")
             return index
         k = self.n_treatment_features_
+        names = getattr(self, "treatment_names_", None)
         if isinstance(value, numbers.Number) and not isinstance(value, bool):
             value = np.full((n, k), float(value))
-        elif k > 1 and np.ndim(value) == 1 and len(value) == k and n != k:
-            # one treatment vector for every row
+        elif isinstance(value, pd.DataFrame) and names is not None:
+            value, _ = check_features(value, name=name, feature_names=names,
+                                      n_features=k, owner=type(self).__name__)
+        elif k > 1 and np.ndim(value) == 1:
+            if isinstance(value, pd.Series) and names is not None:
+                value = self._by_treatment_name(value, name)
+            if len(value) != k:
+                raise ValueError(
+                    f"{name} is a 1-d array of length {len(value)}; with a treatment of "
+                    f"k={k} columns pass one treatment vector of length {k} (applied to "
+                    f"every row), a scalar, or an array of shape (n_samples={n}, {k}).")
             value = np.tile(check_matrix(value, name=name, n_samples=k).T, (n, 1))
         levels = check_matrix(value, name=name, n_samples=n)
         if levels.shape[1] != k:
             raise ValueError(f"{name} has {levels.shape[1]} columns but the treatment "
                              f"had {k} in fit.")
         return (levels - self.t_mean_) / self.t_scale_
+
+    def _by_treatment_name(self, vector, name):
+        """A Series holding one treatment vector, in the fit's column order: labelled by
+        the treatment's column names (any order), or by its default 0..k-1 index
+        (positional)."""
+        labels = [str(label) for label in vector.index]
+        names = list(self.treatment_names_)
+        if set(labels) == set(names) and len(labels) == len(names):
+            return vector.set_axis(labels).reindex(names).to_numpy()
+        if isinstance(vector.index, pd.RangeIndex) and vector.index.start == 0:
+            return vector.to_numpy()
+        raise ValueError(
+            f"{name} is a Series whose labels {labels[:10]} are not the treatment's "
+            f"columns {names} seen in fit: label one treatment vector by those names, or "
+            f"pass a NumPy array in their order.")
 
     def _outcome_network(self, X, levels):
         Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
@@ -447,6 +498,7 @@ class DeepIV(BaseCausalEstimator):
         if self.treatment_type == "discrete":
             raise ValueError("marginal_effect needs a continuous treatment; for a discrete "
                              "one use effect(X, T0, T1).")
+        check_same_index(T, X, "T")
         X = self._validate_X(X)
         levels = self._levels(T, "T", X.shape[0])
         Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
@@ -470,6 +522,8 @@ class DeepIV(BaseCausalEstimator):
         -------
         log_likelihood : float
         """
+        check_same_index(treatment, X, "treatment")
+        check_same_index(instrument, X, "instrument")
         X = self._validate_X(X)
         n = X.shape[0]
         Z = check_matrix(instrument, name="instrument", n_samples=n)

@@ -13,18 +13,21 @@ Loss:   ``-ELBO - log q(t_i | x_i) - log q(y_i | x_i, t_i)`` with
         (one reparameterised draw of z per row, KL in closed form, ``beta`` warmed up
         from 0 to 1 over ``kl_warmup_epochs``).
 Effect: ``tau(x) = E[ E[y | t=1, z] - E[y | t=0, z] ]`` over ``n_samples`` draws of
-        ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``.
+        ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``, the draws' noise common
+        to all rows (so a row's effect depends on its ``x`` only).
 """
 import numbers
 import warnings
 
 import numpy as np
 import torch
+from scipy.special import ndtri
 from torch.distributions import kl_divergence
 
 from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
+from ..._base._scaling import column_scaling
 from ...engine import Callback, member_mean, predict_in_batches, spawn_generator
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...nets import init_weights
@@ -36,6 +39,32 @@ __all__ = ["CEVAE"]
 _PROXY_TYPES = ("continuous", "binary")
 # rows x posterior samples pushed through the networks at once at predict time
 _PREDICT_CHUNK = 1 << 16
+
+
+# splitmix64 (Steele, Lea & Flood 2014): a counter-based generator in wrapping uint64
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix64(h):
+    h = (h ^ (h >> np.uint64(30))) * _MIX1
+    h = (h ^ (h >> np.uint64(27))) * _MIX2
+    return h ^ (h >> np.uint64(31))
+
+
+def _row_uniforms(X, seed, shape):
+    """Uniforms in (0, 1) of shape ``(n, *shape)``: row ``i``'s are a hash of ``X[i]``
+    (rounded to float32, so that round-off in the standardisation of rescaled data
+    does not change them) and ``seed`` only, so they do not depend on the other rows."""
+    rounded = np.ascontiguousarray(X, dtype=np.float32) + np.float32(0.0)  # -0 -> +0
+    bits = rounded.view(np.uint32).astype(np.uint64)
+    key = np.full(bits.shape[0], seed, dtype=np.uint64)
+    for column in bits.T:
+        key = _mix64((key ^ column) + _GOLDEN)
+    counter = np.arange(1, int(np.prod(shape)) + 1, dtype=np.uint64) * _GOLDEN
+    u = _mix64(key[:, None] + counter[None, :])
+    uniform = ((u >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53
+    return uniform.reshape(bits.shape[0], *shape)
 
 
 class _ProxyTypes:
@@ -97,7 +126,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         Epochs over which the weight of the KL term rises linearly from 0 to 1 (0: the
         plain ELBO from the start). The validation loss always uses the full ELBO.
     n_samples : int, default=100
-        Posterior draws of ``(t, y, z)`` averaged per row at prediction.
+        Posterior draws of ``(t, y, z)`` averaged per row at prediction. The draws'
+        noise is shared by all rows, so their Monte Carlo error does not average out
+        in ``ate``.
     n_members : int, default=1
         Independent CEVAEs trained as one batched computation (an ensemble): each has
         its own initial weights, validation loss, early stopping and best weights;
@@ -129,8 +160,10 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
     x_mean_, x_scale_ : ndarray of shape (n_continuous,)
         Standardisation of the Gaussian columns.
     sampling_seed_ : int
-        Seed of the posterior draws at prediction, drawn from ``random_state`` at fit:
-        a fitted CEVAE gives the same effects for the same rows on every call.
+        Seed of the posterior draws at prediction, drawn from ``random_state`` at fit.
+        The draws are common to all rows, so a row's effect depends only on its
+        ``x`` and this seed: the same on every call, whatever other rows are passed
+        with it and in whatever order.
     %(fitted_attributes)s
 
     See Also
@@ -225,8 +258,7 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
     def _fit(self, X, y, treatment, generator):
         self.continuous_columns_, self.binary_columns_ = self._resolve_proxy_types(X)
         continuous = X[:, self.continuous_columns_]
-        self.x_mean_ = continuous.mean(axis=0)
-        self.x_scale_ = np.where(continuous.std(axis=0) > 0, continuous.std(axis=0), 1.0)
+        self.x_mean_, self.x_scale_ = column_scaling(continuous, name="X")
         self.n_members_ = self.n_members
         module = CEVAEModule(
             self.n_features_in_, self.latent_dim, self.continuous_columns_.tolist(),
@@ -242,6 +274,13 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         self.sampling_seed_ = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         split_and_batches = spawn_generator(generator)
         self.module_ = init_weights(module, generator)
+        # Every validation pass replays one stream of reparameterisation noise (common
+        # random numbers): the held-out loss is then a fixed function of the weights,
+        # and early stopping compares epochs rather than Monte-Carlo noise. Spawned
+        # after the weights, so the split, weights and batch order are unchanged.
+        self._validation_noise = spawn_generator(generator)
+        self._validation_noise_start = self._validation_noise.get_state()
+        self._validation_pass_begins = True
         self._warmup_steps = 0  # set from the engine's steps per epoch at train begin
         self._step = 0
         try:
@@ -249,7 +288,8 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
                                                "y": y}, split_and_batches,
                                 stratify=treatment)
         finally:
-            del self._noise, self._warmup_steps, self._step
+            del (self._noise, self._validation_noise, self._validation_noise_start,
+                 self._validation_pass_begins, self._warmup_steps, self._step)
         if self.n_members_ == 1:  # one network: the epoch as a plain int
             self.best_epoch_ = int(np.asarray(self.best_epoch_).item())
         return self
@@ -285,15 +325,24 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
     def _training_callbacks(self):
         return (_KLWarmUp(self),)
 
-    def _standard_normal(self, like):
-        """``N(0, 1)`` noise shaped as ``like``, drawn on the CPU from the fit's
-        generator and moved to ``like``'s device."""
-        return torch.randn(like.shape, generator=self._noise).to(like.device)
+    def _standard_normal(self, like, training):
+        """``N(0, 1)`` noise shaped as ``like``, drawn on the CPU and moved to
+        ``like``'s device: fresh draws in training, and in validation the same draws
+        on every pass (the engine evaluates the same chunks in the same order)."""
+        if training:
+            self._validation_pass_begins = True
+            generator = self._noise
+        else:
+            if self._validation_pass_begins:  # the first chunk of a validation pass
+                self._validation_noise.set_state(self._validation_noise_start)
+                self._validation_pass_begins = False
+            generator = self._validation_noise
+        return torch.randn(like.shape, generator=generator).to(like.device)
 
     def _compute_loss(self, module, batch):
         x, t, y = batch["X"], batch["t"], batch["y"]
         q_z = module.encode(x, t, y)  # batch shape (n_members, n, latent_dim)
-        z = q_z.loc + q_z.scale * self._standard_normal(q_z.loc)  # reparameterised
+        z = q_z.loc + q_z.scale * self._standard_normal(q_z.loc, module.training)
 
         def mean(per_row):  # (n_members, n) -> (n_members,), row weights applied
             return member_mean(per_row, batch)
@@ -327,35 +376,38 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         """Per member and row, ``E[y | t=a, z]`` for a = 0, 1 averaged over
         ``n_samples`` draws ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``: an
         (n_members, n, 2) float64 array (means on the training scale, or probabilities
-        for a binary outcome)."""
+        for a binary outcome).
+
+        Each row's uniforms are a hash of its values and ``sampling_seed_``
+        (:func:`_row_uniforms`): a row's effect depends on its ``x`` alone, whatever
+        other rows are passed with it, while distinct rows draw independently, so the
+        Monte Carlo error of ``ate`` still averages out over the rows.
+        """
         module, device, draws = self.module_, self.device_, self.n_samples
         members = self.n_members_
-        X = torch.as_tensor(self._scale_X(X), dtype=self._module_dtype())
-        noise = torch.Generator(device="cpu").manual_seed(self.sampling_seed_)
-
-        def draw(shape):
-            return torch.rand(shape, generator=noise).to(device)
-
-        def normal(dist):
-            return dist.loc + dist.scale * torch.randn(
-                dist.loc.shape, generator=noise).to(device)
-
+        scaled = self._scale_X(X)
+        per_row = (members, draws, 2 + module.latent_dim)  # t, y, then z's columns
+        dtype = self._module_dtype()
         rows = max(1, _PREDICT_CHUNK // (draws * members))
         out = []
         module.eval()
         with torch.no_grad():
-            for start in range(0, X.shape[0], rows):
-                x = X[start:start + rows].to(device)
-                n = x.shape[0]
-                x = x.repeat(draws, 1)  # draw-major rows, shared by the members
-                rows_drawn = (members, x.shape[0], 1)
-                t = (draw(rows_drawn) < module.auxiliary_t(x).probs).float().squeeze(-1)
+            for start in range(0, scaled.shape[0], rows):
+                chunk = scaled[start:start + rows]
+                n = chunk.shape[0]
+                u = _row_uniforms(chunk, self.sampling_seed_, per_row)  # (n, M, S, C)
+                u = u.transpose(1, 2, 0, 3).reshape(members, draws * n, per_row[-1])
+                normal = torch.as_tensor(ndtri(u), dtype=dtype).to(device)
+                u = torch.as_tensor(u, dtype=dtype).to(device)
+                x = torch.as_tensor(chunk, dtype=dtype).to(device).repeat(draws, 1)
+                t = (u[..., :1] < module.auxiliary_t(x).probs).float().squeeze(-1)
                 q_y = module.auxiliary_y(x, t)
                 if self.outcome_type_ == "binary":
-                    y = (draw(rows_drawn) < q_y.probs).float()
+                    y = (u[..., 1:2] < q_y.probs).float()
                 else:
-                    y = normal(q_y)
-                z = normal(module.encode(x, t, y.squeeze(-1)))
+                    y = q_y.loc + q_y.scale * normal[..., 1:2]
+                q_z = module.encode(x, t, y.squeeze(-1))
+                z = q_z.loc + q_z.scale * normal[..., 2:]
                 arms = torch.cat([arm.mean for arm in module.p_y.all_arms(z)], dim=-1)
                 out.append(arms.double().reshape(members, draws, n, 2).mean(1).cpu())
         return torch.cat(out, dim=1).numpy()

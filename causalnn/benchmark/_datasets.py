@@ -107,6 +107,9 @@ def dataset_kind(name):
 
 
 def check_datasets(names, replications):
+    if isinstance(replications, bool) or not isinstance(replications, (int, np.integer)) \
+            or replications < 1:
+        raise ValueError(f"replications: expected a positive integer, got {replications!r}.")
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         raise ValueError(f"datasets: unknown {unknown}; choose from {list(DATASETS)}.")

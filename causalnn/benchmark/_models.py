@@ -4,8 +4,10 @@ Every model is a :class:`ModelSpec`: ``make(seed, device)`` returns an object wi
 ``fit(data)`` (a replication Bunch, fitted on ``data.fit_index``) that returns a fitted
 object exposing what its dataset kind is scored by: ``effect(X)`` (binary), optionally
 ``ate_interval(X)``, ``predict_outcome(X, treatment)`` (iv) or ``cause_effects()``
-(multi-cause). Peers import their library lazily; one that is not installed is reported
-as "not installed" in the table.
+(multi-cause). Peers import their library in ``make`` (which the runner calls outside
+the timed fit), not at import; one that is not installed is reported as "not installed"
+in the table. CATENets draws from numpy's and torch's global generators: its fits run
+with them seeded from the spec's seed, and the caller's states are restored.
 
 Peer settings (the issue: do each peer justice)
 ------------------------------------------------
@@ -26,6 +28,7 @@ Peer settings (the issue: do each peer justice)
 - Baselines for the multi-cause data: OLS of y on every cause (naive) and OLS adjusting
   for principal components of the causes.
 """
+import contextlib
 import importlib
 
 import numpy as np
@@ -177,7 +180,9 @@ def _econml_interval(model, X):
 
 def _econml(build, interval=False):
     def make(seed, device):
-        return _BinaryPeer(lambda data: build(seed), _econml_fit, _econml_effect,
+        # built (and EconML imported) here, outside the runner's timed fit
+        model = build(seed)
+        return _BinaryPeer(lambda data: model, _econml_fit, _econml_effect,
                            _econml_interval if interval else None)
     return make
 
@@ -210,6 +215,49 @@ def _x_learner(seed):
     return XLearner(models=_gb(seed), propensity_model=LogisticRegression(max_iter=2000))
 
 
+@contextlib.contextmanager
+def _global_rngs_seeded(seed):
+    """Seed numpy's and torch's global random generators with ``seed`` inside the block
+    and give the caller's states back after it.
+
+    CATENets (0.2.4) passes its ``seed`` only to its validation split: weights are
+    initialised from torch's global generator and batches shuffled with
+    ``np.random.shuffle``, so without this a fit depends on what ran before it in the
+    process (the grid's order in each worker)."""
+    import torch
+    seed = int(seed) % 2 ** 32   # np.random.seed's range
+    # torch.manual_seed also seeds every CUDA generator: fork those too, when present
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    numpy_state = np.random.get_state()
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+
+
+class _GloballySeededPeer(_BinaryPeer):
+    """A peer that draws from the global random generators (CATENets): its build and
+    fit run with them seeded from ``seed`` (:func:`_global_rngs_seeded`)."""
+
+    def __init__(self, seed, build, fit, effect, interval=None):
+        super().__init__(build, fit, effect, interval)
+        self.seed = seed
+
+    def fit(self, data):
+        with _global_rngs_seeded(self.seed):
+            super().fit(data)
+        # CATENets puts its networks on CUDA whenever there is one, whatever the
+        # run's --device: report where they really ran
+        parameters = getattr(self.model_, "parameters", None)
+        first = next(iter(parameters()), None) if callable(parameters) else None
+        if first is not None:
+            self.device_ = first.device
+        return self
+
+
 def _catenets(class_name, batch_norm):
     def build(seed, data):
         from catenets.models import torch as catenets_torch
@@ -226,7 +274,10 @@ def _catenets(class_name, batch_norm):
         return tau.detach().cpu().numpy() if isinstance(tau, torch.Tensor) else tau
 
     def make(seed, device):
-        return _BinaryPeer(lambda data: build(seed, data), fit, effect)
+        # imported here, outside the runner's timed fit (the model needs the data's
+        # width, so it is built in fit)
+        importlib.import_module("catenets.models.torch")
+        return _GloballySeededPeer(seed, lambda data: build(seed, data), fit, effect)
     return make
 
 

@@ -8,7 +8,12 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["machine_description", "summarize", "format_table", "write_results",
-           "plot_results", "save_markdown", "update_readme"]
+           "plot_results", "save_markdown", "check_readme", "update_readme"]
+
+# what write_results and plot_results write under their folder; ``causalnn bench``
+# refuses a folder holding any of them without --force
+RESULT_FILE_PATTERNS = ("results.md", "results.csv", "results.json", "errorbars_*.png",
+                        "effects_*.png")
 
 METRIC_LABELS = {
     "pehe_in": "sqrt(PEHE) in", "pehe_out": "sqrt(PEHE) out", "ate_in": "|ATE err| in",
@@ -17,22 +22,54 @@ METRIC_LABELS = {
 }
 
 
-def machine_description(device=None, threads=None):
-    """One line naming the machine, its cores, torch's threads, the GPU and versions.
+def _cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name: ``/proc/cpuinfo``'s "model name" on Linux (where
+    ``platform.processor()`` is empty or just the architecture), else
+    ``platform.processor()``, else the architecture."""
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return " ".join(value.split())
+    except OSError:   # not Linux, or no /proc
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
-    ``device``: the run's torch device (its GPU is named); ``None`` names GPU 0 when
-    there is one. ``threads``: the torch threads the measured work ran with, when that
-    was not this process (e.g. parallel workers); ``None`` reads this process's."""
+
+def _threads_text(threads):
+    threads = threads or _torch_threads()
+    return f"{threads} thread" + ("" if str(threads) == "1" else "s")
+
+
+def _torch_threads():
+    import torch
+    return torch.get_num_threads()
+
+
+def machine_description(device=None, threads=None):
+    """One line naming the machine, its CPU and cores, torch's threads, the GPU and
+    versions.
+
+    ``device``: the run's torch device; its GPU is named only when it is a CUDA device
+    (a ``"cpu"`` run names none). ``None`` or ``"auto"``: GPU 0 when there is one, as
+    ``device="auto"`` would pick it. ``threads``: the torch threads the measured work
+    ran with, when that was not this process (e.g. parallel workers); ``None`` reads
+    this process's."""
     import sklearn
     import torch
 
     from .. import __version__
-    cpu = platform.processor() or platform.machine()
+    cpu, arch = _cpu_model(), platform.machine()
+    if arch and arch not in cpu:
+        cpu += f" ({arch})"
     text = (f"{platform.node()}: {cpu}, {os.cpu_count()} CPU cores, "
-            f"torch {torch.__version__} ({threads or torch.get_num_threads()} threads), "
+            f"torch {torch.__version__} ({_threads_text(threads)}), "
             f"sklearn {sklearn.__version__}, causalnn {__version__}")
-    if device is None and torch.cuda.is_available():
+    if device in (None, "auto") and torch.cuda.is_available():
         device = torch.device("cuda", 0)
+    elif device == "auto":
+        device = None
     if device is not None and torch.device(device).type == "cuda":
         text += f", GPU {torch.cuda.get_device_name(device)}"
     return text
@@ -68,13 +105,27 @@ def summarize(result):
     return summary
 
 
+def _fit_time_baselines(summary):
+    """Per dataset, the summary entry whose mean fit time the others are divided by:
+    the grid's first model with a fit time on that dataset."""
+    baselines = {}
+    for s in summary:
+        if "fit_seconds" in s["metrics"] and s["metrics"]["fit_seconds"]["mean"] > 0:
+            baselines.setdefault(s["dataset"], s)
+    return baselines
+
+
 def format_table(result, summary=None):
-    """The markdown table: mean ± standard error (median) per metric, failures, the
-    models that could not run and why."""
+    """The markdown table: mean ± standard error (median) per metric, the fit time per
+    replication in seconds and as a ratio to the baseline of the same run (the grid's
+    first model on that dataset), failures, the models that could not run and why."""
     summary = summary if summary is not None else summarize(result)
     metrics = [m for m in METRIC_LABELS if any(m in s["metrics"] for s in summary)]
+    baselines = _fit_time_baselines(summary)
+    names = {b["model"] for b in baselines.values()}
+    ratio_head = f"fit time / {names.pop() if len(names) == 1 else 'first model'}"
     head = (["dataset", "model", "ok / run"] + [METRIC_LABELS[m] for m in metrics]
-            + ["fit s / replication", "device"])
+            + ["fit s / replication", ratio_head, "device"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summary:
         cells = [s["dataset"], s["model"], f"{s['n_ok']} / {s['n_ok'] + s['n_failed']}"]
@@ -87,9 +138,16 @@ def format_table(result, summary=None):
             else:
                 se = "" if np.isnan(st["se"]) else f" ± {st['se']:.2f}"
                 cells.append(f"{st['mean']:.2f}{se} ({st['median']:.2f})")
+        base, own = baselines.get(s["dataset"]), s["metrics"].get("fit_seconds")
+        cells.append("—" if base is None or own is None else
+                     f"{own['mean'] / base['metrics']['fit_seconds']['mean']:.2f}")
         cells.append(s["device"])
         lines.append("| " + " | ".join(cells) + " |")
     notes = []
+    for dataset, base in baselines.items():
+        notes.append(f"- fit time ratio on {dataset}: mean fit seconds per replication "
+                     f"over those of {base['model']} (the grid's first model on "
+                     f"{dataset}) in this run.")
     for s in summary:
         for error in s["errors"]:
             notes.append(f"- {s['model']} on {s['dataset']}: {s['n_failed']} replication(s) "
@@ -101,7 +159,8 @@ def format_table(result, summary=None):
 
 
 def _timing_notes(result, summary):
-    """Batched fit_many against the same model fitted one replication at a time."""
+    """Batched fit_many against the same model fitted one replication at a time (only
+    where some of the model's replications did run as a batched fit)."""
     notes = []
     for s in summary:
         if not s["model"].endswith(" (one at a time)") or "fit_seconds" not in s["metrics"]:
@@ -112,11 +171,22 @@ def _timing_notes(result, summary):
                        None)
         if batched is None:
             continue
+        rows = [r for r in result["records"] if r["model"] == name
+                and r["dataset"] == s["dataset"] and r["status"] == "ok"]
+        n_batched = sum(bool(r.get("batched")) for r in rows)
+        if n_batched == 0:
+            notes.append(
+                f"- {name} on {s['dataset']}: no batched fit to compare with: its "
+                "replications do not share X, treatment and fit rows, so every one was "
+                "fitted one at a time (--shared-split lets the IHDP files batch).")
+            continue
         n = batched["n_ok"]
         together = batched["metrics"]["fit_seconds"]["mean"] * n
         alone = s["metrics"]["fit_seconds"]["mean"]
+        how = ("as batched fit_many" if n_batched == n else
+               f"({n_batched} of them in batched fit_many, the rest one at a time)")
         notes.append(
-            f"- {name} on {s['dataset']}: {n} replications as batched fit_many took "
+            f"- {name} on {s['dataset']}: {n} replications {how} took "
             f"{together:.1f} s; one at a time {alone:.2f} s per replication (mean of "
             f"{s['n_ok']}), {alone * n:.1f} s for all {n} when scaled; "
             f"sequential / batched = {alone * n / together:.2f}.")
@@ -133,10 +203,22 @@ def _worker_threads(result):
     return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
 
 
+def _run_device(result):
+    """The device the fits ran on, for the machine line: a CUDA device when any record
+    ran on one, else ``"cpu"`` (no GPU named for a CPU run on a machine with a GPU)."""
+    devices = [str(r.get("device", "")) for r in result.get("records", ())]
+    if not devices:
+        return result.get("device")
+    return next((d for d in devices if d.startswith("cuda")), "cpu")
+
+
+def _machine(result):
+    return machine_description(_run_device(result), threads=_worker_threads(result))
+
+
 def _header(result, command):
     from ._datasets import DATASETS
-    machine = result.get("machine") or machine_description(
-        threads=_worker_threads(result))
+    machine = result.get("machine") or _machine(result)
     lines = [f"Command: `{command}`", "", f"Machine: {machine}.", "",
              f"{result['replications']} replications per dataset, the same replications "
              f"and splits for every model; grid wall time {result['seconds']:.0f} s "
@@ -175,7 +257,7 @@ def write_results(result, out, command):
     return the markdown."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    result.setdefault("machine", machine_description(threads=_worker_threads(result)))
+    result.setdefault("machine", _machine(result))
     summary = summarize(result)
     markdown = _header(result, command) + "\n\n" + format_table(result, summary) + "\n"
     (out / "results.md").write_text(markdown)
@@ -265,14 +347,32 @@ README_START = "<!-- causalnn bench: start -->"
 README_END = "<!-- causalnn bench: end -->"
 
 
-def update_readme(path, markdown):
-    """Replace the text between the benchmark markers of a README (nothing else)."""
+def check_readme(path):
+    """Return the text of the README at ``path`` if the table can be put in it: it
+    exists, holds both benchmark markers and can be written; raise ``ValueError``
+    (naming ``readme``) otherwise. ``causalnn bench`` calls it before the grid runs."""
     path = Path(path)
-    text = path.read_text()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ValueError(f"readme: {path} {what}; name a README file holding the markers "
+                         f"'{README_START}' and '{README_END}'.")
+    try:
+        text = path.read_text()
+        with open(path, "a"):   # opening to append writes nothing: can it be written?
+            pass
+    except OSError as exc:
+        raise ValueError(f"readme: cannot read and write {path}: "
+                         f"{exc.strerror or exc}.") from None
     if README_START not in text or README_END not in text:
         raise ValueError(f"readme: {path} has no '{README_START}' ... '{README_END}' "
                          "markers to put the table between.")
+    return text
+
+
+def update_readme(path, markdown):
+    """Replace the text between the benchmark markers of a README (nothing else)."""
+    text = check_readme(path)
     head, rest = text.split(README_START, 1)
     _, tail = rest.split(README_END, 1)
-    path.write_text(head + README_START + "\n" + markdown.rstrip() + "\n" + README_END
-                    + tail)
+    Path(path).write_text(head + README_START + "\n" + markdown.rstrip() + "\n"
+                          + README_END + tail)

@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 
 from ..metrics import ate_error, pehe
-from ._datasets import (check_datasets, dataset_kind, demand_grid, load_replication,
-                        same_design)
+from ._datasets import (DATASETS, check_datasets, dataset_kind, demand_grid,
+                        load_replication, same_design)
 from ._models import MODELS, ModelSpec, default_models
 
 __all__ = ["run_benchmark", "score"]
@@ -54,10 +54,12 @@ def _sync():
         torch.cuda.synchronize()
 
 
-def _record(spec, label, data, seconds, device, metrics=None, error=None):
+def _record(spec, label, data, seconds, device, metrics=None, error=None,
+            batched=False):
     row = {"dataset": data.dataset, "model": label, "family": spec.family,
            "replication": int(data.replication), "status": "ok" if error is None
-           else "failed", "error": error or "", "fit_seconds": seconds, "device": device}
+           else "failed", "error": error or "", "fit_seconds": seconds, "device": device,
+           "batched": batched}
     row.update(metrics or {})
     return row
 
@@ -75,6 +77,36 @@ def _failure(exc):
     return f"{type(exc).__name__}: {exc}"[:300] + where
 
 
+_WARMED_UP = set()   # the devices this process has run its warm-up fits on
+
+
+def warm_up(device):
+    """Run two small untimed fits (TARNet's ``fit`` and ``fit_many``, 2 epochs on 64
+    rows) once per process and device.
+
+    The first torch fit in a process pays one-time costs (lazy imports, kernel and
+    allocator set-up, a CUDA context) several times a later fit's time; without this
+    they would be timed as the fit of whichever work item a worker runs first. A
+    failure (e.g. a device that does not exist) is left for the timed fit to report.
+    """
+    if device in _WARMED_UP:
+        return
+    _WARMED_UP.add(device)
+    from .. import TARNet
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    treatment = np.arange(64) % 2
+    Y = X[:, 0] + treatment + 0.1 * rng.normal(size=(2, 64))
+    small = TARNet(representation_layers=(8,), head_layers=(4,), max_epochs=2,
+                   batch_size=32, random_state=0, device=device)
+    try:
+        small.fit(X, Y[0], treatment=treatment).effect(X)
+        small.fit_many(X, Y, treatment=treatment)
+        _sync()
+    except Exception:
+        pass
+
+
 def run_unit(spec, label, dataset, replications, seed, device, batched, threads=None,
              shared_split=False):
     """Fit one model on some replications of one dataset and score each.
@@ -82,7 +114,9 @@ def run_unit(spec, label, dataset, replications, seed, device, batched, threads=
     Any exception is caught and recorded as a failed row for the replications it
     concerns, so one bad replication never stops the grid. Warnings (convergence, the
     deconfounder's predictive check, peers' deprecations) are silenced inside; the
-    caller's warning filters and torch threads are left as they were.
+    caller's warning filters and torch threads are left as they were. The process's
+    first call runs :func:`warm_up` first, and a model is built (its library imported)
+    before its fit is timed.
     """
     import torch
     before = torch.get_num_threads()
@@ -91,6 +125,7 @@ def run_unit(spec, label, dataset, replications, seed, device, batched, threads=
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            warm_up(device)
             rows = _run_unit(spec, label, dataset, replications, seed, device, batched,
                              shared_split)
         # the threads this worker really ran with (a loky worker's default is set by
@@ -110,26 +145,29 @@ def _run_unit(spec, label, dataset, replications, seed, device, batched, shared_
         datas.append(data)
     rows = []
     if batched and len(datas) > 1:
-        start = time.perf_counter()
         try:
-            fits = spec.make(seed, device).fit_many(datas)
+            model = spec.make(seed, device)   # built outside the timed region
+            start = time.perf_counter()
+            fits = model.fit_many(datas)
             _sync()
             seconds = (time.perf_counter() - start) / len(datas)
         except Exception as exc:
-            return [_record(spec, label, d, np.nan, device, error=_failure(exc))
-                    for d in datas]
+            return [_record(spec, label, d, np.nan, device, error=_failure(exc),
+                            batched=True) for d in datas]
         for data, fitted in zip(datas, fits):
             try:
                 rows.append(_record(spec, label, data, seconds, _device_of(fitted),
-                                    score(fitted, data)))
+                                    score(fitted, data), batched=True))
             except Exception as exc:
                 rows.append(_record(spec, label, data, seconds, device,
-                                    error=_failure(exc)))
+                                    error=_failure(exc), batched=True))
         return rows
     for data in datas:
         start = time.perf_counter()
         try:
-            fitted = spec.make(seed + data.replication, device).fit(data)
+            model = spec.make(seed + data.replication, device)   # not timed
+            start = time.perf_counter()
+            fitted = model.fit(data)
             _sync()
             seconds = time.perf_counter() - start
             rows.append(_record(spec, label, data, seconds, _device_of(fitted),
@@ -255,6 +293,13 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
 
     datasets = list(datasets)
     check_datasets(datasets, replications)
+    for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1),
+                               ("sequential_subset", sequential_subset, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, (int, np.integer)) or value < least):
+            raise ValueError(f"{name}: expected an integer of at least {least}"
+                             f"{' or None' if name != 'sequential_subset' else ''}, "
+                             f"got {value!r}.")
     kinds = {dataset_kind(d) for d in datasets}
     if models is None:
         models = default_models(kinds)
@@ -266,6 +311,12 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
             spec = MODELS[model]
         else:
             raise ValueError(f"models: unknown {model!r}; choose from {list(MODELS)}.")
+        if not set(spec.kinds) & kinds:
+            # it would run nothing and leave an empty row-less table
+            fitting = [d for d in DATASETS if dataset_kind(d) in spec.kinds]
+            raise ValueError(f"models: {spec.name!r} fits none of the datasets "
+                             f"{', '.join(datasets)}; it takes {'/'.join(spec.kinds)} "
+                             f"data ({', '.join(fitting)}).")
         reason = spec.unavailable()
         if reason:
             unavailable[spec.name] = reason

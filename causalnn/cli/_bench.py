@@ -1,12 +1,30 @@
 """``causalnn bench``: models x datasets x replications (see :mod:`causalnn.benchmark`)."""
 import shlex
 import sys
+import tempfile
+from pathlib import Path
 
 __all__ = ["add_bench_parser", "run_bench"]
 
 
+def _non_zero_int(text):
+    """argparse ``type=`` for ``--n-jobs``: joblib counts from the end below 0
+    (-1: every core) and has no meaning for 0."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a non-zero integer (-1: every core), "
+                                         f"got {text!r}")
+    return value
+
+
 def add_bench_parser(commands):
     from ..benchmark import DATASETS, MODELS
+    # imported here: _main imports this module before it defines them
+    from ._main import _non_negative_int, _positive_int
     bench = commands.add_parser(
         "bench",
         help="benchmark estimators and their peers on simulated and IHDP data",
@@ -18,7 +36,7 @@ def add_bench_parser(commands):
             "installed; the table lists those that could not run and why."))
     bench.add_argument("--datasets", nargs="+", default=["ihdp"], metavar="NAME",
                        help=f"datasets, from {', '.join(DATASETS)} (default: ihdp)")
-    bench.add_argument("--replications", type=int, default=10,
+    bench.add_argument("--replications", type=_positive_int, default=10,
                        help="replications per dataset (ihdp: at most 10; default 10)")
     bench.add_argument("--models", nargs="+", default=None, metavar="NAME",
                        help="models (default: all that apply and are installed); "
@@ -27,8 +45,9 @@ def add_bench_parser(commands):
                        help="only causalnn's estimators (no peers or baselines)")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--device", default="auto", help="causalnn's device (default auto)")
-    bench.add_argument("--n-jobs", type=int, default=1, help="parallel work items")
-    bench.add_argument("--threads", type=int, default=None,
+    bench.add_argument("--n-jobs", type=_non_zero_int, default=1,
+                       help="parallel work items (-1: one per core)")
+    bench.add_argument("--threads", type=_positive_int, default=None,
                        help="torch threads per worker (1 on a shared machine)")
     bench.add_argument("--backend", default="loky",
                        help="joblib backend: loky (default), threading, or dask")
@@ -40,14 +59,18 @@ def add_bench_parser(commands):
     bench.add_argument("--shared-split", action="store_true",
                        help="give every replication replication 1's split (lets the IHDP "
                             "files run as one batched fit; default: their own splits)")
-    bench.add_argument("--batch-size", type=int, default=None,
+    bench.add_argument("--batch-size", type=_positive_int, default=None,
                        help="at most this many replications per batched fit")
-    bench.add_argument("--sequential-subset", type=int, default=0, metavar="K",
+    bench.add_argument("--sequential-subset", type=_non_negative_int, default=0,
+                       metavar="K",
                        help="also fit the first K replications of each batched model "
                             "one at a time, to time the batched fit against sequential "
                             "fits (scale the per-replication time to the grid)")
     bench.add_argument("--out", default="bench_results",
-                       help="output folder (default bench_results)")
+                       help="output folder (default bench_results); one that already "
+                            "holds results or plots is refused without --force")
+    bench.add_argument("--force", action="store_true",
+                       help="replace the results and plots already in --out")
     bench.add_argument("--no-plots", action="store_true")
     bench.add_argument("--readme", default=None, metavar="FILE",
                        help="also put the table between the benchmark markers of FILE")
@@ -55,9 +78,40 @@ def add_bench_parser(commands):
     return bench
 
 
+def _check_out_folder(out, force):
+    """Fail before the grid, not after it, when ``--out`` cannot or must not be written:
+    it is a file, it holds an earlier run's results or plots (without ``--force``), or
+    it cannot be written to."""
+    from ..benchmark._report import RESULT_FILE_PATTERNS
+    from ._main import UsageError
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} is a file, not a folder; name a folder for the "
+                         "results")
+    if out.is_dir() and not force:
+        held = sorted(p.name for pattern in RESULT_FILE_PATTERNS for p in out.glob(pattern))
+        if held:
+            raise UsageError(f"--out: {out} already holds {', '.join(held)}; pass --force "
+                             "to replace them, or choose another folder")
+    # the folder is made after the grid; until then its nearest existing parent must
+    # be a writable folder. Probe by creating a scratch file: permission bits alone
+    # miss read-only file systems, and os.access is always true for root
+    existing = next(p for p in [out, *out.absolute().parents] if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--out: cannot make {out}: {existing} is a file")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".causalnn-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write to {existing}: {exc.strerror or exc}"
+                         ) from None
+
+
 def run_bench(args, argv=None):
     from ..benchmark import (MODELS, plot_results, run_benchmark, update_readme,
                              write_results)
+    from ..benchmark._report import check_readme
+    from ._main import UsageError
     models = args.models
     if args.causalnn_only:
         from ..benchmark._datasets import check_datasets, dataset_kind
@@ -65,8 +119,19 @@ def run_bench(args, argv=None):
         kinds = {dataset_kind(d) for d in args.datasets}
         models = [m for m in (models or MODELS) if m in MODELS
                   and MODELS[m].family == "causalnn" and set(MODELS[m].kinds) & kinds]
+        if not models:
+            asked = "the --models given" if args.models else "causalnn's estimators"
+            raise UsageError(f"--causalnn-only: none of {asked} is a causalnn estimator "
+                             f"that fits the datasets {', '.join(args.datasets)}")
     if args.backend != "dask" and args.scheduler:
         raise ValueError("scheduler: only used with --backend dask.")
+    # the outputs are checked before the grid, which may run for hours
+    if args.readme:
+        try:
+            check_readme(args.readme)
+        except ValueError as exc:
+            raise UsageError(f"--{exc}") from None
+    _check_out_folder(args.out, args.force)
     result = run_benchmark(
         models, args.datasets, args.replications, seed=args.seed, device=args.device,
         n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,

@@ -341,6 +341,7 @@ def _read_csv(path, index_col, sep=","):
     if os.path.isdir(path):
         raise UsageError(f"--data: {path} is a directory, not a CSV file")
     try:
+        _refuse_repeated_names(path, sep)
         frame = pd.read_csv(path, sep=sep)
     except pd.errors.EmptyDataError:
         raise UsageError(f"--data: {path} is empty") from None
@@ -375,6 +376,22 @@ def _read_csv(path, index_col, sep=","):
                          "its fields are separated by something other than a comma, "
                          "pass --sep (e.g. --sep ';')")
     return frame
+
+
+def _refuse_repeated_names(path, sep):
+    """Refuse a header that names a column twice.
+
+    pandas renames the second ``y`` to ``y.1``, which would then be taken as a
+    covariate: a copy of the outcome (or treatment) among the covariates gives a
+    silently wrong effect. The raw header is read as text, before pandas renames."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str,
+                         keep_default_na=False).iloc[0]
+    names = [name for name in header if name != ""]   # empty names: pandas numbers them
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        shown = ", ".join(f"{name!r} ({names.count(name)} times)" for name in repeated)
+        raise UsageError(f"--data: the header of {path} names {shown}; give each column "
+                         "its own name")
 
 
 def _check_columns(frame, names, option):
@@ -607,8 +624,9 @@ def main(argv=None):
     except UsageError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        # the library's input checks name the argument and what is wrong with it
+    except (ValueError, TypeError, OSError) as exc:
+        # the library's input checks name the argument and what is wrong with it; an
+        # OSError (a file that cannot be read or written) names the file
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDivergedError as exc:

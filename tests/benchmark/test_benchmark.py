@@ -135,7 +135,7 @@ def test_machine_line_names_the_threads_the_fits_ran_with(tmp_path):
     assert torch.get_num_threads() == before
     assert result["records"][0]["torch_threads"] == threads
     markdown = write_results(result, tmp_path, "causalnn bench --test")
-    assert f"({threads} threads)" in markdown
+    assert f"({threads} thread{'' if threads == 1 else 's'})" in markdown
 
 
 def test_save_markdown_writes_lines_or_text_into_a_new_folder(tmp_path, capsys):

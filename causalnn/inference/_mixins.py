@@ -241,9 +241,7 @@ class AverageEffectInferenceMixin:
                     f"the nuisances, so pass the y it was fitted on (or use cv).")
             partitions = [self._nuisances_in_sample(X, t, model, features=features)]
         else:
-            if np.bincount(t.astype(int), minlength=2).min() < cv:
-                raise ValueError(f"cv={cv} folds need at least {cv} rows in each "
-                                 f"treatment arm.")
+            self._check_arms_per_fold(t, cv)
             partitions = self._nuisances_cross_fitted(X, y, t, model, cv, n_repeats,
                                                       features=features)
         check_overlap(np.mean([e for _, _, e in partitions], axis=0),
@@ -255,6 +253,25 @@ class AverageEffectInferenceMixin:
                                            cv=cv)
                    for mu0, mu1, e in partitions]
         return results[0] if len(results) == 1 else aggregate_repeats(results)
+
+    def _check_arms_per_fold(self, t, cv):
+        """Every fold model must train on rows of both arms. A fold model trains on the
+        rows outside its fold, less the estimator's validation split, which takes
+        ``round(validation_fraction * n_arm)`` rows of each arm (stratified), possibly
+        all from outside the fold; an arm too small for that leaves a model whose head
+        for the arm never trains, and whose predictions would enter the estimate."""
+        counts = np.bincount(t.astype(int), minlength=2)
+        held_out = np.round(getattr(self, "validation_fraction", 0.0) * counts)
+        # StratifiedKFold puts at most ceil(n_arm / cv) rows of an arm in one fold
+        trained = counts - np.ceil(counts / cv) - held_out
+        if np.any(counts < cv) or np.any(trained < 1):
+            arm = int(np.argmin(trained))
+            raise ValueError(
+                f"cv={cv} folds need more rows in treatment arm {arm} ({counts[arm]} "
+                f"rows): each fold's model trains on the rows outside its fold less its "
+                f"validation split (validation_fraction="
+                f"{getattr(self, 'validation_fraction', 0.0)}), which can leave it no "
+                f"row of that arm. Use fewer folds or more data.")
 
     def _nuisances_in_sample(self, X, t, model, *, features=None):
         """``(mu0, mu1, e)`` from this fitted estimator, on all rows; ``features``

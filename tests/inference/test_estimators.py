@@ -278,3 +278,19 @@ def test_clip_and_trim_are_checked_before_any_fit():
         with pytest.raises(ValueError, match="must be a number"):
             est.ate_inference(X, y, treatment=t, **kw)
         assert not hasattr(est, "module_")
+
+
+def test_an_arm_too_small_for_every_fold_model_is_refused():
+    """With 3 treated rows, cv=2 and a 30% validation split, a fold model may train on
+    no treated row at all (2 outside its fold, 1 held out for validation): refused up
+    front. The same arm is enough for cv=2 without a validation split."""
+    X, t, y = data(n=120, seed=5)
+    t[:] = 0.0
+    t[:3] = 1.0
+    with pytest.raises(ValueError, match=r"cv=2 folds need more rows in treatment arm 1"):
+        TARNet(**TINY).ate_inference(X, y, treatment=t, cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = TARNet(**TINY, validation_fraction=0.0).ate_inference(X, y, treatment=t,
+                                                                    cv=2)
+    assert np.isfinite(res.point_estimate)

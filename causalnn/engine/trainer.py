@@ -22,7 +22,9 @@ replications of a benchmark). Adopting it takes three things:
    member's gradient equal to that of its own loss, so members never mix; Adam is
    elementwise, so each member is optimised exactly as if alone. Per-row terms take
    ``batch["member_weight"]`` ``(M, batch)`` into account when it is present (bootstrap
-   resample counts, cross-fitting masks, a member's own validation split). Per-batch
+   resample counts, cross-fitting masks, a member's own validation split; the engine
+   scales each member's weights to mean 1 over the split, so that a member's loss has
+   the scale of a lone fit's on its rows). Per-batch
    terms such as an IPM map over the member axis with
    :func:`causalnn.engine.per_member`.
 3. Data that differs per member (e.g. the outcomes of M datasets) goes in
@@ -83,6 +85,26 @@ def stratified_split(n_samples, fraction, generator, stratify=None):
         valid.append(perm[:n_valid])
         train.append(perm[n_valid:])
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(valid)).values
+
+
+def _weights_of_mean_one(part):
+    """``(shared, members)`` with each member's row weights scaled to mean 1 over the
+    split's rows.
+
+    A member that trains on a fraction of the rows (its own validation split, a
+    cross-fitting fold mask) would otherwise see its per-row losses, averaged over
+    the batch, shrink by that fraction, while the weight decay and per-batch terms
+    (CFR's IPM, which is invariant to the weights' scale) keep their size: it would
+    train a more regularised model than the one configured. Bootstrap counts already
+    have mean 1 and are left exactly as they are.
+    """
+    shared, members = part
+    weight = members.get("member_weight")
+    if weight is None:
+        return part
+    total = weight.sum(dim=1, keepdim=True)
+    scale = torch.where(total > 0, weight.shape[1] / total, torch.ones_like(total))
+    return shared, {**members, "member_weight": weight * scale}
 
 
 class Trainer:
@@ -245,6 +267,8 @@ class Trainer:
                                           self.device)
                 given = train[1].get("member_weight")  # e.g. cross-fitting masks
                 train[1]["member_weight"] = counts if given is None else counts * given
+        train = _weights_of_mean_one(train)
+        valid = None if valid is None else _weights_of_mean_one(valid)
         n_train = next(iter(train[0].values())).shape[0]
         n_batches = max(1, math.ceil(n_train / self.batch_size))
         self.n_batches = n_batches

@@ -311,3 +311,30 @@ def test_bootstrap_on_a_shared_split_keeps_the_callers_row_weights():
     rows, weight = seen[0]
     assert float(weight[0][rows < 20].sum()) == 0.0
     assert float(weight[1][rows < 20].sum()) > 0.0  # member 1 resamples all rows
+
+
+def test_a_members_row_weights_act_through_their_proportions_only():
+    """Row weights (a fold mask, an own validation split) are scaled to mean 1 per
+    member, so their overall scale cannot change the fit: with weight decay, a loss
+    shrunk by the mask's fraction would otherwise meet a decay of full size (a more
+    regularised model than configured, e.g. 1.5x the decay for a cv=3 fold model)."""
+    from causalnn.engine import member_mean
+
+    def loss(module, batch):
+        pred = module(batch["X"]).squeeze(-1)
+        member_loss = member_mean((pred - batch["y"]).pow(2), batch)
+        return {"loss": member_loss.sum(), "member_loss": member_loss}
+
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(120, 3, generator=g)
+    y = X @ torch.tensor([1.0, -1.0, 0.5]) + 0.3 * torch.randn(120, generator=g)
+    mask = (torch.rand(2, 120, generator=g) < 0.6).float()
+    weights = []
+    for scale in (1.0, 3.0):
+        module = init_weights(MemberLinear(2, 3, 1), torch.Generator().manual_seed(0))
+        Trainer(loss_fn=loss, n_members=2, weight_decay=0.1, learning_rate=0.05,
+                batch_size=32, max_epochs=15, patience=None, validation_fraction=0.2,
+                generator=make_generator(0)).fit(
+            module, {"X": X, "y": y}, member_data={"member_weight": scale * mask})
+        weights.append(module.weight.detach().clone())
+    torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)

@@ -17,11 +17,22 @@ import numpy as np
 __all__ = ["column_scaling", "standardize_outcome"]
 
 
-def _robust_scale(centred):
-    """Root mean square of ``centred`` along axis 0 without over- or underflow."""
-    largest = np.max(np.abs(centred), axis=0)
-    safe = np.where(largest > 0, largest, 1.0)
-    return largest * np.sqrt(np.mean((centred / safe) ** 2, axis=0))
+def _centre_and_scale(deviation):
+    """Mean and root mean square about it, along axis 0, of ``deviation`` (the data
+    minus one of its rows), without over- or underflow: columns whose plain mean or
+    squares leave the float64 range are recomputed divided by their largest
+    deviation. Non-finite where the deviations themselves are not."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        centre = deviation.mean(axis=0)
+        scale = np.sqrt(np.mean((deviation - centre) ** 2, axis=0))
+        spread = np.max(np.abs(deviation), axis=0)
+        bad = (spread > 0) & ~(np.isfinite(centre) & np.isfinite(scale) & (scale > 0))
+        if np.any(bad):
+            scaled = deviation[:, bad] / spread[bad]
+            mean = scaled.mean(axis=0)
+            centre[bad] = spread[bad] * mean
+            scale[bad] = spread[bad] * np.sqrt(np.mean((scaled - mean) ** 2, axis=0))
+    return centre, scale
 
 
 def column_scaling(X, name="X"):
@@ -43,15 +54,12 @@ def column_scaling(X, name="X"):
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         offset = X.mean(axis=0)
         scale = X.std(axis=0)
-        # the rare columns whose mean or squares left the float64 range: recompute
-        # from deviations to the first row, scaled by their largest
-        bad = ~constant & ~(np.isfinite(offset) & np.isfinite(scale) & (scale > 0))
-        if bad.any():
-            deviation = X[:, bad] - X[0, bad]
-            spread = np.max(np.abs(deviation), axis=0)
-            centre = spread * np.mean(deviation / spread, axis=0)
-            offset[bad] = X[0, bad] + centre
-            scale[bad] = _robust_scale(deviation - centre)
+    # the rare columns whose mean or squares left the float64 range: from deviations
+    # to the first row, scaled by their largest
+    bad = ~constant & ~(np.isfinite(offset) & np.isfinite(scale) & (scale > 0))
+    if bad.any():
+        centre, scale[bad] = _centre_and_scale(X[:, bad] - X[0, bad])
+        offset[bad] = X[0, bad] + centre
     offset = np.where(constant, X[0], offset)
     scale = np.where(constant, 1.0, scale)
     if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
@@ -75,13 +83,6 @@ def standardize_outcome(y):
     if not np.all(np.isfinite(deviation)):
         raise ValueError("y spans more than float64 can standardise (differences "
                          "beyond 1e308); rescale it.")
-    with np.errstate(over="ignore", under="ignore"):
-        centre = deviation.mean()
-        if not np.isfinite(centre):
-            spread = np.max(np.abs(deviation))
-            centre = spread * np.mean(deviation / spread)
-        centred = deviation - centre
-        scale = float(np.sqrt(np.mean(centred ** 2)))
-        if not (np.isfinite(scale) and scale > 0):
-            scale = float(_robust_scale(centred)) or 1.0
-    return centred / scale, float(y[0] + centre), scale
+    centre, scale = (float(v[0]) for v in _centre_and_scale(deviation[:, None]))
+    scale = scale or 1.0  # a constant y
+    return (deviation - centre) / scale, float(y[0] + centre), scale

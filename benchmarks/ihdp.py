@@ -130,8 +130,10 @@ def summarise(records, models):
         values = np.asarray(values, dtype=float)
         return f"{values.mean():.2f} ± {values.std(ddof=1) / np.sqrt(len(values)):.2f}"
 
-    baseline = np.mean([r["fit_seconds"] for r in records
-                        if r["model"] == "T-learner GB (baseline)"])
+    baseline_seconds = [r["fit_seconds"] for r in records
+                        if r["model"] == "T-learner GB (baseline)"]
+    # a grid without the baseline (--models TARNet) has no ratio to report
+    baseline = float(np.mean(baseline_seconds)) if baseline_seconds else None
     lines = [
         "| model | sqrt(PEHE) in | sqrt(PEHE) out | median out | |ATE err| in "
         "| |ATE err| out | median in / out | fit s (mean) | time / baseline | device "
@@ -151,7 +153,8 @@ def summarise(records, models):
             f"| {np.median(col['pehe_out']):.2f} | {mean_se(col['ate_in'])} "
             f"| {mean_se(col['ate_out'])} "
             f"| {np.median(col['ate_in']):.2f} / {np.median(col['ate_out']):.2f} "
-            f"| {fit:.2f} | {fit / baseline:.2f} | {rows[0]['device']} | {pub_txt} |")
+            f"| {fit:.2f} | {'—' if baseline is None else f'{fit / baseline:.2f}'} "
+            f"| {rows[0]['device']} | {pub_txt} |")
     return lines
 
 

@@ -135,3 +135,48 @@ def test_missing_y_and_column_vector_y():
         est().fit(X, None, treatment=T)
     with pytest.warns(DataConversionWarning, match="column-vector y"):
         est().fit(X, Y[:, None], treatment=T)
+
+
+_DATES = pd.date_range("2020-01-01", periods=len(X), freq="D")
+_DURATIONS = pd.to_timedelta(np.arange(len(X)) % 2, unit="D")  # 0/1 days: a "binary" t
+_DATE_ARRAYS = [
+    (_DATES.to_numpy().astype("datetime64[D]"), "dates"),
+    (_DATES.to_numpy(), "dates"),                  # datetime64[ns]
+    (_DURATIONS.to_numpy(), "durations"),         # timedelta64[ns]
+]
+
+
+@pytest.mark.parametrize("values, what", _DATE_ARRAYS + [
+    (pd.Series(_DATES), "dates"),
+    (pd.Series(_DATES.tz_localize("UTC")), "dates"),
+    (pd.Series(pd.Categorical(_DATES)), "dates"),  # hands out datetime64 values
+    (pd.Series(_DATES.to_period("D")), "dates"),
+    (pd.Series(_DURATIONS), "durations"),
+    (list(_DURATIONS.to_numpy()), "durations"),
+])
+@pytest.mark.parametrize("arg", ["y", "treatment"])
+def test_dates_and_durations_are_refused(arg, values, what):
+    # as numbers they would count days or nanoseconds by the dtype's resolution
+    inputs = {"y": Y, "treatment": T, arg: values}
+    with pytest.raises(TypeError, match=rf"^{arg} must be numeric; got {what}"):
+        est().fit(X, inputs["y"], treatment=inputs["treatment"])
+
+
+@pytest.mark.parametrize("values, what", _DATE_ARRAYS)
+def test_date_and_duration_arrays_are_refused_as_x(values, what):
+    dated = values.reshape(-1, 1)
+    with pytest.raises(TypeError, match=rf"^X must be numeric; got {what}"):
+        est().fit(dated, Y, treatment=T)
+    with pytest.raises(TypeError, match=rf"^X must be numeric; got {what}"):
+        est().fit(list(dated), Y, treatment=T)  # rows of numpy values
+
+
+def test_dates_refused_in_every_numeric_argument():
+    from causalnn import DeepIV
+    fitted = est().fit(X, Y, treatment=T)
+    with pytest.raises(TypeError, match="^X must be numeric; got dates"):
+        fitted.effect(np.asarray(_DATES).reshape(-1, 1))
+    with pytest.raises(TypeError, match="^T1 must be numeric; got durations"):
+        fitted.effect(X, T1=pd.Series(_DURATIONS))
+    with pytest.raises(TypeError, match="^instrument must be numeric; got dates"):
+        DeepIV(max_epochs=1).fit(X, Y, treatment=X[:, 0], instrument=_DATES.to_numpy())

@@ -19,9 +19,9 @@ from sklearn.utils.validation import check_is_fitted
 from ..engine import Trainer, make_generator, resolve_device
 from ._param_validation import Interval, Options, validate_params
 from ._scaling import column_scaling, standardize_outcome
-from ._validation import (check_binary, check_device_type, check_features,
-                          check_same_index, check_scalar_or_vector, check_vector,
-                          require_treatment, split_treatment_column)
+from ._validation import (as_pandas_frame, check_binary, check_device_type,
+                          check_features, check_same_index, check_scalar_or_vector,
+                          check_vector, require_treatment, split_treatment_column)
 
 __all__ = ["BaseCausalEstimator", "PropensityMixin"]
 
@@ -102,7 +102,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
             Covariates. With ``treatment_col`` set, a DataFrame holding the treatment in
-            that column.
+            that column. A polars (or other) DataFrame is taken as its pandas
+            conversion: its column names are recorded and matched as pandas' are.
         y : array-like of shape (n_samples,)
             Observed (factual) outcomes.
         treatment : array-like of shape (n_samples,), default=None
@@ -115,6 +116,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         """
         validate_params(self.get_params(deep=False), self._parameter_constraints,
                         type(self).__name__)
+        X = as_pandas_frame(X)  # once, for every check below
         columns = getattr(X, "columns", None)
         X, treatment = split_treatment_column(X, treatment, self.treatment_col,
                                               required=False)
@@ -129,7 +131,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         # after X and y, so their errors come first
         require_treatment(treatment, self.treatment_col, columns)
         check_same_index(treatment, X_given, "treatment")
-        treatment = self._validate_treatment(treatment, n)
+        # converted after the index check, which an index-less (polars) frame skips
+        treatment = self._validate_treatment(as_pandas_frame(treatment), n)
 
         try:
             self.n_features_in_ = X.shape[1]
@@ -229,6 +232,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
     # ---- prediction -----------------------------------------------------------------
     def _validate_X(self, X):
         check_is_fitted(self, "n_features_in_")
+        X = as_pandas_frame(X)
         if (self.treatment_col is not None and hasattr(X, "columns")
                 and self.treatment_col in X.columns):
             X = X.drop(columns=[self.treatment_col])
@@ -284,6 +288,10 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             return self._to_outcome_scale(eta1) - self._to_outcome_scale(eta0)
         return self.y_scale_ * (eta1 - eta0)
 
+    def _check_level_index(self, level, X, name):
+        """Refuse a pandas level of one value per row whose index is not ``X``'s."""
+        check_same_index(level, X, name)
+
     def _levels(self, value, name, n):
         levels = check_scalar_or_vector(value, name=name, n_samples=n)
         self._check_treatment_levels(levels, name)
@@ -304,11 +312,12 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             In the units of ``y`` (a probability for a binary outcome).
         """
         check_is_fitted(self, "n_features_in_")
+        X = as_pandas_frame(X)
         X, treatment = split_treatment_column(X, treatment, self.treatment_col,
                                               call="predict_outcome(X, treatment=t)")
         check_same_index(treatment, X, "treatment")
         X = self._validate_X(X)
-        t = self._levels(treatment, "treatment", X.shape[0])
+        t = self._levels(as_pandas_frame(treatment), "treatment", X.shape[0])
         # an ensemble's outcome is its members' mean on the outcome scale
         mu = self._to_outcome_scale(self._predict_outcome(X, t)[0])
         return mu.mean(axis=0) if mu.ndim == 2 else mu
@@ -330,11 +339,14 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         tau : ndarray of shape (n_samples,), or (n_members, n_samples) with ``members``
             Effects in the units of ``y`` (probability scale for a binary outcome).
         """
+        X = as_pandas_frame(X)  # once, for the index checks and the features
         for level, name in ((T0, "T0"), (T1, "T1")):
-            check_same_index(level, X, name)
+            self._check_level_index(level, X, name)
         X = self._validate_X(X)
         n = X.shape[0]
-        t0, t1 = self._levels(T0, "T0", n), self._levels(T1, "T1", n)
+        # another library's frame of levels (a vector treatment) is matched by name
+        t0, t1 = (self._levels(as_pandas_frame(T), name, n)
+                  for T, name in ((T0, "T0"), (T1, "T1")))
         eta0, eta1 = self._predict_outcome(X, t0, t1)
         tau = np.atleast_2d(self._effect_from_eta(eta0, eta1))
         return tau if members else tau.mean(axis=0)
@@ -379,12 +391,20 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         -------
         score : float
         """
+        X = as_pandas_frame(X)
         check_same_index(y, X, "y")
         split_treatment_column(X, treatment, self.treatment_col,
                                call="score(X, y, treatment=t)")  # the error to give
-        mu = self.predict_outcome(X, treatment)
+        mu = self._factual_outcome(X, treatment)
         y = check_vector(y, name="y", n_samples=len(mu))
         return float(r2_score(y, mu, sample_weight=sample_weight))
+
+    def _factual_outcome(self, X, treatment):
+        """Each row's fitted outcome at its observed treatment: what ``score`` and the
+        factual scorers of :mod:`causalnn.metrics` compare with ``y``. Estimators whose
+        ``predict_outcome`` is not that (the Deconfounder's averages over other rows'
+        substitute confounders) override it."""
+        return self.predict_outcome(X, treatment)
 
     # ---- pickling across devices ----------------------------------------------------
     def __getstate__(self):

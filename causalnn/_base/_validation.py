@@ -12,6 +12,7 @@ import scipy.sparse
 from sklearn.exceptions import DataConversionWarning
 
 __all__ = [
+    "as_pandas_frame",
     "require_treatment",
     "split_treatment_column",
     "check_features",
@@ -27,14 +28,88 @@ def _is_frame(X):
     return isinstance(X, pd.DataFrame)
 
 
+def _is_other_frame(X):
+    """A DataFrame of another library: polars (what sklearn's
+    ``set_output(transform="polars")`` hands on), pyarrow, or any object with the
+    dataframe interchange protocol or named columns."""
+    if isinstance(X, (pd.DataFrame, pd.Series, np.ndarray)) or scipy.sparse.issparse(X):
+        return False
+    return hasattr(X, "__dataframe__") or (
+        hasattr(X, "columns") and (hasattr(X, "to_pandas") or hasattr(X, "to_numpy")))
+
+
+def _column_labels(X):
+    """``X.columns`` as a list when it holds column labels (strings or integers), else
+    None (pyarrow's ``Table.columns`` holds the columns themselves)."""
+    try:
+        labels = list(X.columns)
+    except TypeError:
+        return None
+    if all(isinstance(c, (str, numbers.Integral)) for c in labels):
+        return labels
+    return None
+
+
+def as_pandas_frame(X):
+    """``X`` as a pandas DataFrame when it is a DataFrame of another library; any other
+    input is returned as it is.
+
+    The checks of this module then record and match its column names as for pandas
+    (``feature_names_in_``, columns re-ordered by name at predict, ``treatment_col``)
+    and refuse its non-numeric columns with the same message. Pandas is the only
+    frame library causalnn depends on, so the conversion asks nothing of the other
+    library beyond its own API: column by column with ``to_numpy`` (polars without
+    pyarrow), else its ``to_pandas``, else the dataframe interchange protocol.
+
+    A frame without an index of its own (polars) gets pandas' default ``RangeIndex``:
+    its rows are labelled 0..n-1, so pandas inputs given beside it are checked against
+    that index by :func:`check_same_index`, as against such a pandas ``X``.
+    """
+    if not _is_other_frame(X):
+        return X
+    labels = _column_labels(X) if hasattr(X, "columns") else None
+    if labels is not None:
+        try:
+            columns = [X[c] for c in labels]
+        except (KeyError, IndexError, TypeError):
+            columns = None
+        if columns is not None:
+            values = {}
+            for i, column in enumerate(columns):
+                array = np.asarray(column.to_numpy() if hasattr(column, "to_numpy")
+                                   else column)
+                # a column of lists or arrays: one object per row, refused as non-numeric
+                values[i] = array if array.ndim == 1 else pd.Series(list(array),
+                                                                    dtype=object)
+            frame = (pd.DataFrame(values) if values else
+                     pd.DataFrame(index=pd.RangeIndex(np.shape(X)[0])))
+            frame.columns = labels  # after construction: keeps duplicates to refuse them
+            return frame
+    if callable(getattr(X, "to_pandas", None)):
+        try:
+            frame = X.to_pandas()
+        except ImportError:  # e.g. a library whose to_pandas needs pyarrow
+            frame = None
+        if isinstance(frame, pd.DataFrame):
+            return frame
+    if hasattr(X, "__dataframe__"):
+        with warnings.catch_warnings():
+            # pandas >= 3 deprecates the protocol: our choice of path, not the user's
+            warnings.simplefilter("ignore")
+            return pd.api.interchange.from_dataframe(X)
+    return X
+
+
 def split_treatment_column(X, treatment, treatment_col, *, required=True,
                            call="fit(X, y, treatment=t)"):
     """Return ``(X_without_treatment, treatment)``.
 
     The treatment comes either as the ``treatment`` argument or, when ``treatment_col``
     is set, as that column of the DataFrame ``X`` (then it is dropped from ``X``).
-    ``call`` is the call the missing-treatment error suggests.
+    ``call`` is the call the missing-treatment error suggests. A DataFrame of another
+    library is returned as a pandas one (:func:`as_pandas_frame`).
     """
+    X = as_pandas_frame(X)
     if isinstance(treatment, str):
         raise ValueError(
             f"treatment={treatment!r} is a string; to take the treatment from a column "
@@ -90,9 +165,13 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
 
     At predict time ``feature_names``/``n_features`` are the ones seen in ``fit``: a
     DataFrame must carry exactly those columns (in any order: they are re-ordered), an
-    array the same number of columns.
+    array the same number of columns. Other libraries' DataFrames are taken as their
+    pandas conversion (:func:`as_pandas_frame`). Dates and durations are refused, in
+    a DataFrame column as in an array: their numeric value depends on the unit of
+    their dtype.
     """
     names = None
+    X = as_pandas_frame(X)
     if scipy.sparse.issparse(X):
         raise TypeError(
             f"{name} is a sparse matrix; sparse input is not supported: pass a dense "
@@ -124,6 +203,7 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
             raise TypeError(f"{name} columns must be numeric; non-numeric columns: {bad}.")
         array = X.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
+        _refuse_dates(X, name)
         try:
             array = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -169,11 +249,44 @@ def _check_finite(array, name):
         )
 
 
+def _refuse_dates(v, name):
+    """Refuse dates and durations (numpy ``datetime64``/``timedelta64``, pandas
+    datetime, timedelta and period data): as numbers they would count days or
+    nanoseconds according to their dtype's resolution, and effects would come out in
+    that unit, unannounced."""
+    if isinstance(v, pd.DataFrame):
+        dtypes = list(v.dtypes)
+    else:
+        dtype = getattr(v, "dtype", None)
+        if not isinstance(dtype, (np.dtype, pd.api.extensions.ExtensionDtype)):
+            # lists, and other libraries' Series (their dtypes are not numpy's)
+            try:
+                dtype = np.asarray(v).dtype
+            except (TypeError, ValueError):
+                return
+        dtypes = [dtype]
+    for dtype in dtypes:
+        if getattr(dtype, "kind", None) == "m":
+            raise TypeError(
+                f"{name} must be numeric; got durations (dtype {dtype}). Convert them "
+                f"to numbers in a unit you choose, e.g. days: "
+                f"{name} / np.timedelta64(1, 'D').")
+        if getattr(dtype, "kind", None) == "M" or isinstance(dtype, pd.PeriodDtype):
+            raise TypeError(
+                f"{name} must be numeric; got dates (dtype {dtype}). Convert them to "
+                f"numbers in a unit you choose, e.g. days since a reference date: "
+                f"({name} - reference) / np.timedelta64(1, 'D').")
+
+
 def _as_float64(v, name):
-    """``v`` (array-like, pandas, nested lists) as a float64 array; complex or
-    non-numeric values are refused with the values shown."""
+    """``v`` (array-like, pandas or another library's Series/DataFrame, nested lists)
+    as a float64 array; complex, non-numeric, date or duration values are refused,
+    with the values shown."""
+    v = as_pandas_frame(v)
+    _refuse_dates(v, name)
     if isinstance(v, (pd.Series, pd.DataFrame)):
         v = v.to_numpy()
+        _refuse_dates(v, name)  # e.g. a categorical of dates hands out datetime64
     if np.iscomplexobj(v):
         raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
     try:
@@ -252,9 +365,13 @@ def check_same_index(v, X, name, reference="X"):
     sklearn matches rows by position and ignores the index; a Series that was sorted or
     filtered separately would then pair each row with another row's value, silently.
     Raising (rather than aligning) keeps the positional contract of every other input
-    and says exactly what to do.
+    and says exactly what to do. Another library's DataFrame ``X`` is compared by its
+    pandas conversion's index (:func:`as_pandas_frame`: 0..n-1 for polars).
     """
-    if not (_is_frame(X) and isinstance(v, (pd.Series, pd.DataFrame))):
+    if not isinstance(v, (pd.Series, pd.DataFrame)):
+        return
+    X = as_pandas_frame(X)
+    if not _is_frame(X):
         return
     if v.index.equals(X.index):
         return
@@ -267,6 +384,18 @@ def check_same_index(v, X, name, reference="X"):
         f"position, so this would pair rows with the wrong {name}. Pass "
         f"{name}.reindex({reference}.index) to align by label, or {name}.to_numpy() if "
         f"the order is already right.")
+
+
+def check_same_rows(pairs, X, reference, reference_name):
+    """:func:`check_same_index` for each ``(value, argument name)`` in ``pairs``, against
+    ``X`` when it is a DataFrame, else against the DataFrame ``reference`` (e.g. a cause
+    matrix, when an estimator's ``X`` may be None), called ``reference_name``."""
+    if _is_frame(X) or not _is_frame(reference):
+        for value, name in pairs:
+            check_same_index(value, X, name)
+        return
+    for value, name in pairs:
+        check_same_index(value, reference, name, reference=reference_name)
 
 
 def check_device_type(device, owner):
@@ -287,6 +416,7 @@ def check_cause_matrix(A, *, n_samples=None, n_causes=None, cause_names=None,
     """
     if A is None:
         require_treatment(A)
+    A = as_pandas_frame(A)
     if not _is_frame(A) and not scipy.sparse.issparse(A) and np.ndim(A) == 1:
         raise ValueError(
             f"treatment must be a 2-d matrix of causes (n_samples, n_causes) for {owner}; "
@@ -318,8 +448,11 @@ def split_named_columns(X, values, columns, *, name, param):
 
     The counterpart of :func:`split_treatment_column` for a block of columns (e.g. the
     instruments named by ``instrument_cols``): given both as an argument and as columns
-    is an error, as is a column missing from the DataFrame.
+    is an error, as is a column missing from the DataFrame. Frames of another library
+    (``X`` or ``values``) are returned as pandas ones (:func:`as_pandas_frame`), so
+    that the columns of ``values`` can be matched by name later.
     """
+    X, values = as_pandas_frame(X), as_pandas_frame(values)
     if columns is None:
         return X, values
     columns = column_list(columns)
@@ -335,7 +468,7 @@ def split_named_columns(X, values, columns, *, name, param):
     if values is not None:
         raise ValueError(f"{name} was given twice: as the {name} argument and as columns "
                          f"{columns} of X ({param}). Pass only one.")
-    return X.drop(columns=columns), X[columns].to_numpy()
+    return X.drop(columns=columns), X[columns]  # a DataFrame: its names travel with it
 
 
 def check_matrix(v, *, name, n_samples, against="X"):

@@ -52,7 +52,7 @@ def demand_structural(X, price):
     ----------
     X : ndarray of shape (n_samples, 8)
         Time ``t`` and the one-hot customer type, as returned by :func:`make_demand`.
-    price : ndarray of shape (n_samples,)
+    price : ndarray of shape (n_samples,) or (n_samples, 1)
 
     Returns
     -------
@@ -60,9 +60,20 @@ def demand_structural(X, price):
         ``(h(p, t, s) - H_MEAN) / H_STD``, noise-free.
     """
     X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != 1 + N_TYPES:
+        raise ValueError(f"X must have shape (n_samples, {1 + N_TYPES}) (time and the "
+                         f"one-hot customer type, as make_demand returns); got shape "
+                         f"{X.shape}.")
+    price = np.asarray(price, dtype=np.float64)
+    if price.ndim == 2 and price.shape[1] == 1:  # a one-column treatment matrix
+        price = price[:, 0]
+    if price.shape != (X.shape[0],):
+        # broadcasting an (n, 1) or mismatched price against (n,) would return an
+        # (n, n) or wrong-length "truth"
+        raise ValueError(f"price must have shape (n_samples,) = ({X.shape[0]},) or "
+                         f"({X.shape[0]}, 1) to match X; got shape {price.shape}.")
     customer_type = X[:, 1:].argmax(axis=1) + 1.0
-    return (_raw_h(np.asarray(price, dtype=np.float64), X[:, 0], customer_type)
-            - H_MEAN) / H_STD
+    return (_raw_h(price, X[:, 0], customer_type) - H_MEAN) / H_STD
 
 
 def make_demand(n_samples=5000, rho=0.5, random_state=None):

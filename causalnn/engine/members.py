@@ -7,6 +7,7 @@ estimators need on top of that rule.
 """
 import copy
 
+import numpy as np
 import torch
 
 __all__ = ["bootstrap_counts", "member_mean", "member_rows", "per_member",
@@ -52,25 +53,34 @@ def select_members(module, index, n_members):
     return new
 
 
-def bootstrap_counts(n_members, n_rows, generator, device, rows=None):
+def bootstrap_counts(n_members, n_rows, generator, device, rows=None, strata=None):
     """Per-member bootstrap resample as row counts, ``(n_members, n_rows)``.
 
     Each member draws ``n_rows`` rows with replacement; row ``i`` of member ``m`` is
     weighted by how often it was drawn. Counts (rather than gathered copies) keep every
     member on the same batches, so the members stay one batched computation.
     ``rows``, a ``(n_members, n_rows)`` 0/1 mask, restricts each member to its own rows
-    (as many draws as it has rows), e.g. its own training rows.
+    (as many draws as it has rows), e.g. its own training rows. ``strata``
+    ``(n_rows,)`` (e.g. the treatment arms) resamples within each stratum, as many
+    draws as the stratum has rows: a member never loses a small arm by chance, which
+    would leave that arm's head untrained while its effects still enter the ensemble.
     """
-    if rows is None:
+    if rows is None and strata is None:  # one stratum of all rows: one draw per member
         draws = torch.randint(n_rows, (n_members, n_rows), generator=generator)
         counts = torch.zeros(n_members, n_rows)
         counts.scatter_add_(1, draws, torch.ones(n_members, n_rows))
         return counts.to(device)
+    rows = torch.ones(n_members, n_rows) if rows is None else rows.cpu()
+    labels = np.zeros(n_rows) if strata is None else np.asarray(strata)
+    groups = [torch.from_numpy(labels == v) for v in np.unique(labels)]
     counts = torch.zeros(n_members, n_rows)
     for m in range(n_members):
-        own = torch.nonzero(rows[m]).squeeze(1)
-        drawn = own[torch.randint(len(own), (len(own),), generator=generator)]
-        counts[m].scatter_add_(0, drawn, torch.ones(len(own)))
+        for group in groups:
+            own = torch.nonzero((rows[m] > 0) & group).squeeze(1)
+            if len(own) == 0:
+                continue
+            drawn = own[torch.randint(len(own), (len(own),), generator=generator)]
+            counts[m].scatter_add_(0, drawn, torch.ones(len(own)))
     return counts.to(device)
 
 

@@ -263,9 +263,12 @@ class Trainer:
             valid = take(valid_idx) if len(valid_idx) else None
             train = take(train_idx)
             if self.bootstrap:
-                counts = bootstrap_counts(self.n_members, len(train_idx), self.generator,
-                                          self.device)
                 given = train[1].get("member_weight")  # e.g. cross-fitting masks
+                counts = bootstrap_counts(
+                    self.n_members, len(train_idx), self.generator, self.device,
+                    rows=None if given is None else given > 0,
+                    strata=None if stratify is None else np.asarray(stratify)[
+                        train_idx.numpy()])
                 train[1]["member_weight"] = counts if given is None else counts * given
         train = _weights_of_mean_one(train)
         valid = None if valid is None else _weights_of_mean_one(valid)
@@ -341,7 +344,7 @@ class Trainer:
         train_weight = 1.0 - valid_mask
         if self.bootstrap:  # each member resamples its own training rows
             train_weight = bootstrap_counts(self.n_members, n, self.generator, "cpu",
-                                            rows=train_weight)
+                                            rows=train_weight, strata=stratify)
         valid_weight = valid_mask * (n / valid_mask.sum(dim=1, keepdim=True))
         # one order for both, shuffled once so validation chunks mix the arms
         order = torch.randperm(n, generator=self.generator)

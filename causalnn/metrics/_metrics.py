@@ -27,6 +27,8 @@ from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics import r2_score
 from sklearn.utils.metadata_routing import MetadataRequest
 
+from .._base._validation import check_same_index, check_same_rows
+
 __all__ = [
     "pehe",
     "ate_error",
@@ -174,6 +176,26 @@ def _mean_squared_error(y_true, y_pred):
     return float(np.mean((y_true - y_pred) ** 2))
 
 
+def _factual_prediction(estimator, X, treatment, owner):
+    """The factual prediction the estimator's own ``score`` compares with ``y``.
+
+    causalnn's estimators provide it as ``_factual_outcome(X, treatment)`` (for most,
+    ``predict_outcome(X, treatment)``; the Deconfounder's ``predict_outcome`` is the
+    interventional mean, ``f`` averaged over neighbouring rows' substitute
+    confounders, while its ``score`` uses each unit's own); another estimator is asked
+    for ``predict_outcome``.
+    """
+    factual = getattr(estimator, "_factual_outcome", None)
+    if factual is None:
+        if not hasattr(estimator, "predict_outcome"):
+            raise TypeError(
+                f"{owner} needs an estimator with a `predict_outcome` method, "
+                f"got {type(estimator).__name__}."
+            )
+        factual = estimator.predict_outcome
+    return np.asarray(factual(X, treatment), dtype=np.float64)
+
+
 # --------------------------------------------------------------------------
 # Scorers
 # --------------------------------------------------------------------------
@@ -272,27 +294,45 @@ class _FactualScorer(_CausalScorer):
     def __call__(self, estimator, X, y_true, **metadata):
         """Score the estimator's factual predictions on ``(X, y_true)``.
 
+        The prediction is the one the estimator's own ``score`` uses: each
+        unit's fitted outcome at its observed treatment,
+        ``predict_outcome(X, treatment)``, or for the Deconfounder the outcome
+        model at each unit's observed causes and own substitute confounder.
+
         Parameters
         ----------
         estimator : object
-            Fitted estimator with ``predict_outcome(X, treatment)``.
+            Fitted estimator with ``predict_outcome(X, treatment)``, or a
+            Pipeline ending in one.
         X : array-like or DataFrame of shape (n_samples, n_features)
             Covariates (holding the treatment column when the estimator has
             ``treatment_col`` set).
         y_true : array-like of shape (n_samples,)
-            Observed outcomes.
+            Observed outcomes. A pandas Series must carry ``X``'s index (that
+            of a DataFrame ``treatment`` when ``X`` is not a DataFrame).
         **metadata : dict
             ``treatment``: array-like of shape (n_samples,), the observed
-            treatments. Optional when the estimator's ``treatment_col`` is
-            set; routed by scikit-learn when metadata routing is enabled.
+            treatments (the Deconfounder's: the (n_samples, n_causes) cause
+            matrix). Optional when the estimator's ``treatment_col`` is set;
+            routed by scikit-learn when metadata routing is enabled.
 
         Returns
         -------
         float
             The score (higher is better).
+
+        Raises
+        ------
+        ValueError
+            If the treatment is missing, if a pandas ``y_true`` or
+            ``treatment`` has an index other than ``X``'s, or if the lengths
+            differ.
         """
         self._check_metadata(metadata)
         treatment = metadata.get("treatment")
+        # before a Pipeline's transformers drop X's index
+        check_same_rows([(y_true, "y_true"), (treatment, "treatment")], X, treatment,
+                        "treatment")
         if isinstance(estimator, Pipeline):
             # a Pipeline has no predict_outcome: transform X, then ask its last step
             X = estimator[:-1].transform(X)
@@ -305,12 +345,7 @@ class _FactualScorer(_CausalScorer):
                 "`treatment` as metadata, e.g. "
                 "cross_validate(..., params={'treatment': t})."
             )
-        if not hasattr(estimator, "predict_outcome"):
-            raise TypeError(
-                f"{self!r} needs an estimator with a `predict_outcome` method, "
-                f"got {type(estimator).__name__}."
-            )
-        y_pred = np.asarray(estimator.predict_outcome(X, treatment), dtype=np.float64)
+        y_pred = _factual_prediction(estimator, X, treatment, repr(self))
         y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
         y_pred = y_pred.reshape(-1)
         if y_pred.shape != y_true.shape:
@@ -339,13 +374,20 @@ class _PEHEScorer(_CausalScorer):
             Ignored (observed outcomes), present for API compatibility.
         **metadata : dict
             ``true_effect``: array-like of shape (n_samples,), the true
-            conditional effects; required. Routed by scikit-learn when
-            metadata routing is enabled.
+            conditional effects; required; a pandas Series must carry
+            ``X``'s index. Routed by scikit-learn when metadata routing is
+            enabled.
 
         Returns
         -------
         float
             ``-pehe(true_effect, estimator.predict(X))``.
+
+        Raises
+        ------
+        ValueError
+            If ``true_effect`` is missing, or is a pandas Series whose index
+            is not ``X``'s.
         """
         self._check_metadata(metadata)
         true_effect = metadata.get("true_effect")
@@ -356,6 +398,7 @@ class _PEHEScorer(_CausalScorer):
                 "`true_effect` as metadata, e.g. "
                 "cross_validate(..., params={'true_effect': tau})."
             )
+        check_same_index(true_effect, X, "true_effect")
         tau_hat = np.asarray(estimator.predict(X), dtype=np.float64)
         if tau_hat.ndim == 2 and tau_hat.shape[1] == 1:
             tau_hat = tau_hat[:, 0]
@@ -365,17 +408,22 @@ class _PEHEScorer(_CausalScorer):
 factual_r2_scorer = _FactualScorer("factual_r2", r2_score, 1)
 factual_r2_scorer.__doc__ = """R^2 of the predicted factual outcomes (higher is better).
 
-Computes ``r2_score(y, estimator.predict_outcome(X, treatment))``. The
+Computes ``r2_score(y, y_hat)``, the estimator's default ``score``, with
+``y_hat`` the factual prediction that ``score`` uses:
+``estimator.predict_outcome(X, treatment)``, or for the Deconfounder each
+unit's outcome at its observed causes and its own substitute confounder
+(``predict_outcome(X, A, observed_causes=A)``). The
 treatment is taken from the ``treatment`` metadata (requested by default;
 routed by scikit-learn when metadata routing is enabled) or, when it is not
-given, read by the estimator from its ``treatment_col``.
+given, read by the estimator from its ``treatment_col``. Pandas ``y`` or
+``treatment`` must carry ``X``'s index.
 """
 
 factual_mse_scorer = _FactualScorer("neg_factual_mse", _mean_squared_error, -1)
 factual_mse_scorer.__doc__ = """Negated MSE of the predicted factual outcomes (higher is better).
 
-Computes ``-mean((y - estimator.predict_outcome(X, treatment)) ** 2)``; the
-treatment is obtained as for :data:`factual_r2_scorer`.
+Computes ``-mean((y - y_hat) ** 2)``, with the factual prediction ``y_hat``
+and the treatment obtained as for :data:`factual_r2_scorer`.
 """
 
 pehe_scorer = _PEHEScorer("neg_pehe", pehe, -1)

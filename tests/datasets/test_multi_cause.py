@@ -29,3 +29,15 @@ def test_effects_are_the_outcome_slopes_and_the_data_repeat_by_seed():
     np.testing.assert_allclose(data.y, data.treatment @ data.effects, atol=1e-12)
     again = make_multi_cause(random_state=3, **kw)
     np.testing.assert_array_equal(again.treatment, data.treatment)
+
+
+def test_make_films_franchises_take_a_tenth_of_the_films_each():
+    from causalnn.datasets import make_films
+    data = make_films(n_films=20000, n_actors=90, n_franchises=9, random_state=0)
+    shares = np.bincount(data.franchise[data.franchise >= 0], minlength=9) / 20000
+    np.testing.assert_allclose(shares, 0.1, atol=0.01)
+    assert np.mean(data.franchise == -1) == pytest.approx(0.1, abs=0.01)
+    # from 10 franchises on no film would be left without one and the shares would
+    # shrink below the documented 10%
+    with pytest.raises(ValueError, match="n_franchises must be at most 9"):
+        make_films(n_franchises=10, n_actors=200)

@@ -101,6 +101,57 @@ def test_bootstrap_counts_resample_each_member():
     assert 0.5 < float((counts > 0).float().mean()) < 0.75
 
 
+def test_bootstrap_resamples_within_each_arm():
+    """With strata (the treatment arms) every member draws exactly each arm's size from
+    that arm: with 3 treated rows in 60, an unstratified resample leaves a member
+    without a treated row with probability (1 - 3/60)^60 = 4.6%, and that member's
+    treated head would train on nothing while its effects enter the ensemble."""
+    t = np.zeros(60)
+    t[:3] = 1
+    counts = bootstrap_counts(200, 60, torch.Generator().manual_seed(0), "cpu", strata=t)
+    np.testing.assert_array_equal(counts[:, :3].sum(dim=1).numpy(), 3)
+    np.testing.assert_array_equal(counts[:, 3:].sum(dim=1).numpy(), 57)
+    assert not torch.equal(counts[0], counts[1])
+    plain = bootstrap_counts(200, 60, torch.Generator().manual_seed(0), "cpu")
+    assert (plain[:, :3].sum(dim=1) == 0).any()  # what stratifying prevents
+    # within a member's own rows (a mask) and arms together
+    rows = torch.ones(200, 60)
+    rows[:, 1] = 0
+    counts = bootstrap_counts(200, 60, torch.Generator().manual_seed(0), "cpu",
+                              rows=rows, strata=t)
+    assert float(counts[:, 1].sum()) == 0.0
+    np.testing.assert_array_equal(counts[:, :3].sum(dim=1).numpy(), 2)
+
+
+@pytest.mark.parametrize("member_validation", ["shared", "own"])
+def test_the_trainer_resamples_within_the_stratify_arms(member_validation):
+    """Trainer(bootstrap=True).fit(..., stratify=t) hands the arms to the resample: every
+    member's training weights hold each arm's size of that arm (the estimators pass
+    their treatment as stratify)."""
+    n = 80
+    t = np.zeros(n)
+    t[::20] = 1  # 4 treated rows
+    seen = []
+
+    def loss(module, batch):
+        if module.training:
+            seen.append((batch["X"][:, 0].long(), batch["member_weight"].detach().clone()))
+        return _member_mse(module, {**batch, "y": batch["y"].expand(50, -1)})
+
+    module = init_weights(MemberLinear(50, 1, 1), torch.Generator().manual_seed(0))
+    trainer = Trainer(loss_fn=loss, n_members=50, bootstrap=True, max_epochs=1,
+                      batch_size=n, validation_fraction=0.25, patience=None,
+                      member_validation=member_validation, generator=make_generator(0))
+    X = torch.arange(n, dtype=torch.float32)[:, None]
+    trainer.fit(module, {"X": X, "y": torch.zeros(n)}, stratify=t)
+    rows, weight = seen[0]  # the first training batch: every training row
+    treated = torch.from_numpy(t[rows.numpy()] == 1)
+    # 3 of the 4 treated rows and 57 of the 76 controls train (a quarter of each arm
+    # is held out): every member's resample holds exactly 3 draws of treated rows
+    share = weight[:, treated].sum(dim=1) / weight.sum(dim=1)
+    torch.testing.assert_close(share, torch.full((50,), 3 / 60))
+
+
 def test_select_members_keeps_those_members():
     net = init_weights(RepresentationNet(4, (8,), (6,), n_members=5, propensity_head=True),
                        torch.Generator().manual_seed(0))

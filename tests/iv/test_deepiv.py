@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from causalnn import DeepIV
-from causalnn.datasets import demand_test_grid, make_demand
+from causalnn.datasets import demand_structural, demand_test_grid, make_demand
 from causalnn.datasets._demand import H_MEAN, H_STD, _raw_h
 from causalnn.engine import Trainer, make_generator
 from causalnn.exceptions import WeakInstrumentWarning
@@ -320,6 +320,45 @@ def test_misaligned_pandas_instrument_and_levels_are_refused(fitted, linear):
                                   fitted.marginal_effect(x, T.to_numpy()))
 
 
+def test_instruments_in_a_dataframe_are_matched_by_name():
+    """Two instruments of very different strength, fitted from a DataFrame: the first
+    stage's likelihood takes their columns by name (swapped columns give the same
+    value, as do the instruments left in X with ``instrument_cols``); unknown columns
+    are refused. Before ``instrument_names_`` they were used by position."""
+    rng = np.random.RandomState(0)
+    n = 400
+    x, z, u = rng.randn(n, 1), rng.randn(n, 2), rng.randn(n)
+    t = 3.0 * z[:, 0] + 0.1 * z[:, 1] + x[:, 0] + u
+    y = 2.0 * t + x[:, 0] + 3.0 * u
+    Z = pd.DataFrame({"strong": z[:, 0], "weak": z[:, 1]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = DeepIV(**FAST, random_state=0).fit(x, y, treatment=t, instrument=Z)
+    assert list(est.instrument_names_) == ["strong", "weak"]
+    right = est.first_stage_log_likelihood(x, t, Z)
+    assert est.first_stage_log_likelihood(x, t, Z[["weak", "strong"]]) == right
+    assert est.first_stage_log_likelihood(x, t, Z.to_numpy()) == right
+    # by position, the swapped columns are another (worse) first stage
+    assert est.first_stage_log_likelihood(x, t, Z[["weak", "strong"]].to_numpy()) < right
+    with pytest.raises(ValueError, match="instrument has different columns"):
+        est.first_stage_log_likelihood(x, t, Z.rename(columns={"weak": "w"}))
+
+    frame = pd.DataFrame({"x": x[:, 0], "weak": z[:, 1], "strong": z[:, 0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        by_cols = DeepIV(**FAST, instrument_cols=["strong", "weak"], random_state=0)
+        by_cols.fit(frame, y, treatment=t)
+    assert list(by_cols.instrument_names_) == ["strong", "weak"]
+    np.testing.assert_allclose(by_cols.first_stage_log_likelihood(frame, t),
+                               by_cols.first_stage_log_likelihood(frame[["x"]], t, Z))
+    refit = DeepIV(**FAST, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        refit.fit(x, y, treatment=t, instrument=Z).fit(x, y, treatment=t,
+                                                       instrument=Z.to_numpy())
+    assert not hasattr(refit, "instrument_names_")  # an array forgets the names
+
+
 @pytest.fixture(scope="module")
 def named_vector():
     """A fit on a two-column treatment passed as a DataFrame (price, ads)."""
@@ -358,6 +397,14 @@ def test_vector_treatment_frames_are_matched_by_column_name(named_vector):
         est.effect(x, 0, T1.rename(columns={"ads": "promo"}))
     with pytest.raises(ValueError, match="T1 is a Series whose labels"):
         est.effect(x, 0, pd.Series({"promo": 1.0, "price": 1.0}))
+    # beside a DataFrame X, a Series labelled by the treatment's names is still one
+    # treatment vector (not a column misaligned with X's index)
+    X = pd.DataFrame(x, columns=[f"x{j}" for j in range(x.shape[1])])
+    np.testing.assert_array_equal(est.effect(X, 0, vector), est.effect(x, 0, vector))
+    np.testing.assert_array_equal(est.marginal_effect(X, vector),
+                                  est.marginal_effect(x, vector))
+    with pytest.raises(ValueError, match="T1 is a pandas Series whose index"):
+        est.effect(X, 0, pd.Series({"promo": 1.0, "price": 1.0}))
     with pytest.raises(ValueError, match="treatment has duplicate column names"):
         DeepIV(**FAST).fit(x, np.arange(5.0), treatment=T1[["price", "price"]],
                            instrument=x)
@@ -479,3 +526,18 @@ def test_a_constant_covariate_is_centred_not_blown_up(linear, constant):
     np.testing.assert_allclose(
         const.effect(np.column_stack([x, np.full(len(x), constant + 1.0)]), 0.0, 1.0),
         zeros.effect(np.column_stack([x, np.ones(len(x))]), 0.0, 1.0), atol=1e-6)
+
+
+def test_demand_structural_takes_a_price_column_and_refuses_other_shapes():
+    data = make_demand(n_samples=200, random_state=0)
+    truth = demand_structural(data.X, data.treatment)
+    assert truth.shape == (200,)
+    np.testing.assert_allclose(truth, data.structural)
+    # a one-column treatment matrix, as DeepIV takes it, is the same price (it used to
+    # broadcast into a (200, 200) "truth")
+    np.testing.assert_array_equal(demand_structural(data.X, data.treatment[:, None]),
+                                  truth)
+    with pytest.raises(ValueError, match=r"price must have shape \(n_samples,\)"):
+        demand_structural(data.X, data.treatment[:150])
+    with pytest.raises(ValueError, match="X must have shape"):
+        demand_structural(data.X[:, :3], data.treatment)

@@ -391,3 +391,49 @@ def test_bad_cause_levels_name_the_argument(small):
                                                            treatment=rng.randn(4, 6))
     with pytest.raises(ValueError, match="'check_pvalue' parameter"):
         Deconfounder(check_pvalue="loose").fit(None, d.y, treatment=d.treatment)
+
+
+def _confounded_covariates(n=400, m=10, seed=0):
+    # real-valued causes with a latent factor, and two covariates that drive both
+    # the causes and y, so the fitted adjustment for them matters
+    rng = np.random.RandomState(seed)
+    Z, X = rng.randn(n, 2), rng.randn(n, 2)
+    A = Z @ rng.randn(2, m) + 0.8 * X.sum(1, keepdims=True) + 0.5 * rng.randn(n, m)
+    y = A @ rng.randn(m) + Z @ rng.randn(2) + 2.0 * X.sum(1) + rng.randn(n)
+    return X, A, y
+
+
+@pytest.mark.parametrize("units", [(1e12, 1.0), (1e-8, 1.0), (1e12, 1e-8)])
+def test_linear_outcome_model_is_invariant_to_covariate_units(units):
+    # lstsq's rank cut-off and round-off are relative to the largest column: on the
+    # raw design a covariate in units 1e12 apart from the others lost the small ones
+    # and moved coef_ by O(1); on the standardised design only round-off remains
+    X, A, y = _confounded_covariates()
+    kw = dict(factor_model="ppca", n_factors=2, random_state=0, **QUICK)
+    base = Deconfounder(**kw).fit(X, y, treatment=A)
+    scaled = Deconfounder(**kw).fit(X * units, y, treatment=A)
+    assert scaled.alpha_ == base.alpha_
+    np.testing.assert_allclose(scaled.coef_, base.coef_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(scaled.naive_coef_, base.naive_coef_, rtol=0, atol=1e-8)
+    # the covariates' coefficients come back in their own units
+    np.testing.assert_allclose(scaled._linear[1][-2:] * units, base._linear[1][-2:],
+                               rtol=1e-8)
+    assert scaled.score(X * units, y, treatment=A) == pytest.approx(
+        base.score(X, y, treatment=A), rel=1e-10)
+
+
+@pytest.mark.parametrize("unit", [1e-8, 1e-12, 1e-13])
+def test_neural_outcome_model_is_invariant_to_small_covariate_units(unit):
+    # an absolute 1e-12 added to each input's std squashed covariates with a std near
+    # or below 1e-12 to near-constant inputs; the relative column scaling does not
+    X, A, y = _confounded_covariates(n=300, m=8)
+    kw = dict(factor_model="ppca", n_factors=2, random_state=0, **QUICK, **NEURAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 30 epochs: a convergence warning
+        base = Deconfounder(**kw).fit(X, y, treatment=A)
+        scaled = Deconfounder(**kw).fit(X * unit, y, treatment=A)
+    scale = np.std(base.effect(X))
+    np.testing.assert_allclose(scaled.cause_effects(), base.cause_effects(), rtol=0,
+                               atol=1e-6 * scale)
+    np.testing.assert_allclose(scaled.effect(X * unit), base.effect(X), rtol=0,
+                               atol=1e-6 * scale)

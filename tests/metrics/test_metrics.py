@@ -295,3 +295,104 @@ def test_scorers_pickle_and_copy():
     for scorer in (factual_r2_scorer, factual_mse_scorer, pehe_scorer):
         for clone in (pickle.loads(pickle.dumps(scorer)), copy.deepcopy(scorer)):
             assert repr(clone) == repr(scorer)
+
+
+# --------------------------------------------------------------------------
+# The factual scorers score what the estimator's own `score` scores
+# --------------------------------------------------------------------------
+
+
+def _multi_cause_fit(outcome_model):
+    from causalnn import Deconfounder
+    from causalnn.datasets import make_multi_cause
+
+    data = make_multi_cause(n_samples=200, n_causes=8, n_factors=2, confounding=2.0,
+                            random_state=0)
+    X = np.random.RandomState(5).normal(size=(200, 2))
+    y = data.y + X[:, 0]
+    est = Deconfounder(n_factors=2, outcome_model=outcome_model, predictive_check=False,
+                       factor_max_epochs=30, outcome_layers=(16,), max_epochs=100,
+                       random_state=0).fit(X, y, treatment=data.treatment)
+    return est, X, y, data.treatment
+
+
+@pytest.mark.filterwarnings("ignore::causalnn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("outcome_model", ["linear", "neural"])
+def test_factual_scorers_equal_deconfounder_score(outcome_model):
+    # Deconfounder.score predicts each unit at its observed causes and its own
+    # substitute confounder, predict_outcome(X, A, observed_causes=A); plain
+    # predict_outcome(X, A) averages over other rows' z_hat, an interventional mean
+    est, X, y, A = _multi_cause_fit(outcome_model)
+    factual = est.predict_outcome(X, A, observed_causes=A)
+    assert factual_r2_scorer(est, X, y, treatment=A) == est.score(X, y, treatment=A)
+    assert est.score(X, y, treatment=A) == pytest.approx(
+        1 - np.sum((y - factual) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-12)
+    assert factual_mse_scorer(est, X, y, treatment=A) == pytest.approx(
+        -np.mean((y - factual) ** 2), rel=1e-12)
+    # the interventional mean is another, worse fit to the observed outcomes
+    interventional = est.predict_outcome(X, A)
+    assert np.mean((y - interventional) ** 2) > 1.05 * np.mean((y - factual) ** 2)
+
+
+def test_factual_scorer_in_cross_validate_equals_default_score_for_deconfounder():
+    est, X, y, A = _multi_cause_fit("linear")
+    cv = KFold(3, shuffle=True, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        default = cross_validate(est, X, y, cv=cv, params={"treatment": A})
+        factual = cross_validate(est, X, y, cv=cv, params={"treatment": A},
+                                 scoring=factual_r2_scorer)
+    np.testing.assert_array_equal(factual["test_score"], default["test_score"])
+
+
+# --------------------------------------------------------------------------
+# Pandas rows: the scorers refuse what `score` refuses
+# --------------------------------------------------------------------------
+
+
+def test_scorers_refuse_pandas_targets_indexed_unlike_X():
+    X, t, y, tau = _toy_data()
+    index = np.arange(100, 100 + len(y))
+    df = pd.DataFrame(X, columns=["a", "b", "c"], index=index)
+    est = ArmMeanEstimator(slope=0.5).fit(df, y, treatment=t)
+    y_aligned, tau_aligned = pd.Series(y, index=index), pd.Series(tau, index=index)
+    shuffled = np.random.RandomState(0).permutation(len(y))
+    # aligned Series score as their arrays do
+    assert factual_r2_scorer(est, df, y_aligned, treatment=t) == pytest.approx(
+        factual_r2_scorer(est, X, y, treatment=t))
+    assert pehe_scorer(est, df, y, true_effect=tau_aligned) == pytest.approx(
+        pehe_scorer(est, X, y, true_effect=tau))
+    for scorer in (factual_r2_scorer, factual_mse_scorer):
+        with pytest.raises(ValueError, match=r"y_true is a pandas Series whose index has "
+                                             r"the same labels as X\.index in another"):
+            scorer(est, df, y_aligned.iloc[shuffled], treatment=t)
+        with pytest.raises(ValueError, match=r"y_true is a pandas Series whose index has "
+                                             r"labels that differ from X\.index"):
+            scorer(est, df, pd.Series(y), treatment=t)
+        with pytest.raises(ValueError, match=r"treatment is a pandas Series"):
+            scorer(est, df, y, treatment=pd.Series(t, index=index).iloc[shuffled])
+    with pytest.raises(ValueError, match=r"true_effect is a pandas Series whose index"):
+        pehe_scorer(est, df, y, true_effect=tau_aligned.iloc[shuffled])
+    # a Pipeline's transformers drop the index: the scorer checks before them
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = make_pipeline(StandardScaler(), ArmMeanEstimator()).fit(
+        df, y, armmeanestimator__treatment=t)
+    with pytest.raises(ValueError, match=r"y_true is a pandas Series"):
+        factual_r2_scorer(pipe, df, y_aligned.iloc[shuffled], treatment=t)
+
+
+def test_factual_scorer_refuses_y_indexed_unlike_the_cause_matrix_without_X():
+    # the Deconfounder may have no covariates: its cause matrix carries the row labels
+    from causalnn import Deconfounder
+    from causalnn.datasets import make_multi_cause
+
+    data = make_multi_cause(n_samples=120, n_causes=6, n_factors=1, random_state=0)
+    index = np.arange(len(data.y))[::-1]
+    A, y = pd.DataFrame(data.treatment, index=index), pd.Series(data.y, index=index)
+    est = Deconfounder(n_factors=1, predictive_check=False, factor_max_epochs=20,
+                       random_state=0).fit(None, y, treatment=A)
+    assert factual_r2_scorer(est, None, y, treatment=A) == est.score(None, y, treatment=A)
+    with pytest.raises(ValueError, match=r"y_true is a pandas Series whose index has the "
+                                         r"same labels as treatment\.index"):
+        factual_r2_scorer(est, None, y.sort_index(), treatment=A)

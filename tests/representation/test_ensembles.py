@@ -2,6 +2,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -85,6 +86,53 @@ def test_fit_many_fits_each_dataset(cls, member_validation):
 def test_fit_many_checks_its_outcomes():
     with pytest.raises(ValueError, match="n_datasets"):
         TARNet(**SMALL).fit_many(X, Y, treatment=T)
+
+
+def _frames(index):
+    Xdf = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])], index=index)
+    Ydf = pd.DataFrame({"rep1": Y, "rep2": 3 * Y - 2 * T}, index=index)
+    return Xdf, Ydf
+
+
+def test_fit_many_checks_the_index_of_each_pandas_outcome():
+    """fit refuses a y sorted apart from X; fit_many does the same per dataset."""
+    Xdf, Ydf = _frames(np.arange(len(X))[::-1] * 10)
+    shuffled = Ydf["rep1"].sample(frac=1, random_state=0)
+    with pytest.raises(ValueError, match=r"^Y\[0\] is a pandas Series whose index has "
+                                         r"the same labels as X.index in another order"):
+        TARNet(**SMALL).fit_many(Xdf, [shuffled, Ydf["rep2"]], treatment=T)
+    with pytest.raises(ValueError, match=r"^Y\[1\] is a pandas Series whose index has "
+                                         r"labels that differ"):
+        TARNet(**SMALL).fit_many(Xdf, [Ydf["rep1"], Ydf["rep2"].reset_index(drop=True)],
+                                 treatment=T)
+    with pytest.raises(ValueError, match="^Y is a pandas DataFrame whose index"):
+        TARNet(**SMALL).fit_many(Xdf, Ydf.sample(frac=1, random_state=0), treatment=T)
+
+
+def test_fit_many_takes_a_dataframe_with_one_column_per_dataset():
+    """The pandas layout (n_samples, n_datasets), and a list of aligned Series, fit
+    exactly as the (n_datasets, n_samples) array does."""
+    Xdf, Ydf = _frames(np.arange(len(X)) + 100)
+    kw = dict(SMALL, max_epochs=2, random_state=0)
+    expected = [est.effect(X) for est in
+                TARNet(**kw).fit_many(X, Ydf.to_numpy().T, treatment=T)]
+    for outcomes in (Ydf, [Ydf["rep1"], Ydf["rep2"]]):
+        fits = TARNet(**kw).fit_many(Xdf, outcomes, treatment=T)
+        assert len(fits) == 2
+        for est, effect in zip(fits, expected):
+            np.testing.assert_array_equal(est.effect(Xdf), effect)
+
+
+def test_fit_many_names_the_expected_shape_of_a_transposed_outcome():
+    Xdf, Ydf = _frames(None)
+    with pytest.raises(ValueError, match=r"one outcome vector per dataset, of shape "
+                                         r"\(n_datasets, n_samples\), with n_samples=300 "
+                                         r".*got shape \(300, 2\). It looks transposed"):
+        TARNet(**SMALL).fit_many(X, Ydf.to_numpy(), treatment=T)
+    with pytest.raises(ValueError, match=r"a DataFrame with one column per dataset, of "
+                                         r"shape \(n_samples, n_datasets\).*got shape "
+                                         r"\(2, 300\). It looks transposed"):
+        TARNet(**SMALL).fit_many(Xdf, Ydf.T, treatment=T)
 
 
 def test_pickling_leaves_the_estimator_unchanged():

@@ -19,9 +19,9 @@ import torch
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._scaling import column_scaling
-from ..._base._validation import (check_features, check_matrix, check_same_index,
-                                  check_scalar_or_vector, check_varies, check_vector,
-                                  column_list, split_named_columns)
+from ..._base._validation import (as_pandas_frame, check_features, check_matrix,
+                                  check_same_index, check_scalar_or_vector, check_varies,
+                                  check_vector, column_list, split_named_columns)
 from ...engine import predict_in_batches, spawn_generator
 from ...exceptions import WeakInstrumentWarning
 from ...nets import MLP, init_weights
@@ -146,6 +146,10 @@ class DeepIV(BaseCausalEstimator):
         otherwise). A DataFrame of treatment levels at prediction must then carry
         exactly these columns; they are matched by name, in any order.
     n_instruments_ : int
+    instrument_names_ : ndarray of str
+        Column names of the instruments when ``fit`` got them as a DataFrame (or from
+        ``instrument_cols``; absent otherwise). ``first_stage_log_likelihood`` matches a
+        DataFrame of instruments to them by name, in any order.
     n_features_in_, feature_names_in_ : int, ndarray
     y_mean_, y_scale_ : float
         Standardisation of ``y``.
@@ -284,6 +288,12 @@ class DeepIV(BaseCausalEstimator):
                 "cross_validate/GridSearchCV, enable metadata routing with "
                 "sklearn.set_config(enable_metadata_routing=True) and pass "
                 "params={'treatment': t, 'instrument': z}.)")
+        if hasattr(self, "instrument_names_"):  # from an earlier fit
+            del self.instrument_names_
+        # the columns of several instruments are matched by name afterwards, as X's
+        if isinstance(instrument, pd.DataFrame):
+            _, self.instrument_names_ = check_features(instrument, name="instrument",
+                                                       owner=type(self).__name__)
         instrument = check_matrix(instrument, name="instrument", n_samples=n_samples,
                                   against="X (and treatment)")
         check_varies(instrument, name="instrument")
@@ -404,6 +414,7 @@ class DeepIV(BaseCausalEstimator):
 
     # ---- prediction -----------------------------------------------------------------
     def _validate_X(self, X):
+        X = as_pandas_frame(X)  # a polars frame has no drop(columns=...)
         if self.instrument_cols is not None and hasattr(X, "columns"):
             X = X.drop(columns=[c for c in column_list(self.instrument_cols)
                                 if c in X.columns])
@@ -432,6 +443,7 @@ class DeepIV(BaseCausalEstimator):
                     f"{self.treatment_classes_.tolist()}.")
             return index
         k = self.n_treatment_features_
+        value = as_pandas_frame(value)  # another library's frame: matched by name too
         names = getattr(self, "treatment_names_", None)
         if isinstance(value, numbers.Number) and not isinstance(value, bool):
             value = np.full((n, k), float(value))
@@ -452,6 +464,15 @@ class DeepIV(BaseCausalEstimator):
             raise ValueError(f"{name} has {levels.shape[1]} columns but the treatment "
                              f"had {k} in fit.")
         return (levels - self.t_mean_) / self.t_scale_
+
+    def _check_level_index(self, level, X, name):
+        """A Series labelled by the treatment's column names is one treatment vector
+        for every row, not a value per row: it is matched by name, not by X's index."""
+        names = getattr(self, "treatment_names_", None)
+        if (isinstance(level, pd.Series) and names is not None and len(names) > 1
+                and set(map(str, level.index)) == set(names)):
+            return
+        check_same_index(level, X, name)
 
     def _by_treatment_name(self, vector, name):
         """A Series holding one treatment vector, in the fit's column order: labelled by
@@ -498,7 +519,8 @@ class DeepIV(BaseCausalEstimator):
         if self.treatment_type == "discrete":
             raise ValueError("marginal_effect needs a continuous treatment; for a discrete "
                              "one use effect(X, T0, T1).")
-        check_same_index(T, X, "T")
+        X = as_pandas_frame(X)
+        self._check_level_index(T, X, "T")
         X = self._validate_X(X)
         levels = self._levels(T, "T", X.shape[0])
         Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
@@ -514,9 +536,18 @@ class DeepIV(BaseCausalEstimator):
         grad = grad * self.y_scale_ / self.t_scale_
         return grad[:, 0] if grad.shape[1] == 1 else grad
 
-    def first_stage_log_likelihood(self, X, treatment, instrument):
+    def first_stage_log_likelihood(self, X, treatment, instrument=None):
         """Mean log-likelihood of ``treatment`` under the fitted first stage, in nats per
         row on the original scale of a continuous treatment.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Covariates (with ``instrument_cols``: a DataFrame that may hold the
+            instruments, used when ``instrument`` is None).
+        treatment : array-like of shape (n_samples,) or (n_samples, k)
+        instrument : array-like or DataFrame of shape (n_samples,) or (n_samples, q)
+            A DataFrame is matched to ``instrument_names_`` by column name.
 
         Returns
         -------
@@ -524,8 +555,19 @@ class DeepIV(BaseCausalEstimator):
         """
         check_same_index(treatment, X, "treatment")
         check_same_index(instrument, X, "instrument")
+        X, instrument = as_pandas_frame(X), as_pandas_frame(instrument)
+        if instrument is None and self.instrument_cols is not None:
+            X, instrument = split_named_columns(X, None, self.instrument_cols,
+                                                name="instrument",
+                                                param="instrument_cols")
         X = self._validate_X(X)
         n = X.shape[0]
+        names = getattr(self, "instrument_names_", None)
+        if isinstance(instrument, pd.DataFrame) and names is not None:
+            instrument, _ = check_features(instrument, name="instrument",
+                                           feature_names=names,
+                                           n_features=self.n_instruments_,
+                                           owner=type(self).__name__)
         Z = check_matrix(instrument, name="instrument", n_samples=n)
         if Z.shape[1] != self.n_instruments_:
             raise ValueError(f"instrument has {Z.shape[1]} columns but had "

@@ -54,8 +54,14 @@ def _mix64(h):
 
 def _row_uniforms(X, seed, shape):
     """Uniforms in (0, 1) of shape ``(n, *shape)``: row ``i``'s are a hash of ``X[i]``
-    (rounded to float32, so that round-off in the standardisation of rescaled data
-    does not change them) and ``seed`` only, so they do not depend on the other rows."""
+    and ``seed`` only, so they do not depend on the other rows.
+
+    ``X`` is the standardised covariates, rounded to float32 before hashing, so that
+    most float64 round-off of the standardisation leaves the draws as they are. Not
+    all: a row whose value falls within round-off of a float32 rounding boundary gets
+    new draws (measured: 1% of rows when every covariate is offset by 1e6, about half
+    at 1e9). The fitted networks are unchanged then; only that row's Monte Carlo noise
+    is redrawn."""
     rounded = np.ascontiguousarray(X, dtype=np.float32) + np.float32(0.0)  # -0 -> +0
     bits = rounded.view(np.uint32).astype(np.uint64)
     key = np.full(bits.shape[0], seed, dtype=np.uint64)
@@ -126,9 +132,12 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         Epochs over which the weight of the KL term rises linearly from 0 to 1 (0: the
         plain ELBO from the start). The validation loss always uses the full ELBO.
     n_samples : int, default=100
-        Posterior draws of ``(t, y, z)`` averaged per row at prediction. The draws'
-        noise is shared by all rows, so their Monte Carlo error does not average out
-        in ``ate``.
+        Posterior draws of ``(t, y, z)`` averaged per row at prediction. Each row's
+        draws come from a hash of its own ``x`` and ``random_state``, so a row's effect
+        does not depend on the rows passed with it and the draws' Monte Carlo error
+        averages out over the rows in ``ate``; rows with identical ``x`` (e.g.
+        all-binary proxies) share their draws, so it averages only over the distinct
+        ``x``.
     n_members : int, default=1
         Independent CEVAEs trained as one batched computation (an ensemble): each has
         its own initial weights, validation loss, early stopping and best weights;

@@ -23,7 +23,8 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options, validate_params
-from ..._base._validation import (check_cause_matrix, check_features, check_same_index,
+from ..._base._scaling import column_scaling, standardize_outcome
+from ..._base._validation import (check_cause_matrix, check_features, check_same_rows,
                                   check_vector)
 from ...engine import make_generator, predict_in_batches, resolve_device
 from ...nets import MLP, init_weights
@@ -52,21 +53,6 @@ class PredictiveCheckWarning(UserWarning):
 
 def _design(*blocks):
     return np.hstack([b for b in blocks if b is not None and b.shape[1]])
-
-
-def _check_same_rows(pairs, X, reference, reference_name):
-    """Refuse pandas inputs whose index differs from their rows' reference.
-
-    The reference is ``X`` when it is a DataFrame, else the DataFrame ``reference``
-    (the causes: the deconfounder's ``X`` may be None). ``pairs`` holds
-    ``(value, argument name)``.
-    """
-    if isinstance(X, pd.DataFrame) or not isinstance(reference, pd.DataFrame):
-        for value, name in pairs:
-            check_same_index(value, X, name)
-        return
-    for value, name in pairs:
-        check_same_index(value, reference, name, reference=reference_name)
 
 
 class Deconfounder(BaseCausalEstimator):
@@ -152,8 +138,9 @@ class Deconfounder(BaseCausalEstimator):
     factor_model_kind_ : str
         The factor model used (``"auto"`` resolved).
     confounder_mean_, confounder_scale_ : ndarray of shape (n_factors,)
-        Mean and standard deviation of ``Z_hat`` over the training rows; the outcome
-        models see ``(Z_hat - confounder_mean_) / confounder_scale_``.
+        Mean and standard deviation of ``Z_hat`` over the training rows (scale 1 for a
+        constant factor); the outcome models see
+        ``(Z_hat - confounder_mean_) / confounder_scale_``.
     predictive_check_ : float or None
         The check's score: the mean over units of
         ``P(t(a_rep) < t(a_held))`` (ties counted one half with ``check_pvalue="mid"``),
@@ -278,7 +265,7 @@ class Deconfounder(BaseCausalEstimator):
         """
         owner = type(self).__name__
         validate_params(self.get_params(deep=False), self._parameter_constraints, owner)
-        _check_same_rows([(y, "y"), (treatment, "treatment")], X, treatment, "treatment")
+        check_same_rows([(y, "y"), (treatment, "treatment")], X, treatment, "treatment")
         n_rows = None
         if X is not None:
             X, names = check_features(X, name="X")
@@ -300,6 +287,9 @@ class Deconfounder(BaseCausalEstimator):
                 f"causes than factors to be estimable.")
         if X is None:
             X, names = np.empty((n, 0)), None
+        # the outcome models standardise X with the designs they build; refuse columns
+        # float64 cannot standardise here, where the error can name X's own columns
+        column_scaling(X, name="X")
         self.n_causes_ = m
         self.n_features_in_ = X.shape[1]
         for attr, value in (("cause_names_", cause_names), ("feature_names_in_", names)):
@@ -317,8 +307,8 @@ class Deconfounder(BaseCausalEstimator):
         self._run_predictive_check(A, generator)
         self.factor_model_ = self._fit_factors(A, np.ones_like(A, dtype=bool), generator)
         Z = self.factor_model_.transform(A)
-        self.confounder_mean_ = Z.mean(0)
-        self.confounder_scale_ = Z.std(0) + 1e-12
+        self.confounder_mean_, self.confounder_scale_ = column_scaling(
+            Z, name="the substitute confounder")
         Z = (Z - self.confounder_mean_) / self.confounder_scale_
         reference = torch.randperm(n, generator=generator)[:_N_REFERENCE].numpy()
         self._reference = (A[reference], Z[reference], X[reference])
@@ -392,17 +382,20 @@ class Deconfounder(BaseCausalEstimator):
         then least squares for ``gamma``. The penalty acts on the coefficients of the
         causes divided by their standard deviations, so that rescaling a cause rescales
         its coefficient and nothing else (a fixed grid of penalties on raw causes in
-        small units would sit far below the useful range)."""
+        small units would sit far below the useful range). ``c`` is standardised before
+        the least squares, whose rank cut-off and round-off are relative to the largest
+        column: covariates in units 1e10 apart would otherwise lose the small ones and
+        change the adjustment; ``gamma`` is mapped back to the covariates' units."""
         a_mean, y_mean = A.mean(0), y.mean()
         Ac, yc = A - a_mean, y - y_mean
         a_scale = Ac.std(0)  # > 0: fit refuses constant causes
         if C.shape[1]:
-            c_mean = C.mean(0)
-            Cc = C - c_mean
-            Ar = Ac - Cc @ np.linalg.lstsq(Cc, Ac, rcond=None)[0]
-            yr = yc - Cc @ np.linalg.lstsq(Cc, yc, rcond=None)[0]
+            c_mean, c_scale = column_scaling(C)
+            Cs = (C - c_mean) / c_scale
+            Ar = Ac - Cs @ np.linalg.lstsq(Cs, Ac, rcond=None)[0]
+            yr = yc - Cs @ np.linalg.lstsq(Cs, yc, rcond=None)[0]
         else:
-            c_mean, Cc, Ar, yr = np.zeros(0), C, Ac, yc
+            c_mean, c_scale, Cs, Ar, yr = np.zeros(0), np.ones(0), C, Ac, yc
         if self.alpha == "auto":
             ridge = RidgeCV(alphas=_ALPHAS, fit_intercept=False).fit(Ar / a_scale, yr)
             alpha = float(ridge.alpha_)
@@ -410,19 +403,22 @@ class Deconfounder(BaseCausalEstimator):
             ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(Ar / a_scale, yr)
             alpha = float(self.alpha)
         beta = np.asarray(ridge.coef_, dtype=np.float64) / a_scale
-        gamma = (np.linalg.lstsq(Cc, yc - Ac @ beta, rcond=None)[0] if C.shape[1]
-                 else np.zeros(0))
+        gamma = (np.linalg.lstsq(Cs, yc - Ac @ beta, rcond=None)[0] / c_scale
+                 if C.shape[1] else np.zeros(0))
         intercept = float(y_mean - a_mean @ beta - c_mean @ gamma)
         return beta, alpha, (intercept, gamma)
 
     def _fit_neural(self, A, Z, X, y, generator):
-        self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std()) or 1.0
-        ys = (y - self.y_mean_) / self.y_scale_
+        # the offset-exact standardisation every estimator uses (y near 1e9 keeps its
+        # digits; a constant y gets scale 1)
+        ys, self.y_mean_, self.y_scale_ = standardize_outcome(y)
         self._input_mean, self._input_scale = {}, {}
         modules = {}
         # naive first, so history_ describes the deconfounded model
         for key, inputs in (("naive", _design(A, X)), ("adjusted", _design(A, Z, X))):
-            mean, scale = inputs.mean(0), inputs.std(0) + 1e-12
+            # relative to each column (an absolute floor on the std would squash
+            # covariates in small units), constant columns centred with scale 1
+            mean, scale = column_scaling(inputs)
             self._input_mean[key], self._input_scale[key] = mean, scale
             module = init_weights(MLP(inputs.shape[1], self.outcome_layers, out_features=1,
                                       activation=self.activation), generator)
@@ -584,7 +580,7 @@ class Deconfounder(BaseCausalEstimator):
         frames = {name: v for name, v in frames.items() if isinstance(v, pd.DataFrame)}
         if frames:
             reference_name = next(iter(frames))
-            _check_same_rows([(v, name) for name, v in frames.items()], X,
+            check_same_rows([(v, name) for name, v in frames.items()], X,
                              frames[reference_name], reference_name)
 
     def _standardized_confounder(self, A):
@@ -607,8 +603,7 @@ class Deconfounder(BaseCausalEstimator):
             s = min(_N_REFERENCE_EFFECT, len(Z))
             return Z, np.broadcast_to(np.arange(s), (n, s))
         s = min(_N_NEIGHBOURS, len(Z))
-        x_mean, x_scale = X_ref.mean(0), X_ref.std(0)
-        x_scale[x_scale == 0] = 1.0
+        x_mean, x_scale = column_scaling(X_ref)
         reference = (X_ref - x_mean) / x_scale
         index = np.empty((n, s), dtype=np.intp)
         for start in range(0, n, _CHUNK):
@@ -727,17 +722,45 @@ class Deconfounder(BaseCausalEstimator):
         """
         return self.effect(X)
 
+    def _factual_outcome(self, X, treatment):
+        """Each unit's fitted ``E[Y | a_i, z_hat(a_i), x_i]``: the outcome model at the
+        unit's observed causes and its own substitute confounder.
+
+        This is the factual prediction that :meth:`score` and the factual scorers of
+        :mod:`causalnn.metrics` compare with ``y``. :meth:`predict_outcome` without
+        ``observed_causes`` is an interventional mean instead (``f`` averaged over the
+        ``z_hat`` of neighbouring training rows), not the fit to the observed data.
+        """
+        check_is_fitted(self, "n_causes_")
+        check_same_rows([(treatment, "treatment")], X, treatment, "treatment")
+        X = self._validate_X(X)
+        A = self._validate_causes(treatment)
+        if X is not None and X.shape[0] != A.shape[0]:
+            raise ValueError(f"treatment has {A.shape[0]} rows but X has {X.shape[0]}: "
+                             f"the lengths must match.")
+        return self._outcome(A, self._standardized_confounder(A), X)
+
     def score(self, X, y, treatment=None, sample_weight=None):
         """R^2 of the fitted ``E[Y | a, z_hat(a), x]`` against ``y``.
+
+        Each unit is predicted at its observed causes ``treatment`` and its own
+        substitute confounder ``z_hat(a)``; ``causalnn.metrics.factual_r2_scorer``
+        gives the same value.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or None
+        y : array-like of shape (n_samples,)
+        treatment : array-like or DataFrame of shape (n_samples, n_causes)
+            The units' observed causes.
+        sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
         -------
         score : float
         """
         check_is_fitted(self, "n_causes_")
-        _check_same_rows([(y, "y"), (treatment, "treatment")], X, treatment, "treatment")
-        X = self._validate_X(X)
-        A = self._validate_causes(treatment)
-        Z = self._standardized_confounder(A)
-        y = check_vector(y, name="y", n_samples=A.shape[0])
-        return float(r2_score(y, self._outcome(A, Z, X), sample_weight=sample_weight))
+        check_same_rows([(y, "y"), (treatment, "treatment")], X, treatment, "treatment")
+        mu = self._factual_outcome(X, treatment)
+        y = check_vector(y, name="y", n_samples=mu.shape[0])
+        return float(r2_score(y, mu, sample_weight=sample_weight))

@@ -9,11 +9,13 @@ network), so the losses are written once, for activations with a leading member 
 import numbers
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._scaling import standardize_outcome
-from ..._base._validation import check_vector
+from ..._base._validation import (_as_float64, as_pandas_frame, check_same_index,
+                                  check_vector)
 from ...engine import per_member, predict_in_batches, select_members
 from ...nets import RepresentationNet, init_weights
 from ...nets.mlp import ACTIVATIONS
@@ -96,8 +98,13 @@ class RepresentationEstimator(BaseCausalEstimator):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
-        Y : array-like of shape (n_datasets, n_samples)
-            One outcome vector per dataset.
+        Y : array-like of shape (n_datasets, n_samples), or DataFrame of shape \
+(n_samples, n_datasets)
+            The outcomes: an array or a list with one outcome vector per dataset (a
+            list may hold pandas Series), or a DataFrame with one column per dataset,
+            its rows those of ``X`` (the pandas layout: ``Y[c]`` is dataset ``c``'s
+            outcome Series). As in ``fit``, pandas outcomes must carry ``X``'s index:
+            rows are paired by position.
         treatment : array-like of shape (n_samples,), default=None
 
         Returns
@@ -119,10 +126,8 @@ class RepresentationEstimator(BaseCausalEstimator):
         >>> [est.effect(files[0].X, members=True).shape for est in fits]
         [(2, 747), (2, 747)]
         """
-        Y = np.asarray(Y, dtype=float)
-        if Y.ndim != 2 or Y.shape[0] < 1:
-            raise ValueError(f"Y must have shape (n_datasets, n_samples); got "
-                             f"{Y.shape}.")
+        X = as_pandas_frame(X)
+        Y = self._outcome_matrix(X, Y)
         Y = np.stack([check_vector(y, name=f"Y[{k}]", n_samples=Y.shape[1])
                       for k, y in enumerate(Y)])
         kinds = {self._resolve_outcome(y) for y in Y}
@@ -145,6 +150,35 @@ class RepresentationEstimator(BaseCausalEstimator):
         # this estimator ends as the first dataset's (never as all members pooled)
         self.__dict__.update(fitted[0].__dict__)
         return fitted
+
+    @staticmethod
+    def _outcome_matrix(X, Y):
+        """``fit_many``'s outcomes as an (n_datasets, n_samples) array, with the index
+        check that ``fit`` applies to ``y``: an outcome sorted or filtered apart from
+        ``X`` would silently pair rows with another row's outcome."""
+        converted = as_pandas_frame(Y)  # Y itself keeps its index for the check below
+        frame = isinstance(converted, pd.DataFrame)
+        values = _as_float64(converted, "Y")
+        if frame:  # one column per dataset: the pandas layout, rows are X's rows
+            values = values.T
+        shape = values.T.shape if frame else values.shape  # as the user passed it
+        n_rows = np.shape(X)[0]
+        layout = ("a DataFrame with one column per dataset, of shape (n_samples, "
+                  "n_datasets)" if frame else
+                  "one outcome vector per dataset, of shape (n_datasets, n_samples)")
+        if values.ndim != 2 or values.shape[0] < 1:
+            raise ValueError(f"Y must be {layout}; got shape {shape}. For one "
+                             f"dataset, use fit.")
+        if values.shape[1] != n_rows:
+            transposed = (" It looks transposed: pass Y.T."
+                          if values.shape[0] == n_rows else "")
+            raise ValueError(f"Y must be {layout}, with n_samples={n_rows} (the rows of "
+                             f"X); got shape {shape}.{transposed}")
+        check_same_index(Y, X, "Y")
+        if isinstance(Y, (list, tuple)):
+            for k, y in enumerate(Y):
+                check_same_index(y, X, f"Y[{k}]")
+        return values
 
     def _dataset(self, k, y_mean, y_scale):
         """The fitted estimator of dataset ``k`` of a ``fit_many`` fit."""

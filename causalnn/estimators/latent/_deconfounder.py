@@ -516,7 +516,10 @@ class Deconfounder(BaseCausalEstimator):
         if isinstance(value, (numbers.Number, np.generic)) or np.ndim(value) == 0:
             if isinstance(value, (numbers.Number, np.number, np.bool_)) and not \
                     isinstance(value, (complex, np.complexfloating)):
-                value = np.full(self.n_causes_, float(value))
+                if not np.isfinite(float(value)):
+                    raise ValueError(f"{name} must be finite; got {value!r}.")
+                # every cause set to one number: no column order to match, no names
+                return np.full((n, self.n_causes_), float(value))
             else:
                 raise TypeError(f"{name} must be a number, a vector of {self.n_causes_} "
                                 f"cause levels or an (n_samples, {self.n_causes_}) "

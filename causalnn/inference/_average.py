@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 
+from ..losses.targeted import fit_logistic_fluctuation
 from ._overlap import overlap_summary, plot_propensity
 
 __all__ = ["AverageEffectResult", "aipw", "plugin", "tmle", "TARGETS", "METHODS"]
@@ -228,42 +229,6 @@ def plugin(mu0, mu1, t, target="ate"):
     raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
 
 
-def _fluctuate(y01, q, h, weight=None, max_iter=100, tol=1e-12):
-    """Fit ``eps`` of the logistic submodel ``expit(logit(q) + eps * h)`` to ``y01``
-    (in [0, 1]) with row weights ``weight`` by Newton's method with step halving;
-    returns ``eps``.
-
-    At the optimum the score ``sum weight * h * (y01 - expit(logit(q) + eps h))`` is
-    zero, which is the equation TMLE needs solved.
-    """
-    off = logit(q)
-    eps = 0.0
-    w = np.ones_like(h) if weight is None else weight
-
-    def loss(e):
-        qe = expit(off + e * h)
-        qe = np.clip(qe, 1e-12, 1 - 1e-12)
-        return -np.sum(w * (y01 * np.log(qe) + (1 - y01) * np.log(1 - qe)))
-
-    current = loss(eps)
-    for _ in range(max_iter):
-        qe = expit(off + eps * h)
-        grad = np.sum(w * h * (qe - y01))
-        hess = np.sum(w * h * h * qe * (1 - qe))
-        if hess <= 0 or abs(grad) < tol * max(1.0, len(h)):
-            break
-        step = grad / hess
-        for _ in range(50):
-            if loss(eps - step) <= current:
-                break
-            step /= 2
-        eps -= step
-        current = loss(eps)
-        if abs(step) < 1e-14:
-            break
-    return eps
-
-
 def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
     """Targeted maximum likelihood estimate (one logistic fluctuation) and its
     influence values.
@@ -307,7 +272,7 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
         H = np.where(t == 1, h1, h0)
         # weighted fluctuation: covariate sign(H), weight |H| (same score equation as
         # covariate H, but the update is bounded where e is near 0 or 1)
-        eps = _fluctuate(y01, qt, np.sign(H), weight=np.abs(H))
+        eps = fit_logistic_fluctuation(y01, qt, np.sign(H), weight=np.abs(H))
         q1s, q0s = expit(logit(q1) + eps), expit(logit(q0) - eps)
         mu1s, mu0s = lo + scale * q1s, lo + scale * q0s
         est, infl = aipw(y, t, mu0s, mu1s, e, "ate")
@@ -315,7 +280,7 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
     if target == "att":
         c = t == 0
         w = e / (1 - e)
-        eps = _fluctuate(y01[c], q0[c], np.ones(c.sum()), weight=w[c])
+        eps = fit_logistic_fluctuation(y01[c], q0[c], np.ones(c.sum()), weight=w[c])
         mu0s = lo + scale * expit(logit(q0) + eps)
         est = np.sum(t * (y - mu0s)) / t.sum()
         _, infl = aipw(y, t, mu0s, mu1, e, "att")
@@ -323,7 +288,7 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
         return est, infl
     tr = t == 1
     w = (1 - e) / e
-    eps = _fluctuate(y01[tr], q1[tr], np.ones(tr.sum()), weight=w[tr])
+    eps = fit_logistic_fluctuation(y01[tr], q1[tr], np.ones(tr.sum()), weight=w[tr])
     mu1s = lo + scale * expit(logit(q1) + eps)
     est = np.sum((1 - t) * (mu1s - y)) / (1 - t).sum()
     _, infl = aipw(y, t, mu0, mu1s, e, "atc")

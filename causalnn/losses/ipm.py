@@ -156,6 +156,9 @@ def mmd_rbf(phi, t, weight=None, bandwidth=None, min_bandwidth=0.1):
         grows like ``1 / spread`` (on CFR's unit-sphere representation, pairwise
         distances range up to 2, so 0.1 bounds that growth at about 10x).
     """
+    if bandwidth is not None and not bandwidth > 0:
+        raise ValueError(f"bandwidth must be positive (or None for the median "
+                         f"heuristic); got {bandwidth!r}.")
     n = phi.shape[0]
     if n < 2:  # a static shape, not a tensor value: fine under vmap
         return phi.sum() * 0.0
@@ -195,6 +198,10 @@ def wasserstein(phi, t, weight=None, blur=0.1, n_iter=10):
     n_iter : int, default=10
         Sinkhorn iterations, as in the reference implementation.
     """
+    if not blur > 0:
+        raise ValueError(f"blur must be positive; got {blur!r}.")
+    if not (isinstance(n_iter, int) and n_iter >= 1):
+        raise ValueError(f"n_iter must be an int >= 1; got {n_iter!r}.")
     w0, w1, present = _arm_weights(t, weight)
     # rows: control mass, columns: treated mass. From centred coordinates, as the RBF
     # term: torch.cdist's |a|^2 + |b|^2 - 2ab loses the distances of a concentrated
@@ -208,15 +215,23 @@ def wasserstein(phi, t, weight=None, blur=0.1, n_iter=10):
             mean_cost = weight @ cost @ weight / weight.sum().pow(2).clamp_min(
                 torch.finfo(phi.dtype).tiny)
         eps = (blur * mean_cost).clamp_min(1e-6)
-        log_a = torch.log(w0 + 1e-30)
-        log_b = torch.log(w1 + 1e-30)
+        # only control -> treated pairs: a row of the other arm given a tiny mass
+        # instead of none would offer its own column a zero-cost source, which an
+        # unconverged Sinkhorn (small blur) takes
+        source, target = w0 > 0, w1 > 0
+        pair = source[:, None] & target[None, :]
+        log_a = torch.log(torch.where(source, w0, torch.ones_like(w0)))
+        log_b = torch.log(torch.where(target, w1, torch.ones_like(w1)))
         f = torch.zeros_like(w0)
         g = torch.zeros_like(w1)
-        kernel = -cost / eps
+        kernel = torch.where(pair, -cost / eps, torch.full_like(cost, -float("inf")))
         for _ in range(n_iter):
-            f = -torch.logsumexp(kernel + g[None, :] + log_b[None, :], dim=1)
-            g = -torch.logsumexp(kernel + f[:, None] + log_a[:, None], dim=0)
-        plan = torch.exp(kernel + f[:, None] + g[None, :] + log_a[:, None] + log_b[None, :])
+            f = torch.where(source, -torch.logsumexp(kernel + g[None, :] + log_b[None, :],
+                                                     dim=1), torch.zeros_like(f))
+            g = torch.where(target, -torch.logsumexp(kernel + f[:, None] + log_a[:, None],
+                                                     dim=0), torch.zeros_like(g))
+        plan = torch.where(pair, torch.exp(kernel + f[:, None] + g[None, :] + log_a[:, None]
+                                           + log_b[None, :]), torch.zeros_like(cost))
     return present * (plan * cost).sum()
 
 

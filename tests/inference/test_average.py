@@ -6,7 +6,7 @@ from scipy.special import expit
 from causalnn.inference import (AverageEffectResult, OverlapWarning, aipw,
                                 check_overlap, estimate_average_effect, overlap_summary,
                                 tmle)
-from causalnn.inference._average import _fluctuate
+from causalnn.losses import fit_logistic_fluctuation
 
 
 def nuisance_data(n=2000, seed=0, binary=False):
@@ -90,7 +90,7 @@ def test_fluctuation_score_is_zero():
     q = rng.uniform(0.1, 0.9, 500)
     h = rng.normal(size=500)
     y01 = rng.uniform(size=500)
-    eps = _fluctuate(y01, q, h)
+    eps = fit_logistic_fluctuation(y01, q, h)
     score = np.sum(h * (y01 - expit(np.log(q / (1 - q)) + eps * h)))
     assert abs(score) < 1e-8
 

@@ -143,8 +143,11 @@ def aggregate_repeats(results):
     The median rule of Chernozhukov et al. (2018, section 3.4): the estimate is the
     median of the partitions' estimates ``theta_s``, and the variance the median of
     ``stderr_s^2 + (theta_s - theta)^2``, so that the spread between partitions widens
-    the interval. Less sensitive to one unlucky partition (or one unlucky network) than
-    a single cross-fit.
+    the interval. ``stderr_s^2`` is the variance of ``theta_s`` itself, on the scale
+    of the spread, which therefore enters in full (applied to the asymptotic variance
+    of ``sqrt(n) (theta_s - theta)``, as DoubleML does, the spread would count ``1/n``
+    as much; ours is the more conservative reading). Less sensitive to one unlucky
+    partition (or one unlucky network) than a single cross-fit.
 
     Parameters
     ----------

@@ -315,7 +315,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         X = as_pandas_frame(X)
         X, treatment = split_treatment_column(X, treatment, self.treatment_col,
                                               call="predict_outcome(X, treatment=t)")
-        check_same_index(treatment, X, "treatment")
+        self._check_level_index(treatment, X, "treatment")
         X = self._validate_X(X)
         t = self._levels(as_pandas_frame(treatment), "treatment", X.shape[0])
         # an ensemble's outcome is its members' mean on the outcome scale

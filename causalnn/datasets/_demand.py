@@ -52,11 +52,13 @@ def demand_structural(X, price):
     ----------
     X : ndarray of shape (n_samples, 8)
         Time ``t`` and the one-hot customer type, as returned by :func:`make_demand`.
-    price : ndarray of shape (n_samples,) or (n_samples, 1)
+    price : float or ndarray of shape (n_samples,) or (n_samples, 1)
+        One price per row; a number prices every row; with a single row of ``X``, a
+        1-d array of prices is that row's demand curve.
 
     Returns
     -------
-    h : ndarray of shape (n_samples,)
+    h : ndarray of shape (n_samples,), or (n_prices,) for one row's curve
         ``(h(p, t, s) - H_MEAN) / H_STD``, noise-free.
     """
     X = np.asarray(X, dtype=np.float64)
@@ -65,8 +67,12 @@ def demand_structural(X, price):
                          f"one-hot customer type, as make_demand returns); got shape "
                          f"{X.shape}.")
     price = np.asarray(price, dtype=np.float64)
+    if price.ndim == 0:  # one price for every row
+        price = np.full(X.shape[0], float(price))
     if price.ndim == 2 and price.shape[1] == 1:  # a one-column treatment matrix
         price = price[:, 0]
+    if X.shape[0] == 1 and price.ndim == 1:  # one row's demand curve over prices
+        X = np.repeat(X, len(price), axis=0)
     if price.shape != (X.shape[0],):
         # broadcasting an (n, 1) or mismatched price against (n,) would return an
         # (n, n) or wrong-length "truth"

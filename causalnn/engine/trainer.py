@@ -87,6 +87,22 @@ def stratified_split(n_samples, fraction, generator, stratify=None):
     return torch.sort(torch.cat(train)).values, torch.sort(torch.cat(valid)).values
 
 
+def _check_strata(stratify, n):
+    """Refuse ``stratify`` that is not a labelling of the ``n`` rows into strata."""
+    labels = np.asarray(stratify)
+    if labels.shape != (n,):
+        raise ValueError(f"stratify must have shape ({n},), one label per row; got "
+                         f"shape {labels.shape}.")
+    if labels.dtype.kind in "fc" and not np.all(np.isfinite(labels)):
+        raise ValueError("stratify holds NaN or infinite labels: a row without a "
+                         "stratum would never be drawn or held out.")
+    if len(np.unique(labels)) > max(2, n // 2):
+        raise ValueError(
+            f"stratify has {len(np.unique(labels))} distinct values for {n} rows: pass "
+            f"a few labels (e.g. the treatment arms), not continuous values; every row "
+            f"would be its own stratum.")
+
+
 def _weights_of_mean_one(part):
     """``(shared, members)`` with each member's row weights scaled to mean 1 over the
     split's rows.
@@ -218,7 +234,10 @@ class Trainer:
         data : dict of str to Tensor
             Tensors of ``n`` rows, shared by all members.
         stratify : array-like of shape (n,), default=None
-            Labels (e.g. the treatment) whose proportions the validation split keeps.
+            Labels (e.g. the treatment arms) whose proportions the validation split
+            keeps and within which ``bootstrap`` resamples. Finite, and a few labels:
+            each label is a stratum, so continuous values would make every row its
+            own stratum (no validation rows, every bootstrap count 1).
         member_data : dict of str to Tensor, default=None
             With ``n_members``: tensors of shape ``(n_members, n, ...)``, one slice per
             member (e.g. the outcomes of several datasets that share ``X``).
@@ -233,6 +252,8 @@ class Trainer:
             the epoch's wall-clock seconds (training and validation).
         """
         n = next(iter(data.values())).shape[0]
+        if stratify is not None:
+            _check_strata(stratify, n)
         member_data = dict(member_data or {})
         if member_data and self.n_members is None:
             raise ValueError("member_data needs a Trainer with n_members set.")

@@ -389,3 +389,18 @@ def test_a_members_row_weights_act_through_their_proportions_only():
             module, {"X": X, "y": y}, member_data={"member_weight": scale * mask})
         weights.append(module.weight.detach().clone())
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("stratify, match", [
+    (np.linspace(0, 1, 40), "distinct values"),
+    (np.r_[np.zeros(39), np.nan], "NaN or infinite"),
+    (np.zeros(39), r"shape \(40,\)")])
+def test_the_trainer_refuses_strata_that_are_not_labels(stratify, match):
+    """Continuous values would make every row its own stratum: no validation rows, and
+    every bootstrap count 1 (an ensemble of identical resamples); a NaN label would
+    put its row in no stratum."""
+    trainer = Trainer(loss_fn=_member_mse, n_members=2, bootstrap=True, max_epochs=1,
+                      generator=make_generator(0))
+    with pytest.raises(ValueError, match=match):
+        trainer.fit(MemberLinear(2, 1, 1), {"X": torch.randn(40, 1), "y": torch.zeros(40)},
+                    stratify=stratify)

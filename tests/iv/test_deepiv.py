@@ -403,6 +403,8 @@ def test_vector_treatment_frames_are_matched_by_column_name(named_vector):
     np.testing.assert_array_equal(est.effect(X, 0, vector), est.effect(x, 0, vector))
     np.testing.assert_array_equal(est.marginal_effect(X, vector),
                                   est.marginal_effect(x, vector))
+    np.testing.assert_array_equal(est.predict_outcome(X, vector),
+                                  est.predict_outcome(x, vector))
     with pytest.raises(ValueError, match="T1 is a pandas Series whose index"):
         est.effect(X, 0, pd.Series({"promo": 1.0, "price": 1.0}))
     with pytest.raises(ValueError, match="treatment has duplicate column names"):
@@ -539,5 +541,11 @@ def test_demand_structural_takes_a_price_column_and_refuses_other_shapes():
                                   truth)
     with pytest.raises(ValueError, match=r"price must have shape \(n_samples,\)"):
         demand_structural(data.X, data.treatment[:150])
+    # a number prices every row; one row's curve over a grid of prices
+    np.testing.assert_array_equal(demand_structural(data.X, 20.0),
+                                  demand_structural(data.X, np.full(200, 20.0)))
+    grid = np.linspace(10, 30, 7)
+    np.testing.assert_array_equal(demand_structural(data.X[:1], grid),
+                                  demand_structural(np.repeat(data.X[:1], 7, 0), grid))
     with pytest.raises(ValueError, match="X must have shape"):
         demand_structural(data.X[:, :3], data.treatment)

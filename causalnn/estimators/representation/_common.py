@@ -63,8 +63,7 @@ class RepresentationEstimator(BaseCausalEstimator):
         outcome vector per dataset (each dataset's members see their own outcomes)."""
         member_data = None
         if hasattr(self, "_many_y"):
-            y = np.repeat(self._many_y, self.n_members, axis=0)  # dataset-major members
-            member_data = {"y": y}
+            member_data = {"y": self._member_outcomes(data["y"])}
             data = {k: v for k, v in data.items() if k != "y"}
         module = self._train(module, data, generator, stratify=stratify,
                              n_members=self.n_members_, bootstrap=self.bootstrap,
@@ -72,6 +71,13 @@ class RepresentationEstimator(BaseCausalEstimator):
         if self.n_members_ == 1:  # one network: the epoch as a plain int
             self.best_epoch_ = int(np.asarray(self.best_epoch_).item())
         return module
+
+    def _member_outcomes(self, y):
+        """The outcomes each member trains on: ``y`` for all, or inside ``fit_many``
+        each dataset's own, one row per member (dataset-major), ``(n_members, n)``."""
+        if hasattr(self, "_many_y"):
+            return np.repeat(self._many_y, self.n_members, axis=0)
+        return y
 
     @staticmethod
     def _factual(outcome, t):

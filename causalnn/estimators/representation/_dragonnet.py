@@ -186,14 +186,14 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         authors' code adds a slow SGD phase for this; here the minimiser is computed
         directly: in closed form for the squared loss, by Newton's method for the
         logistic one. The rows are those passed to ``fit`` (a cross-fitting fold
-        model: the rows of its training folds).
+        model: the rows of its training folds), unweighted and the same for every
+        member: a bootstrap member's epsilon is not refitted to its resample (its
+        intervals, from the plug-in effects, do not use it).
         """
         g = self._propensity_from_logit(out[..., 2])
         h = clever_covariate(treatment, g)
         eta = np.where(treatment == 1, out[..., 1], out[..., 0])
-        if hasattr(self, "_many_y"):
-            y = np.repeat(self._many_y, self.n_members, axis=0)
-        y = np.broadcast_to(y, eta.shape)
+        y = np.broadcast_to(self._member_outcomes(y), eta.shape)
         weight = getattr(self, "_cross_fit_weight", None)
         weight = (np.ones_like(eta) if weight is None
                   else np.broadcast_to(np.asarray(weight, dtype=np.float64), eta.shape))
@@ -238,8 +238,7 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         ``fit_many`` each member against its own dataset's outcomes)."""
         g, eta0, eta1 = self._fluctuated(out)
         eta = np.where(treatment == 1, eta1, eta0)
-        if hasattr(self, "_many_y"):
-            y = np.repeat(self._many_y, self.n_members, axis=0)
+        y = self._member_outcomes(y)
         fitted = 1.0 / (1.0 + np.exp(-eta)) if self.outcome_type_ == "binary" else eta
         return np.mean(clever_covariate(treatment, g) * (y - fitted), axis=-1)
 

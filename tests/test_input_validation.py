@@ -178,5 +178,7 @@ def test_dates_refused_in_every_numeric_argument():
         fitted.effect(np.asarray(_DATES).reshape(-1, 1))
     with pytest.raises(TypeError, match="^T1 must be numeric; got durations"):
         fitted.effect(X, T1=pd.Series(_DURATIONS))
+    with pytest.raises(TypeError, match="^T1 must be numeric; got durations"):
+        fitted.effect(X, T1=np.timedelta64(1, "D"))  # a scalar level, every row
     with pytest.raises(TypeError, match="^instrument must be numeric; got dates"):
         DeepIV(max_epochs=1).fit(X, Y, treatment=X[:, 0], instrument=_DATES.to_numpy())

@@ -211,6 +211,18 @@ def test_ate_inference_on_another_frame_equals_pandas():
     assert result.stderr == expected.stderr
 
 
+def test_a_lazy_frame_is_refused_with_the_call_that_collects_it():
+    class LazyFrame:  # a query plan with column names, but no data (as polars')
+        columns = ["a", "b"]
+
+        def collect(self):
+            raise AssertionError("the estimator must not run the query")
+
+    with pytest.raises(TypeError, match=r"X is a lazy frame \(LazyFrame\); pass its "
+                                        r"data, e.g. X.collect\(\)"):
+        TARNet(**SMALL).fit(LazyFrame(), np.zeros(4), treatment=np.array([0, 1, 0, 1.0]))
+
+
 def test_polars_frames():
     pl = pytest.importorskip("polars")
     kw = dict(SMALL, max_epochs=2, random_state=0)

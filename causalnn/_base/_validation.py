@@ -171,6 +171,10 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     their dtype.
     """
     names = None
+    if callable(getattr(X, "collect", None)) and not hasattr(X, "to_numpy"):
+        # e.g. a polars LazyFrame: a query plan, not data
+        raise TypeError(f"{name} is a lazy frame ({type(X).__name__}); pass its data, "
+                        f"e.g. {name}.collect().")
     X = as_pandas_frame(X)
     if scipy.sparse.issparse(X):
         raise TypeError(
@@ -348,6 +352,7 @@ def check_scalar_or_vector(v, *, name, n_samples):
         raise TypeError(f"{name} must be a number or an array of numbers; got {v!r}.")
     if isinstance(v, (numbers.Number, np.generic)) or (
             isinstance(v, np.ndarray) and v.ndim == 0):
+        _refuse_dates(v, name)  # a np.datetime64 / np.timedelta64 scalar
         try:
             value = float(v)
         except (TypeError, ValueError):

@@ -24,8 +24,9 @@ n_members : int, default=1
     run as one batched computation (``benchmarks/results/members_cpu.md``,
     ``ihdp_seeds_cpu.md``).
 bootstrap : bool, default=False
-    Train each member on its own bootstrap resample of its training rows: the members'
-    spread then reflects sampling variation.
+    Train each member on its own bootstrap resample of its training rows, drawn
+    within each treatment arm (each arm keeps its size): the members' spread then
+    reflects sampling variation.
 member_validation : {"shared", "own"}, default="shared"
     ``"shared"``: all members hold out the same validation rows. ``"own"``: each member
     holds out its own stratified split, so the ensemble learns from every row and no

@@ -144,8 +144,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         effects are the members' mean (``effect(X, members=True)`` gives each
         member's). Cross-fitting in ``ate_inference`` trains its folds this way.
     bootstrap : bool, default=False
-        Train each member on its own bootstrap resample of the training rows (the
-        basis of ``effect_interval`` and ``ate_interval``).
+        Train each member on its own bootstrap resample of the training rows, drawn
+        within each treatment arm (the basis of ``effect_interval`` and
+        ``ate_interval``).
     member_validation : {"shared", "own"}, default="shared"
         ``"shared"``: all members hold out the same validation rows. ``"own"``: each
         member holds out its own stratified split, so the ensemble learns from every

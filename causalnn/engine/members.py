@@ -53,6 +53,16 @@ def select_members(module, index, n_members):
     return new
 
 
+def strata_masks(labels, n_rows):
+    """One boolean row mask per stratum of ``labels`` (in sorted label order), or a
+    single all-rows mask when ``labels`` is None: the strata that the validation split
+    and the bootstrap both keep."""
+    if labels is None:
+        return [np.ones(n_rows, dtype=bool)]
+    labels = np.asarray(labels)
+    return [labels == v for v in np.unique(labels)]
+
+
 def bootstrap_counts(n_members, n_rows, generator, device, rows=None, strata=None):
     """Per-member bootstrap resample as row counts, ``(n_members, n_rows)``.
 
@@ -71,8 +81,7 @@ def bootstrap_counts(n_members, n_rows, generator, device, rows=None, strata=Non
         counts.scatter_add_(1, draws, torch.ones(n_members, n_rows))
         return counts.to(device)
     rows = torch.ones(n_members, n_rows) if rows is None else rows.cpu()
-    labels = np.zeros(n_rows) if strata is None else np.asarray(strata)
-    groups = [torch.from_numpy(labels == v) for v in np.unique(labels)]
+    groups = [torch.from_numpy(mask) for mask in strata_masks(strata, n_rows)]
     counts = torch.zeros(n_members, n_rows)
     for m in range(n_members):
         for group in groups:

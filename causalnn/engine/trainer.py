@@ -55,7 +55,7 @@ import torch
 
 from ..exceptions import ConvergenceWarning, StopTraining, TrainingDivergedError
 from .callbacks import EarlyStopping, ProgressBar
-from .members import bootstrap_counts
+from .members import bootstrap_counts, strata_masks
 
 __all__ = ["Trainer", "stratified_split"]
 
@@ -69,11 +69,8 @@ def stratified_split(n_samples, fraction, generator, stratify=None):
     """
     if fraction <= 0:
         return torch.arange(n_samples), torch.arange(0)
-    if stratify is None:
-        groups = [torch.arange(n_samples)]
-    else:
-        labels = np.asarray(stratify)
-        groups = [torch.from_numpy(np.flatnonzero(labels == v)) for v in np.unique(labels)]
+    groups = [torch.from_numpy(np.flatnonzero(mask))
+              for mask in strata_masks(stratify, n_samples)]
     train, valid = [], []
     for group in groups:
         perm = group[torch.randperm(len(group), generator=generator)]

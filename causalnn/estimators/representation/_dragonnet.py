@@ -190,10 +190,7 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         member: a bootstrap member's epsilon is not refitted to its resample (its
         intervals, from the plug-in effects, do not use it).
         """
-        g = self._propensity_from_logit(out[..., 2])
-        h = clever_covariate(treatment, g)
-        eta = np.where(treatment == 1, out[..., 1], out[..., 0])
-        y = np.broadcast_to(self._member_outcomes(y), eta.shape)
+        h, eta, y = self._targeting_terms(out, y, treatment)
         weight = getattr(self, "_cross_fit_weight", None)
         weight = (np.ones_like(eta) if weight is None
                   else np.broadcast_to(np.asarray(weight, dtype=np.float64), eta.shape))
@@ -209,6 +206,14 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         with torch.no_grad():
             parameter.copy_(torch.as_tensor(epsilon, dtype=parameter.dtype)
                             .reshape(parameter.shape))
+
+    def _targeting_terms(self, out, y, treatment):
+        """Per member and row, the factual pieces of the targeted term: the clever
+        covariate ``H``, the unfluctuated linear predictor of the received arm and the
+        outcome the member trained on (``Q~ = Q + epsilon H`` on the linear predictor)."""
+        h = clever_covariate(treatment, self._propensity_from_logit(out[..., 2]))
+        eta = np.where(treatment == 1, out[..., 1], out[..., 0])
+        return h, eta, np.broadcast_to(self._member_outcomes(y), eta.shape)
 
     def _set_epsilon(self):
         """``epsilon_``: a float for one member, one value per member otherwise."""
@@ -236,11 +241,10 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
     def _member_influence_scores(self, out, y, treatment):
         """Per member, ``mean_i H_i (y_i - Q~_i)`` on the training scale of ``y`` (inside
         ``fit_many`` each member against its own dataset's outcomes)."""
-        g, eta0, eta1 = self._fluctuated(out)
-        eta = np.where(treatment == 1, eta1, eta0)
-        y = self._member_outcomes(y)
+        h, eta, y = self._targeting_terms(out, y, treatment)
+        eta = eta + np.reshape(self.epsilon_, (-1, 1)) * h  # the fluctuated Q~
         fitted = 1.0 / (1.0 + np.exp(-eta)) if self.outcome_type_ == "binary" else eta
-        return np.mean(clever_covariate(treatment, g) * (y - fitted), axis=-1)
+        return np.mean(h * (y - fitted), axis=-1)
 
     def _set_influence_curve_mean(self, scores):
         """``influence_curve_mean_`` in the units of ``y``: a float for one member."""

@@ -6,7 +6,7 @@ an instrument. DeepIV uses it to recover the structural demand curve ``h(p, t, s
 
 The script fits DeepIV and, for comparison, a network of the same size regressing ``y``
 on ``(p, x)`` (scikit-learn's MLPRegressor, which ignores the instrument), then scores both against the true ``h`` on the
-paper's 2800-point test grid and prints the estimated price slope of each customer type.
+library's fixed 2800-point test grid and prints the estimated price slope of each customer type.
 
 Run ``python examples/deepiv_demand.py``; ``main(n_samples=..., rho=...)`` changes the
 data size and the strength of the confounding.

@@ -133,7 +133,10 @@ def make_demand(n_samples=5000, rho=0.5, random_state=None):
 
 
 def demand_test_grid(n_prices=20, n_times=20):
-    """The paper's test grid: prices x times x the 7 customer types.
+    """A fixed test grid over the demand design: prices x times x the 7 customer types.
+
+    This library's grid, not the authors' evaluation (they sweep prices over randomly
+    drawn covariates), so its MSEs do not compare with the paper's plots.
 
     Prices are ``n_prices`` evenly spaced points between the 2.5% and 97.5% quantiles of
     the simulated price distribution, times ``n_times`` points on [0, 10].

@@ -8,8 +8,9 @@ Two kinds of evaluation are provided:
 - scorers usable as ``scoring=`` in :class:`~sklearn.model_selection.GridSearchCV`,
   :func:`~sklearn.model_selection.cross_validate`, ... : the *factual*
   scorers (:data:`factual_r2_scorer`, :data:`factual_mse_scorer`) only need
-  observed data, and :data:`pehe_scorer` needs the true effect passed as
-  metadata.
+  observed data, :data:`pehe_scorer` needs the true effect passed as
+  metadata, and :data:`causal_validation_scorer` (instrumental-variable
+  estimators) needs the instruments passed as metadata.
 
 References
 ----------
@@ -17,6 +18,8 @@ References
    Journal of Computational and Graphical Statistics, 20(1):217-240, 2011.
 .. [2] U. Shalit, F. D. Johansson and D. Sontag, "Estimating individual
    treatment effect: generalization bounds and algorithms", ICML, 2017.
+.. [3] J. Hartford, G. Lewis, K. Leyton-Brown and M. Taddy, "Deep IV: A
+   flexible approach for counterfactual prediction", ICML, 2017.
 """
 
 import copy
@@ -35,6 +38,7 @@ __all__ = [
     "factual_r2_scorer",
     "factual_mse_scorer",
     "pehe_scorer",
+    "causal_validation_scorer",
     "get_scorer",
     "get_scorer_names",
 ]
@@ -277,6 +281,31 @@ class _CausalScorer:
         # when ``sample_weight`` is given without metadata routing.
         return False
 
+    def _rows_and_last_step(self, estimator, X, y_true, metadata, name,
+                            column_param, what, example):
+        """Check the metadata and return ``(estimator, X, metadata[name])``.
+
+        The rows of ``y_true`` and of the metadata ``name`` are checked against
+        ``X``'s before a Pipeline's transformers drop its index; a Pipeline is
+        replaced by its last step and ``X`` by its transform (a Pipeline has
+        no ``predict_outcome`` or ``causal_validation_loss``). Without the
+        metadata, the estimator must read it from its ``column_param``.
+        """
+        self._check_metadata(metadata)
+        value = metadata.get(name)
+        check_same_rows([(y_true, "y_true"), (value, name)], X, value, name)
+        if isinstance(estimator, Pipeline):
+            X = estimator[:-1].transform(X)
+            estimator = estimator[-1]
+        if value is None and getattr(estimator, column_param, None) is None:
+            raise ValueError(
+                f"{self!r} needs {what}: set `{column_param}` on the estimator, "
+                "or enable metadata routing "
+                "(sklearn.set_config(enable_metadata_routing=True)) and pass "
+                f"`{name}` as metadata, e.g. cross_validate(..., params={example})."
+            )
+        return estimator, X, value
+
     def _check_metadata(self, metadata):
         unexpected = set(metadata) - set(self._metadata)
         if unexpected:
@@ -328,23 +357,10 @@ class _FactualScorer(_CausalScorer):
             ``treatment`` has an index other than ``X``'s, or if the lengths
             differ.
         """
-        self._check_metadata(metadata)
-        treatment = metadata.get("treatment")
-        # before a Pipeline's transformers drop X's index
-        check_same_rows([(y_true, "y_true"), (treatment, "treatment")], X, treatment,
-                        "treatment")
-        if isinstance(estimator, Pipeline):
-            # a Pipeline has no predict_outcome: transform X, then ask its last step
-            X = estimator[:-1].transform(X)
-            estimator = estimator[-1]
-        if treatment is None and getattr(estimator, "treatment_col", None) is None:
-            raise ValueError(
-                f"{self!r} needs the observed treatment: set `treatment_col` on "
-                "the estimator, or enable metadata routing "
-                "(sklearn.set_config(enable_metadata_routing=True)) and pass "
-                "`treatment` as metadata, e.g. "
-                "cross_validate(..., params={'treatment': t})."
-            )
+        estimator, X, treatment = self._rows_and_last_step(
+            estimator, X, y_true, metadata, "treatment", "treatment_col",
+            "the observed treatment", "{'treatment': t}"
+        )
         y_pred = _factual_prediction(estimator, X, treatment, repr(self))
         y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
         y_pred = y_pred.reshape(-1)
@@ -405,6 +421,70 @@ class _PEHEScorer(_CausalScorer):
         return self._sign * self._score_func(true_effect, tau_hat)
 
 
+def _causal_validation_loss(estimator, X, y_true, instrument):
+    """The estimator's own ``causal_validation_loss(X, y, instrument)``."""
+    method = getattr(estimator, "causal_validation_loss", None)
+    if method is None:
+        raise TypeError(
+            "causal_validation_scorer needs an instrumental-variable estimator "
+            "with a `causal_validation_loss` method (e.g. DeepIV), got "
+            f"{type(estimator).__name__}."
+        )
+    return method(X, y_true, instrument)
+
+
+class _CausalValidationScorer(_CausalScorer):
+    """Scores an IV estimator by its held-out causal validation loss, negated.
+
+    ``score_func(estimator, X, y_true, instrument)`` returns the loss.
+    """
+
+    _metadata = {"instrument": True}
+
+    def __repr__(self):
+        return "causalnn.metrics.causal_validation_scorer"
+
+    def __call__(self, estimator, X, y_true, **metadata):
+        """Negated ``estimator.causal_validation_loss(X, y_true, instrument)``.
+
+        Parameters
+        ----------
+        estimator : object
+            Fitted estimator with ``causal_validation_loss(X, y, instrument)``
+            (e.g. :class:`~causalnn.DeepIV`), or a Pipeline ending in one.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Covariates (holding the instruments when the estimator has
+            ``instrument_cols`` set).
+        y_true : array-like of shape (n_samples,)
+            Observed outcomes. A pandas Series must carry ``X``'s index.
+        **metadata : dict
+            ``instrument``: array-like of shape (n_samples,) or
+            (n_samples, q), the instruments of these rows. Optional when the
+            estimator's ``instrument_cols`` is set; routed by scikit-learn
+            when metadata routing is enabled.
+
+        Returns
+        -------
+        float
+            ``-causal_validation_loss`` (higher is better), in squared units
+            of ``y``.
+
+        Raises
+        ------
+        ValueError
+            If the instruments are missing, if a pandas ``y_true`` or
+            ``instrument`` has an index other than ``X``'s, or if the lengths
+            differ.
+        TypeError
+            If the estimator has no ``causal_validation_loss``.
+        """
+        estimator, X, instrument = self._rows_and_last_step(
+            estimator, X, y_true, metadata, "instrument", "instrument_cols",
+            "the instruments", "{'treatment': t, 'instrument': z}"
+        )
+        return self._sign * float(self._score_func(estimator, X, y_true, instrument))
+
+
 factual_r2_scorer = _FactualScorer("factual_r2", r2_score, 1)
 factual_r2_scorer.__doc__ = """R^2 of the predicted factual outcomes (higher is better).
 
@@ -436,9 +516,31 @@ metadata (requested by default), e.g. with metadata routing enabled::
                    params={"treatment": t, "true_effect": tau})
 """
 
+causal_validation_scorer = _CausalValidationScorer(
+    "neg_causal_validation_loss", _causal_validation_loss, -1
+)
+causal_validation_scorer.__doc__ = """Negated causal validation loss of an IV estimator (higher is better).
+
+Computes ``-estimator.causal_validation_loss(X, y, instrument)``: Hartford et
+al.'s (2017, Sec. 3) held-out second-stage loss
+``mean_i (y_i - E_{t ~ F(.|x_i, z_i)} h(t, x_i))^2``, which uses observed data
+only and, unlike the factual R^2 of ``score``, is minimised by the structural
+function rather than by the confounded regression ``E[y | t, x]``. The
+instruments of the scored rows are metadata (``instrument``, requested by
+default) or, when not given, read from the estimator's ``instrument_cols``.
+With metadata routing enabled::
+
+    GridSearchCV(DeepIV(), grid, scoring=causal_validation_scorer).fit(
+        X, y, treatment=t, instrument=z)
+
+For a private copy to change with ``set_score_request``, use
+``copy.deepcopy(causal_validation_scorer)``.
+"""
+
 _SCORERS = {
     scorer.name: scorer
-    for scorer in (factual_r2_scorer, factual_mse_scorer, pehe_scorer)
+    for scorer in (factual_r2_scorer, factual_mse_scorer, pehe_scorer,
+                   causal_validation_scorer)
 }
 
 
@@ -448,7 +550,8 @@ def get_scorer_names():
     Returns
     -------
     list of str
-        ``["factual_r2", "neg_factual_mse", "neg_pehe"]``.
+        ``["factual_r2", "neg_causal_validation_loss", "neg_factual_mse",
+        "neg_pehe"]``.
     """
     return sorted(_SCORERS)
 
@@ -459,7 +562,8 @@ def get_scorer(scoring):
     Parameters
     ----------
     scoring : str or callable
-        One of ``"factual_r2"``, ``"neg_factual_mse"``, ``"neg_pehe"``, or
+        One of ``"factual_r2"``, ``"neg_factual_mse"``, ``"neg_pehe"``,
+        ``"neg_causal_validation_loss"`` (instrumental-variable estimators), or
         any name known to :func:`sklearn.metrics.get_scorer` (scored on
         ``estimator.predict``, i.e. the effects). A callable is returned
         unchanged.

@@ -11,6 +11,7 @@ from sklearn.utils.metadata_routing import get_routing_for_object
 
 from causalnn.metrics import (
     ate_error,
+    causal_validation_scorer,
     factual_mse_scorer,
     factual_r2_scorer,
     get_scorer,
@@ -280,7 +281,10 @@ def test_set_score_request_on_copy():
 
 
 def test_get_scorer():
-    assert get_scorer_names() == ["factual_r2", "neg_factual_mse", "neg_pehe"]
+    assert get_scorer_names() == ["factual_r2", "neg_causal_validation_loss",
+                                  "neg_factual_mse", "neg_pehe"]
+    assert isinstance(get_scorer("neg_causal_validation_loss"),
+                      type(causal_validation_scorer))
     s = get_scorer("neg_factual_mse")
     assert s is not factual_mse_scorer
     assert repr(s) == "causalnn.metrics.get_scorer('neg_factual_mse')"
@@ -396,3 +400,76 @@ def test_factual_scorer_refuses_y_indexed_unlike_the_cause_matrix_without_X():
     with pytest.raises(ValueError, match=r"y_true is a pandas Series whose index has the "
                                          r"same labels as treatment\.index"):
         factual_r2_scorer(est, None, y.sort_index(), treatment=A)
+
+
+# --------------------------------------------------------------------------
+# causal_validation_scorer (instrumental-variable estimators)
+# --------------------------------------------------------------------------
+
+
+class ReducedFormIV(BaseEstimator):
+    """Tiny fake IV estimator: its causal validation loss is the held-out squared error
+    of the least-squares line of y on the instrument fitted in ``fit``."""
+
+    __metadata_request__fit = {"treatment": True, "instrument": True}
+
+    def __init__(self, instrument_cols=None):
+        self.instrument_cols = instrument_cols
+
+    def fit(self, X, y, treatment=None, instrument=None):
+        z = np.asarray(instrument, dtype=float).ravel()
+        self.coef_ = np.polyfit(z, np.asarray(y, dtype=float), 1)
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+    def causal_validation_loss(self, X, y, instrument=None):
+        if instrument is None:
+            instrument = X[self.instrument_cols]
+        z = np.asarray(instrument, dtype=float).ravel()
+        return float(np.mean((np.asarray(y) - np.polyval(self.coef_, z)) ** 2))
+
+
+def test_causal_validation_scorer_gets_each_folds_instruments():
+    X, t, y, _ = _toy_data()
+    z = X[:, 2] + np.arange(len(y)) / 10
+    cv = KFold(3, shuffle=False)
+    expected = []
+    for train, test in cv.split(X):
+        coef = np.polyfit(z[train], y[train], 1)
+        expected.append(-np.mean((y[test] - np.polyval(coef, z[test])) ** 2))
+    assert get_routing_for_object(causal_validation_scorer).score.requests == {
+        "instrument": True}
+    with sklearn.config_context(enable_metadata_routing=True):
+        scores = cross_val_score(ReducedFormIV(), X, y, cv=cv,
+                                 scoring=causal_validation_scorer,
+                                 params={"treatment": t, "instrument": z})
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+    # instruments as a DataFrame column need no routing
+    frame = pd.DataFrame({"x": X[:, 0], "z": z})
+    scores = cross_val_score(ReducedFormIV(instrument_cols="z"), frame, y, cv=cv,
+                             scoring=causal_validation_scorer,
+                             params={"treatment": t, "instrument": z})
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+
+
+def test_causal_validation_scorer_errors_and_copies():
+    X, t, y, _ = _toy_data()
+    z = X[:, 2]
+    iv = ReducedFormIV().fit(X, y, instrument=z)
+    with pytest.raises(ValueError, match=r"needs the instruments: set `instrument_cols`"):
+        causal_validation_scorer(iv, X, y)
+    with pytest.raises(TypeError, match=r"needs an instrumental-variable estimator"):
+        causal_validation_scorer(ArmMeanEstimator().fit(X, y, treatment=t), X, y,
+                                 instrument=z)
+    with pytest.raises(TypeError, match=r"unexpected metadata \['treatment'\]"):
+        causal_validation_scorer(iv, X, y, instrument=z, treatment=t)
+    with pytest.raises(ValueError, match=r"instrument is a pandas Series"):
+        causal_validation_scorer(iv, pd.DataFrame(X), y,
+                                 instrument=pd.Series(z, index=np.arange(len(z)) + 1))
+    for clone in (pickle.loads(pickle.dumps(causal_validation_scorer)),
+                  copy.deepcopy(causal_validation_scorer)):
+        assert repr(clone) == "causalnn.metrics.causal_validation_scorer"
+        assert clone(iv, X, y, instrument=z) == causal_validation_scorer(
+            iv, X, y, instrument=z)

@@ -6,6 +6,7 @@ scaling, device and seed resolution, and the effect API named as in EconML
 (``effect(X, T0, T1)``, ``ate``). A subclass implements ``_fit`` (build modules and train
 them with :class:`causalnn.engine.Trainer`) and ``_predict_outcome``.
 """
+import contextlib
 import copy
 import numbers
 from abc import ABCMeta, abstractmethod
@@ -16,7 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import Trainer, make_generator, resolve_device
+from ..engine import Trainer, loadable_device, make_generator, resolve_device
 from ._param_validation import Interval, Options, validate_params
 from ._scaling import column_scaling, standardize_outcome
 from ._validation import (as_pandas_frame, check_binary, check_device_type,
@@ -134,7 +135,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         # converted after the index check, which an index-less (polars) frame skips
         treatment = self._validate_treatment(as_pandas_frame(treatment), n)
 
-        try:
+        with self._forget_fit_on_failure():
             self.n_features_in_ = X.shape[1]
             X = self._fit_feature_scaling(X)
             if names is not None:
@@ -147,19 +148,31 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
                 y_train, self.y_mean_, self.y_scale_ = standardize_outcome(y)
             else:
                 y_train, self.y_mean_, self.y_scale_ = y, 0.0, 1.0
-            self.device_ = resolve_device(self.device)
-            check_device_type(self.device_, type(self).__name__)
-            generator = make_generator(self.random_state)
-            # torch's layers draw a default initialisation from the global generator
-            # before init_weights re-draws from ours: leave the user's stream untouched
-            with torch.random.fork_rng(devices=[]):
-                self._fit(X, y_train, treatment, generator)
+            self._seeded_fit(X, y_train, treatment)
+        return self
+
+    @contextlib.contextmanager
+    def _forget_fit_on_failure(self):
+        """Wrap the part of ``fit`` that sets fitted attributes: on any failure the
+        estimator is left unfitted. Half of a new fit beside half of an old one would
+        predict with mismatched scalings; unfitted, the estimator says so instead."""
+        try:
+            yield
         except BaseException:
-            # half of a new fit beside half of an old one would predict with mismatched
-            # scalings; unfitted, the estimator says so instead
             self._forget_fit()
             raise
-        return self
+
+    def _seeded_fit(self, X, y, treatment):
+        """Resolve and check ``device_``, then run ``_fit`` with the generator of
+        ``random_state``, leaving torch's global random stream as it was: torch's layers
+        draw a default initialisation from the global generator before
+        ``init_weights`` re-draws from ours. Every ``fit`` (the base's and any
+        override) ends here."""
+        self.device_ = resolve_device(self.device)
+        check_device_type(self.device_, type(self).__name__)
+        generator = make_generator(self.random_state)
+        with torch.random.fork_rng(devices=[]):
+            self._fit(X, y, treatment, generator)
 
     def _forget_fit(self):
         """Remove every fitted attribute (public names ending in ``_``)."""
@@ -425,8 +438,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         super().__setstate__(state)
         device = getattr(self, "device_", None)
         if device is not None:
-            if device.type == "cuda" and not torch.cuda.is_available():
-                self.device_ = torch.device("cpu")
+            # the fit's GPU, if this machine has it; else the CPU
+            self.device_ = loadable_device(device)
             for key, value in list(vars(self).items()):
                 if isinstance(value, torch.nn.Module):
                     value.to(self.device_)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import cross_validate
@@ -20,6 +21,7 @@ from sklearn.utils.estimator_checks import (check_get_params_invariance,
 from causalnn import Deconfounder
 from causalnn.datasets import make_multi_cause
 from causalnn.estimators.latent import PredictiveCheckWarning
+from causalnn.exceptions import TrainingDivergedError
 
 FAST = dict(n_replicates=20, factor_max_epochs=150)
 NEURAL = dict(outcome_model="neural", outcome_layers=(16,), max_epochs=30, patience=5)
@@ -61,7 +63,13 @@ def test_without_confounding_deconfounder_and_naive_agree():
                          random_state=2)
     est = Deconfounder(n_factors=3, random_state=0, **FAST).fit(None, d.y, treatment=d.treatment)
     gap = rmse(est.cause_effects(), est.cause_effects(naive=True))
-    assert gap < 0.1, gap
+    # without confounding both estimators are unbiased and the naive one is the
+    # efficient one, so their gap is the extra sampling noise of adjusting for the
+    # (nearly collinear) z_hat: of the size of the naive estimate's own error, which
+    # measures the simulation's noise (0.072 here; the gap was 0.041-0.110 over
+    # random_state 0-3). Under confounding the gap is the bias, many times larger.
+    noise = rmse(est.cause_effects(naive=True), d.effects)
+    assert gap < 2 * noise, (gap, noise)
     assert rmse(est.cause_effects(), d.effects) < 0.15
 
 
@@ -140,6 +148,22 @@ def test_effect_api_linear(small):
     assert mu.shape == (len(d.y),) and mu.dtype == np.float64
     assert 0 < est.score(None, d.y, treatment=d.treatment) <= 1
     assert est.cause_effects().dtype == np.float64
+
+
+def test_neural_deconfounder_beats_naive_under_latent_confounding(confounded):
+    """The neural outcome model, like the linear one, must use the substitute confounder:
+    its cause effects are nearer the simulated truth than the naive model's. Over
+    random_state 0-5 the RMSE ratio was 0.80-0.92; with Z_hat withheld from the
+    adjusted model, 0.98-1.02. The check's settings do not change the effects, so it
+    is off (1.5 s)."""
+    d = confounded
+    est = fit_quiet(Deconfounder(n_factors=3, predictive_check=False, factor_max_epochs=150,
+                                 outcome_model="neural", outcome_layers=(16,), max_epochs=60,
+                                 patience=10, random_state=0),
+                    None, d.y, d.treatment)
+    deconfounded = rmse(est.cause_effects(), d.effects)
+    naive = rmse(est.cause_effects(naive=True), d.effects)
+    assert deconfounded < 0.95 * naive, (deconfounded, naive)
 
 
 def test_neural_outcome_model_with_covariates(small):
@@ -306,13 +330,16 @@ def test_effect_with_covariates_averages_z_hat_jointly_with_x():
     # E[z x] over the joint (z_hat, x), not E[z] E[x] (about 0: the old marginal average)
     d = make_multi_cause(n_samples=600, n_causes=10, n_factors=1, random_state=0)
     X = d.confounder[:, :1] + 0.3 * np.random.RandomState(1).randn(600, 1)
+    # the default 300 factor epochs: after 30 the 1-factor MF had not always found the
+    # factor (|corr(z_hat, z)| 0.04-0.62 over random_state 0-3; 0.74 for each at 300)
     est = Deconfounder(n_factors=1, outcome_model="neural", max_epochs=1,
-                       random_state=0, **QUICK).fit(X, d.y, treatment=d.treatment)
+                       random_state=0, **{**QUICK, "factor_max_epochs": 300}).fit(
+        X, d.y, treatment=d.treatment)
     est._outcome = lambda A, Z, X, naive=False: A[:, 0] * Z[:, 0] * X[:, 0]
     Z = (est.substitute_confounder(d.treatment) - est.confounder_mean_) / \
         est.confounder_scale_
     joint = float(np.mean(Z[:, 0] * X[:, 0]))
-    assert joint > 0.4
+    assert abs(joint) > 0.4  # a factor's sign is not identified
     off, on = d.treatment.copy(), d.treatment.copy()
     off[:, 0], on[:, 0] = 0.0, 1.0
     # with the units' causes: each unit's own z_hat, exactly the joint average
@@ -321,8 +348,10 @@ def test_effect_with_covariates_averages_z_hat_jointly_with_x():
     assert est.ate(X, off, on, observed_causes=d.treatment) == pytest.approx(joint)
     np.testing.assert_allclose(est.cause_effects()[0], np.mean(
         (Z[:, 0] * X[:, 0])[np.isin(X[:, 0], est._reference[2][:, 0])]), rtol=1e-10)
-    # without them: z_hat given x from the nearest training rows
-    assert est.ate(X, off, on) == pytest.approx(joint, abs=0.06)
+    # without them: z_hat given x from the nearest training rows, whose 10% window
+    # smooths E[z_hat | x] a little (0.92-0.97 of the joint average over random_state
+    # 0-3): the bound is relative, 10% as 0.06 was of 0.60 with a weaker factor
+    assert est.ate(X, off, on) == pytest.approx(joint, rel=0.1)
 
 
 def test_linear_ridge_penalty_is_invariant_to_cause_units():
@@ -441,3 +470,72 @@ def test_neural_outcome_model_is_invariant_to_small_covariate_units(unit):
                                atol=1e-6 * scale)
     np.testing.assert_allclose(scaled.effect(X * unit), base.effect(X), rtol=0,
                                atol=1e-6 * scale)
+
+
+# ---- audit fixes: the check's own random stream, the base fit's guards ------------------
+def test_check_settings_leave_the_effects_unchanged(small):
+    # the check draws from its own stream: switching it off or changing its replicates
+    # or held-out share must not move the factor model, the reference rows or the
+    # outcome models fitted with the same random_state
+    d = small
+    kw = dict(n_factors=2, random_state=0, factor_max_epochs=30)
+    fits = [fit_quiet(Deconfounder(**kw, **check), None, d.y, d.treatment)
+            for check in ({"n_replicates": 20}, {"n_replicates": 5},
+                          {"n_replicates": 5, "holdout_fraction": 0.4},
+                          {"predictive_check": False})]
+    assert fits[-1].predictive_check_ is None
+    for est in fits[1:]:
+        np.testing.assert_array_equal(est.coef_, fits[0].coef_)
+        np.testing.assert_array_equal(est.substitute_confounder(d.treatment),
+                                      fits[0].substitute_confounder(d.treatment))
+    neural = [fit_quiet(Deconfounder(**kw, **{**NEURAL, "max_epochs": 3},
+                                     predictive_check=check), None, d.y, d.treatment)
+              for check in (True, False)]
+    np.testing.assert_array_equal(neural[1].cause_effects(), neural[0].cause_effects())
+
+
+@pytest.mark.parametrize("factor_model", ["bernoulli", "deep"])
+def test_fit_leaves_the_global_torch_stream_untouched(small, factor_model):
+    # torch's layers draw their default initialisation from the global generator;
+    # the fit must not move the user's stream (the base fit's fork_rng)
+    d = small
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    fit_quiet(Deconfounder(n_factors=2, factor_model=factor_model, random_state=0,
+                           factor_max_epochs=2, factor_layers=(8,),
+                           outcome_model="neural", outcome_layers=(8,), max_epochs=2,
+                           n_replicates=2), None, d.y, d.treatment)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_failed_refit_leaves_the_estimator_unfitted(small):
+    # a refit on other causes that diverges must not leave the new n_causes_ and
+    # factor model beside the old outcome network: unfitted, the estimator says so
+    d = small
+    est = Deconfounder(n_factors=2, outcome_model="neural", max_epochs=5,
+                       factor_max_epochs=5, predictive_check=False,
+                       random_state=0).fit(None, d.y, treatment=d.treatment)
+    causes = d.treatment[:, :5] * 3  # counts: another factor model, 5 inputs
+    est.set_params(learning_rate=1e6, optimizer="sgd")
+    with pytest.raises(TrainingDivergedError):
+        est.fit(None, causes.sum(1), treatment=causes)
+    assert not hasattr(est, "n_causes_") and not hasattr(est, "factor_model_")
+    for call in (est.cause_effects, lambda: est.ate(None, T0=0, T1=1),
+                 lambda: est.substitute_confounder(causes)):
+        with pytest.raises(NotFittedError):
+            call()
+    # input errors are raised before anything is changed: the fit stays as it was
+    fitted = Deconfounder(n_factors=2, predictive_check=False, factor_max_epochs=5,
+                          random_state=0).fit(None, d.y, treatment=d.treatment)
+    coef = fitted.coef_.copy()
+    with pytest.raises(ValueError, match="factor_model='bernoulli' needs binary"):
+        fitted.set_params(factor_model="bernoulli").fit(None, causes.sum(1),
+                                                        treatment=causes)
+    np.testing.assert_array_equal(fitted.coef_, coef)
+
+
+def test_unsupported_device_is_refused():
+    A = (np.random.RandomState(0).rand(20, 4) < 0.5).astype(float)
+    with pytest.raises(ValueError, match="device='meta' is not supported by Deconfounder"):
+        Deconfounder(n_factors=1, device="meta").fit(None, A.sum(1), treatment=A)

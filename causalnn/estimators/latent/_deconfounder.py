@@ -26,7 +26,7 @@ from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options, valida
 from ..._base._scaling import column_scaling, standardize_outcome
 from ..._base._validation import (check_cause_matrix, check_features, check_same_rows,
                                   check_vector)
-from ...engine import make_generator, predict_in_batches, resolve_device
+from ...engine import predict_in_batches, spawn_generator
 from ...nets import MLP, init_weights
 from ...nets.mlp import ACTIVATIONS
 from ._factor_models import extreme_fraction, fit_factor_model, predictive_check
@@ -68,7 +68,8 @@ class Deconfounder(BaseCausalEstimator):
     Parameters
     ----------
     factor_model : {"auto", "ppca", "bernoulli", "poisson", "deep"}, default="auto"
-        Factor model of the causes: probabilistic PCA (scikit-learn's ``PCA``),
+        Factor model of the causes: probabilistic PCA by maximum likelihood (closed
+        form from scikit-learn's ``PCA``; EM for missing values in the check),
         logistic (Bernoulli) or log-linear (Poisson) matrix factorisation with
         ``N(0, I)`` priors, or a VAE (``"deep"``) whose likelihood follows the causes'
         type. ``"auto"`` picks Bernoulli for binary causes, Poisson for counts and PPCA
@@ -128,6 +129,10 @@ class Deconfounder(BaseCausalEstimator):
         Held-out rows for the neural outcome model's early stopping.
     random_state : int, RandomState or None, default=None
         Seeds the factor model, the held-out mask, the replicates and the networks.
+        The check, the final factor model and the outcome models draw from separate
+        streams, so the check's settings (``predictive_check``, ``n_replicates``,
+        ``holdout_fraction``) do not change the fitted effects. Torch's global random
+        stream is left as it was.
     device : str or torch.device, default="auto"
     verbose : int, default=0
 
@@ -290,32 +295,43 @@ class Deconfounder(BaseCausalEstimator):
         # the outcome models standardise X with the designs they build; refuse columns
         # float64 cannot standardise here, where the error can name X's own columns
         column_scaling(X, name="X")
-        self.n_causes_ = m
-        self.n_features_in_ = X.shape[1]
-        for attr, value in (("cause_names_", cause_names), ("feature_names_in_", names)):
-            if value is not None:
-                setattr(self, attr, value)
-            elif hasattr(self, attr):
-                delattr(self, attr)
-        self.factor_model_kind_, self._likelihood = self._resolve_factor_model(A)
-        self.device_ = resolve_device(self.device)
-        return self._fit(X, y, A, make_generator(self.random_state))
+        kind, likelihood = self._resolve_factor_model(A)
+        # the base's guards: a failed refit leaves the estimator unfitted (not half old,
+        # half new), the device is checked, torch's global random stream is left alone
+        with self._forget_fit_on_failure():
+            self.n_causes_ = m
+            self.n_features_in_ = X.shape[1]
+            for attr, value in (("cause_names_", cause_names),
+                                ("feature_names_in_", names)):
+                if value is not None:
+                    setattr(self, attr, value)
+                elif hasattr(self, attr):
+                    delattr(self, attr)
+            self.factor_model_kind_, self._likelihood = kind, likelihood
+            self._seeded_fit(X, y, A)
+        return self
 
     def _fit(self, X, y, treatment, generator):
         """Factor model and its check, substitute confounder, outcome models."""
         A, n = treatment, treatment.shape[0]
-        self._run_predictive_check(A, generator)
-        self.factor_model_ = self._fit_factors(A, np.ones_like(A, dtype=bool), generator)
+        # one stream per step, spawned before any is drawn from: the check's settings
+        # (on or off, n_replicates, holdout_fraction) leave the factor model, the
+        # reference rows and the outcome models as they are
+        check_stream, factor_stream, outcome_stream = (spawn_generator(generator)
+                                                       for _ in range(3))
+        self._run_predictive_check(A, check_stream)
+        self.factor_model_ = self._fit_factors(A, np.ones_like(A, dtype=bool),
+                                               factor_stream)
         Z = self.factor_model_.transform(A)
         self.confounder_mean_, self.confounder_scale_ = column_scaling(
             Z, name="the substitute confounder")
         Z = (Z - self.confounder_mean_) / self.confounder_scale_
-        reference = torch.randperm(n, generator=generator)[:_N_REFERENCE].numpy()
+        reference = torch.randperm(n, generator=outcome_stream)[:_N_REFERENCE].numpy()
         self._reference = (A[reference], Z[reference], X[reference])
         if self.outcome_model == "linear":
             self._fit_linear(A, Z, X, y)
         else:
-            self._fit_neural(A, Z, X, y, generator)
+            self._fit_neural(A, Z, X, y, outcome_stream)
         return self
 
     def _resolve_factor_model(self, A):
@@ -473,7 +489,8 @@ class Deconfounder(BaseCausalEstimator):
         -------
         Z_hat : ndarray of shape (n_samples, n_factors)
         """
-        return self.factor_model_.transform(self._validate_causes(A))
+        A = self._validate_causes(A)  # first: unfitted raises NotFittedError
+        return self.factor_model_.transform(A)
 
     def cause_effects(self, naive=False):
         """Per-cause effects ``E[Y | do(A_j = 1)] - E[Y | do(A_j = 0)]``.

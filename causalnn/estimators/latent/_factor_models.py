@@ -4,8 +4,9 @@ Each fitted model gives the posterior of the factors given the observed entries 
 causes, ``q(z_i | a_i,obs)`` as a mean and a Cholesky factor, and the natural
 parameters of ``p(a | z)``:
 
-- :class:`PPCAFactorModel`: probabilistic PCA (Tipping & Bishop 1999) by scikit-learn's
-  ``PCA``; with held-out entries, EM-style imputation; exact Gaussian posterior.
+- :class:`PPCAFactorModel`: probabilistic PCA (Tipping & Bishop 1999), the maximum
+  likelihood fit (closed form from scikit-learn's ``PCA``; with held-out entries, EM
+  for PPCA with missing values); exact Gaussian posterior.
 - :class:`MatrixFactorizationModel`: Bernoulli or Poisson matrix factorisation with
   ``N(0, I)`` priors on factors and loadings, trained to the MAP by the shared engine;
   the posterior of a unit's factors is the Laplace approximation around its mode
@@ -80,53 +81,114 @@ class _FittedFactorModel(ABC):
 
 
 class PPCAFactorModel(_FittedFactorModel):
-    """Probabilistic PCA: ``a = mu + z W + e``, ``e ~ N(0, sigma^2 I)``."""
+    """Probabilistic PCA (Tipping & Bishop 1999) fitted by maximum likelihood.
+
+    ``a = mu + z W + e`` with ``z ~ N(0, I_k)`` and ``e ~ N(0, sigma^2 I_m)``.
+
+    On complete data the ML solution is closed form: ``mu`` the column means,
+    ``sigma^2`` the mean of the ``m - k`` smallest eigenvalues of the sample covariance
+    with divisor ``n``, and ``W' = U_k (L_k - sigma^2 I)^(1/2)`` from the ``k`` largest
+    (scikit-learn's ``PCA`` divides by ``n - 1``; its variances are rescaled by
+    ``(n - 1) / n``). With held-out entries it runs EM for PPCA with missing values
+    (Ilin & Raiko 2010) to a maximum of the likelihood of the observed
+    entries: the E-step is each unit's exact Gaussian posterior given its observed
+    entries; the M-step solves for ``(W, mu)`` per cause and then ``sigma^2``, both
+    with the posterior covariances. (Mean-imputing the held-out entries instead
+    leaves ``sigma^2`` too small: 0.84 for a true 1 with 4 causes and 20% held out,
+    and a true model's check score near 0.46 instead of 0.5.)
+
+    Parameters
+    ----------
+    n_factors : int
+    max_iter : int, default=1000
+        EM iterations at most (held-out entries only).
+    tol : float, default=1e-8
+        EM stops when the log-likelihood per observed entry rises by less.
+    """
 
     likelihood = "gaussian"
 
-    def __init__(self, n_factors, n_iter=20):
+    def __init__(self, n_factors, max_iter=1000, tol=1e-8):
         self.n_factors = n_factors
-        self.n_iter = n_iter
+        self.max_iter = max_iter
+        self.tol = tol
 
     def fit(self, A, observed, random_state):
         A = np.asarray(A, dtype=np.float64)
         observed = np.asarray(observed, dtype=bool)
-        held_out = ~observed
-        column_means = np.nanmean(np.where(observed, A, np.nan), axis=0)
-        filled = np.where(observed, A, np.nan_to_num(column_means))
-        # with held-out entries, alternate PCA fits and imputation of the held-out
-        # entries by their posterior-mean reconstruction (EM for PPCA with missing data)
-        for _ in range(self.n_iter if held_out.any() else 1):
-            self._fit_complete(filled, random_state)
-            if not held_out.any():
-                break
-            recon = self.reconstruct_observed(filled, observed)
-            filled = np.where(observed, A, recon)
-        if held_out.any():
-            self._update_noise(A, observed)
+        if observed.all():
+            self._fit_complete(A, random_state)
+            self.n_iter_ = 0
+            return self
+        # EM's start: the complete-data fit with held-out entries at their column means
+        counts = np.maximum(observed.sum(0), 1)
+        column_means = np.where(observed, A, 0.0).sum(0) / counts
+        self._fit_complete(np.where(observed, A, column_means), random_state)
+        self._missing_data_em(A, observed)
         return self
 
-    def _update_noise(self, A, observed):
-        # M-step for sigma^2 on the observed entries only; the imputed entries carry no
-        # noise, and counting them would shrink sigma^2 (and fail the check spuriously)
-        mean, chol = self.posterior(_t(A), _t(observed))
-        cov = chol @ chol.transpose(1, 2)
-        W = _t(self.loadings_)
-        spread = torch.einsum("km,nkl,lm->nm", W, cov, W)
-        resid = (_t(A) - self.natural(mean)) ** 2 + spread
-        self.noise_variance_ = float((resid * _t(observed)).sum() / observed.sum())
-
     def _fit_complete(self, A, random_state):
+        n = A.shape[0]
         pca = PCA(n_components=self.n_factors, svd_solver="full",
                   random_state=random_state).fit(A)
+        # scikit-learn's variances divide by n - 1; the ML ones by n
+        ml = (n - 1) / n
         self.mean_ = pca.mean_
-        self.noise_variance_ = max(float(pca.noise_variance_), 1e-12)
-        spread = np.sqrt(np.maximum(pca.explained_variance_ - self.noise_variance_, 0.0))
-        self.loadings_ = spread[:, None] * pca.components_  # (k, m): ML estimate of W'
+        self.noise_variance_ = max(float(pca.noise_variance_) * ml, 1e-12)
+        spread = np.sqrt(np.maximum(pca.explained_variance_ * ml - self.noise_variance_,
+                                    0.0))
+        self.loadings_ = spread[:, None] * pca.components_  # (k, m): the ML W'
 
-    def reconstruct_observed(self, A, observed):
-        mean, _ = self.posterior(_t(A), _t(observed))
-        return self.natural(mean).numpy()
+    def _missing_data_em(self, A, observed):
+        A_t, O = _t(np.where(observed, A, 0.0)), _t(observed)
+        n_observed = float(observed.sum())
+        columns = observed.any(0)  # a cause with no observed entry keeps its start
+        eye = torch.eye(self.n_factors + 1, dtype=_F64)
+        previous = -np.inf
+        for iteration in range(1, self.max_iter + 1):
+            self.n_iter_ = iteration
+            # E-step: q(z_i | a_i,obs) = N(z_i, S_i) under the current parameters
+            z, chol = self.posterior(A_t, O)
+            S = chol @ chol.transpose(1, 2)
+            log_lik = float(self._log_likelihood(A_t, O, z)) / n_observed
+            if log_lik - previous < self.tol:
+                break
+            previous = log_lik
+            # M-step for (W, mu) jointly: per cause j, least squares of a_ij on
+            # E[(z_i, 1)] over its observed rows, with E[(z,1)(z,1)'] = that outer
+            # product plus S_i in the z block (positive definite with >= 1 row)
+            z1 = torch.cat([z, torch.ones(len(z), 1, dtype=_F64)], 1)
+            second = z1[:, :, None] * z1[:, None, :]
+            second[:, :-1, :-1] += S
+            gram = torch.einsum("nj,nkl->jkl", O, second)
+            moment = torch.einsum("nj,nk->jk", A_t * O, z1)
+            solved = torch.linalg.solve(gram[columns] + 1e-12 * eye,
+                                        moment[columns].unsqueeze(-1)).squeeze(-1)
+            W, mu = _t(self.loadings_).T.clone(), _t(self.mean_).clone()
+            W[columns], mu[columns] = solved[:, :-1], solved[:, -1]
+            self.loadings_, self.mean_ = W.T.numpy(), mu.numpy()
+            # M-step for sigma^2: expected squared residual of the observed entries
+            residual = ((A_t - self.natural(z)) ** 2
+                        + torch.einsum("jk,nkl,jl->nj", W, S, W))
+            self.noise_variance_ = max(float((residual * O).sum()) / n_observed, 1e-12)
+        return self
+
+    def _log_likelihood(self, A, observed, z):
+        """Sum over units of ``log N(a_i,obs; mu_obs, W_obs' W_obs + sigma^2 I)``,
+        with ``z`` the posterior means (Woodbury and the determinant lemma)."""
+        W, s2 = _t(self.loadings_), self.noise_variance_
+        r = (A - _t(self.mean_)) * observed
+        m_obs = observed.sum(1)
+        precision = (torch.eye(self.n_factors, dtype=_F64)
+                     + torch.einsum("km,nm,lm->nkl", W, observed, W) / s2)
+        quadratic = ((r * r).sum(1) - ((r @ W.T) * z).sum(1)) / s2
+        return -0.5 * (m_obs * np.log(2 * np.pi * s2) + torch.logdet(precision)
+                       + quadratic).sum()
+
+    def log_likelihood(self, A, observed):
+        """Log-likelihood of the ``observed`` entries of ``A`` under the fitted model."""
+        A, observed = _t(np.where(observed, A, 0.0)), _t(observed)
+        return float(self._log_likelihood(A, observed, self.posterior(A, observed)[0]))
 
     def posterior(self, A, observed):
         W, mu = _t(self.loadings_), _t(self.mean_)

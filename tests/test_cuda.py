@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from causalnn import CFRNet, Dragonnet, TARNet
+from causalnn.engine import loadable_device, resolve_device
 
 from conftest import SMALL, simulate
 
@@ -119,3 +120,50 @@ def test_bfloat16_on_cuda_trains_close_to_float32():
     full = TARNet(**kw).fit(X, Y, treatment=T)
     half = TARNet(precision="bfloat16", **kw).fit(X, Y, treatment=T)
     assert abs(half.ate(X) - full.ate(X)) < 0.2
+
+
+def _machine_with_gpus(monkeypatch, count):
+    """Make torch report ``count`` CUDA devices (none: CUDA unavailable)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+@pytest.mark.parametrize("count, device, message", [
+    (1, "cuda:1", "device='cuda:1' was requested but this machine has 1 CUDA device "
+                  r"\(cuda:0\)"),
+    (2, "cuda:3", r"device='cuda:3' .* has 2 CUDA devices \(cuda:0 to cuda:1\)"),
+    (0, "cuda:0", "device='cuda:0' was requested but CUDA is not available"),
+])
+def test_a_gpu_the_machine_lacks_is_refused_naming_device(monkeypatch, count, device,
+                                                          message):
+    _machine_with_gpus(monkeypatch, count)
+    with pytest.raises(ValueError, match=message):
+        TARNet(**SMALL, device=device, random_state=0).fit(X, Y, treatment=T)
+
+
+def test_a_gpu_the_machine_has_is_accepted(monkeypatch):
+    _machine_with_gpus(monkeypatch, 2)
+    for device in ("cuda", "cuda:0", "cuda:1", torch.device("cuda", 1)):
+        assert resolve_device(device) == torch.device(device)
+
+
+@pytest.mark.parametrize("count, fitted_on, loads_on", [
+    (1, "cuda:1", "cpu"), (0, "cuda:1", "cpu"), (0, "cuda", "cpu"),
+    (2, "cuda:1", "cuda:1"), (1, "cuda:0", "cuda:0"), (0, "cpu", "cpu")])
+def test_a_fit_loads_on_its_device_or_else_the_cpu(monkeypatch, count, fitted_on,
+                                                   loads_on):
+    _machine_with_gpus(monkeypatch, count)
+    assert loadable_device(torch.device(fitted_on)) == torch.device(loads_on)
+
+
+def test_unpickling_a_fit_from_a_gpu_index_the_machine_lacks_falls_back_to_cpu(
+        monkeypatch):
+    """A fit made on cuda:1, loaded on a machine with one GPU, runs on the CPU."""
+    est = TARNet(**SMALL, device="cpu", random_state=0).fit(X, Y, treatment=T)
+    expected = est.effect(X)
+    est.device_ = torch.device("cuda", 1)  # as if fitted on a second GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    restored = pickle.loads(pickle.dumps(est))
+    assert restored.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(restored.effect(X), expected)

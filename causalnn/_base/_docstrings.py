@@ -72,7 +72,9 @@ verbose : int, default=0
     1 shows a progress line on stderr, 2 one line per epoch.""",
     "fitted_attributes": """\
 history_ : list of dict
-    One record per epoch: ``train_loss``, ``valid_loss`` and every named loss term.
+    One record per epoch: ``train_loss``, ``valid_loss`` and every named loss term
+    (``train_<term>``, ``valid_<term>``); with members, their mean, and each member's
+    value in ``train_member_<term>`` / ``valid_member_<term>`` (lists, one per member).
 best_epoch_ : int or ndarray of shape (n_members_,)
     Epoch whose weights were restored by early stopping (one per member).
 n_iter_ : int

@@ -1,12 +1,12 @@
 """The training engine shared by all estimators."""
 from .callbacks import Callback, EarlyStopping, ProgressBar
-from .device import predict_in_batches, resolve_device
+from .device import loadable_device, predict_in_batches, resolve_device
 from .members import (bootstrap_counts, member_mean, member_rows, per_member,
                       select_members)
 from .random import make_generator, spawn_generator
-from .trainer import Trainer, stratified_split
+from .trainer import Trainer, float32_term, stratified_split
 
 __all__ = ["Callback", "EarlyStopping", "ProgressBar", "Trainer", "bootstrap_counts",
-           "make_generator", "member_mean", "member_rows", "per_member",
-           "predict_in_batches", "resolve_device", "select_members", "spawn_generator",
-           "stratified_split"]
+           "float32_term", "loadable_device", "make_generator", "member_mean",
+           "member_rows", "per_member", "predict_in_batches", "resolve_device",
+           "select_members", "spawn_generator", "stratified_split"]

@@ -1,14 +1,27 @@
 """Device resolution and batched inference."""
 import torch
 
-__all__ = ["resolve_device", "predict_in_batches"]
+__all__ = ["resolve_device", "loadable_device", "predict_in_batches"]
+
+
+def _cuda_device_missing(device):
+    """Why the CUDA ``device`` cannot be used on this machine, or ``None`` if it can."""
+    if not torch.cuda.is_available():
+        return "CUDA is not available here"
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        valid = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        return (f"this machine has {count} CUDA device{'s' if count != 1 else ''} "
+                f"({valid})")
+    return None
 
 
 def resolve_device(device):
     """Map the ``device`` parameter to a :class:`torch.device`.
 
     ``"auto"`` picks CUDA when it is available, else the CPU. Asking for CUDA on a
-    machine without it is an error rather than a silent fallback.
+    machine without it, or for a GPU index the machine does not have (``"cuda:1"`` with
+    one GPU), is an error rather than a silent fallback or a torch error later on.
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -16,9 +29,20 @@ def resolve_device(device):
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device={device!r} is not a valid torch device: {exc}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available here.")
+    if resolved.type == "cuda":
+        missing = _cuda_device_missing(resolved)
+        if missing is not None:
+            raise ValueError(f"device={device!r} was requested but {missing}.")
     return resolved
+
+
+def loadable_device(device):
+    """The device an unpickled fit made on ``device`` runs on here: ``device`` itself
+    when this machine has it, else the CPU (a fit made on ``cuda:1`` loaded on a
+    machine with one GPU or none)."""
+    if device.type == "cuda" and _cuda_device_missing(device) is not None:
+        return torch.device("cpu")
+    return device
 
 
 def predict_in_batches(fn, tensors, *, device, batch_size=65536, row_dim=0):

@@ -38,13 +38,27 @@ its own validation rows). Training ends when every member has stopped improving,
 batched fit runs as many epochs as its slowest member (members that have stopped keep
 training but take no new best, so each member's restored weights are those of a lone
 fit of it). The history records the
-members' mean loss as ``train_loss`` / ``valid_loss`` and the per-member validation
-losses as ``valid_member_loss``.
+members' mean loss as ``train_loss`` / ``valid_loss`` and the per-member losses as
+``train_member_loss`` / ``valid_member_loss``; a named term that ``loss_fn`` returns
+per member (shape ``(M,)``) is recorded the same way (``train_<term>``, the mean, and
+``train_member_<term>``), so that the members of one dataset can be told apart from
+those of another.
 
 Speed: the data is moved to the device once and batches are indexed there; loss terms
 are accumulated on the device and read back once per epoch (no host sync per step);
 Adam runs fused on CUDA; ``precision="bfloat16"`` computes the forward pass under
 autocast.
+
+Precision
+---------
+With ``precision="bfloat16"`` the trainer calls ``loss_fn`` under ``torch.autocast``:
+the networks' matrix products run in bfloat16 and their outputs are bfloat16 (8 bits of
+mantissa, a relative precision of 2^-8). The weights, the gradients' accumulation into
+them and the optimizer state stay float32, and so must every loss term: a per-row loss
+against float32 targets (the outcome, the treatment) is promoted to float32 by its first
+operation with them, and the epoch means are accumulated in float32. A term computed
+from the outputs alone, such as CFR's IPM (a small difference of kernel means, of the
+order of the round-off itself in bfloat16), is computed with :func:`float32_term`.
 """
 import math
 import time
@@ -57,7 +71,23 @@ from ..exceptions import ConvergenceWarning, StopTraining, TrainingDivergedError
 from .callbacks import EarlyStopping, ProgressBar
 from .members import bootstrap_counts, strata_masks
 
-__all__ = ["Trainer", "stratified_split"]
+__all__ = ["Trainer", "float32_term", "stratified_split"]
+
+
+def float32_term(fn, *args):
+    """``fn(*args)`` in float32 with autocast off, for loss terms too fragile for
+    bfloat16 (``precision="bfloat16"``).
+
+    Floating-point tensors among ``args`` are cast to float32 (the cast is part of the
+    graph, so the gradient flows back into the bfloat16 activations); other arguments
+    pass unchanged. Without autocast this is ``fn(*args)`` on float32 inputs.
+    """
+    args = [a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+            for a in args]
+    device_type = next((a.device.type for a in args if isinstance(a, torch.Tensor)),
+                       "cpu")
+    with torch.autocast(device_type, enabled=False):
+        return fn(*args)
 
 
 def stratified_split(n_samples, fraction, generator, stratify=None):
@@ -165,8 +195,10 @@ class Trainer:
         training loss where they are its validation rows and 0 in its validation loss
         elsewhere (an epoch costs about ``1 / (1 - validation_fraction)`` times as much).
     precision : {"float32", "bfloat16"}, default="float32"
-        ``"bfloat16"`` runs the forward pass and loss under ``torch.autocast`` with
-        bfloat16 (weights, optimizer state and the loss reduction stay float32).
+        ``"bfloat16"`` runs ``loss_fn`` under ``torch.autocast`` with bfloat16: the
+        matrix products of the forward pass run in bfloat16, while the weights, the
+        optimizer state and the loss terms and their reductions stay float32 (see
+        "Precision" in the module docstring; fragile terms use :func:`float32_term`).
     compile : bool, default=False
         Compile ``loss_fn`` (forward and loss, and through AOTAutograd their backward)
         with ``torch.compile``; on CUDA in ``"reduce-overhead"`` mode, which replays
@@ -245,8 +277,11 @@ class Trainer:
             One record per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (when a
             validation split exists) and ``train_<term>`` / ``valid_<term>`` for every
             other term the loss function returned; with members, the members' mean
-            losses and ``valid_member_loss`` (a list, one value per member); ``dur``,
-            the epoch's wall-clock seconds (training and validation).
+            losses and ``train_member_loss`` / ``valid_member_loss`` (lists, one value
+            per member), and for a term that ``loss_fn`` returns per member (shape
+            ``(n_members,)``) its members' mean as ``train_<term>`` and the list as
+            ``train_member_<term>`` (likewise ``valid_``); ``dur``, the epoch's
+            wall-clock seconds (training and validation).
         """
         n = next(iter(data.values())).shape[0]
         if stratify is not None:
@@ -425,7 +460,14 @@ class Trainer:
         for k, v in totals.items():
             value = (v / n).cpu()
             name = f"{prefix}_loss" if k == "loss" else f"{prefix}_{k}"
-            record[name] = value.tolist() if value.ndim else float(value)
+            if (self.n_members is not None and k != "member_loss"
+                    and tuple(value.shape) == (self.n_members,)):
+                # a term given per member: its members' mean, and each member's own
+                # value beside it (as member_loss beside loss)
+                record[f"{prefix}_member_{k}"] = value.tolist()
+                record[name] = float(value.mean())
+            else:
+                record[name] = value.tolist() if value.ndim else float(value)
         if self.n_members is not None:
             record[f"{prefix}_loss"] = float(np.mean(record[f"{prefix}_member_loss"]))
         return record

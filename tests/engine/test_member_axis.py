@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from causalnn.engine import (Callback, Trainer, bootstrap_counts, make_generator,
-                             member_mean, per_member, select_members, stratified_split)
+from causalnn.engine import (Callback, Trainer, bootstrap_counts, float32_term,
+                             make_generator, member_mean, per_member, select_members,
+                             stratified_split)
 from causalnn.losses import mmd_linear, mmd_rbf, wasserstein
 from causalnn.losses.subbatch import balanced_subbatch
 from causalnn.nets import MLP, MemberLinear, RepresentationNet, init_weights
@@ -404,3 +405,46 @@ def test_the_trainer_refuses_strata_that_are_not_labels(stratify, match):
     with pytest.raises(ValueError, match=match):
         trainer.fit(MemberLinear(2, 1, 1), {"X": torch.randn(40, 1), "y": torch.zeros(40)},
                     stratify=stratify)
+
+
+def test_a_term_given_per_member_is_logged_per_member_and_as_their_mean():
+    """A named term of shape (n_members,) gets ``train_member_<term>`` (each member's
+    row-weighted epoch mean) beside ``train_<term>`` (their mean); a scalar term stays
+    a scalar."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(90, 2, generator=g)
+    Y = torch.stack([X[:, 0], 10 * X[:, 1]])
+
+    def loss(module, batch):
+        residual = (module(batch["X"]).squeeze(-1) - batch["y"]).pow(2)
+        member_loss = residual.mean(dim=1)
+        # each member's mean absolute outcome: known without the module
+        return {"loss": member_loss.sum(), "member_loss": member_loss,
+                "abs_y": batch["y"].abs().mean(dim=1), "n_rows": torch.tensor(1.0)}
+
+    module = init_weights(MemberLinear(2, 2, 1), torch.Generator().manual_seed(0))
+    history = Trainer(loss_fn=loss, batch_size=30, max_epochs=2, patience=None,
+                      validation_fraction=0.0, generator=make_generator(0),
+                      n_members=2).fit(module, {"X": X}, member_data={"y": Y})
+    record = history[-1]
+    expected = Y.abs().mean(dim=1)  # equal batches: the batch means average to this
+    np.testing.assert_allclose(record["train_member_abs_y"], expected, rtol=1e-5)
+    assert record["train_abs_y"] == pytest.approx(float(expected.mean()), rel=1e-5)
+    assert record["train_n_rows"] == 1.0
+
+
+def test_float32_term_runs_in_float32_under_bfloat16_autocast():
+    """A term computed with float32_term from a bfloat16 activation equals the float32
+    computation on that activation, and its gradient reaches the activation."""
+    g = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(64, 8, generator=g), torch.randn(8, 8, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = (x @ weight).requires_grad_()    # a bfloat16 activation
+        gram = float32_term(lambda a: (a @ a.T).mean(), h)
+        in_autocast = (h @ h.T).mean()
+    assert h.dtype == torch.bfloat16 and gram.dtype == torch.float32
+    expected = (h.detach().float() @ h.detach().float().T).mean()
+    assert float(gram.detach()) == pytest.approx(float(expected), rel=1e-6)
+    assert in_autocast.dtype == torch.bfloat16  # what the term would be without it
+    gram.backward()
+    assert h.grad is not None and h.grad.dtype == torch.bfloat16

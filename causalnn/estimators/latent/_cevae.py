@@ -13,8 +13,9 @@ Loss:   ``-ELBO - log q(t_i | x_i) - log q(y_i | x_i, t_i)`` with
         (one reparameterised draw of z per row, KL in closed form, ``beta`` warmed up
         from 0 to 1 over ``kl_warmup_epochs``).
 Effect: ``tau(x) = E[ E[y | t=1, z] - E[y | t=0, z] ]`` over ``n_samples`` draws of
-        ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``, the draws' noise common
-        to all rows (so a row's effect depends on its ``x`` only).
+        ``t ~ q(t|x)``, ``y ~ q(y|x,t)``, ``z ~ q(z|x,t,y)``; each row's draws come
+        from a hash of its ``x`` and a seed fixed at fit, so a row's effect depends on
+        its ``x`` only, while distinct rows draw independently.
 """
 import numbers
 import warnings
@@ -171,9 +172,11 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         Standardisation of the Gaussian columns.
     sampling_seed_ : int
         Seed of the posterior draws at prediction, drawn from ``random_state`` at fit.
-        The draws are common to all rows, so a row's effect depends only on its
-        ``x`` and this seed: the same on every call, whatever other rows are passed
-        with it and in whatever order.
+        Each row's draws are a hash of its (standardised) ``x`` and this seed, so a
+        row's effect depends only on its ``x`` and this seed: the same on every call,
+        whatever other rows are passed with it and in whatever order. Distinct rows
+        draw independently, so the Monte Carlo noise of ``ate`` averages out over the
+        rows.
     %(fitted_attributes)s
 
     See Also

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..._base import Interval, Options
 from ..._base._docstrings import fill_doc
-from ...engine import member_mean, spawn_generator
+from ...engine import float32_term, member_mean, spawn_generator
 from ...losses import IPMS, outcome_loss
 from ...losses.subbatch import balanced_subbatch
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
@@ -177,10 +177,13 @@ class CFRNet(AverageEffectInferenceMixin, IntervalMixin, RepresentationEstimator
         # fold or bootstrap resample), as its factual loss
         phi, t_ipm, weight = balanced_subbatch(
             out.representation, t, self.ipm_batch_size, batch.get("member_weight"))
-        imbalance = self._per_member(ipm, phi, t_ipm, weight)
+        # in float32 under bfloat16 autocast too: the MMDs are small differences of
+        # kernel means, of the size of bfloat16's round-off
+        imbalance = float32_term(self._per_member, ipm, phi, t_ipm, weight)
         member_loss = factual + alpha * imbalance
+        # per member: the history logs their mean and each member's own value
         return {"loss": member_loss.sum(), "member_loss": member_loss,
-                "factual": factual.mean(), "ipm": imbalance.mean()}
+                "factual": factual, "ipm": imbalance}
 
 
 @fill_doc

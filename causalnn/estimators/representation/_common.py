@@ -117,7 +117,13 @@ class RepresentationEstimator(BaseCausalEstimator):
         -------
         estimators : list of fitted estimators
             One per dataset, each a fitted estimator of this class with its own
-            ``module_`` (``n_members`` members), ``y_mean_`` and ``y_scale_``. This
+            ``module_`` (``n_members`` members), ``y_mean_``, ``y_scale_``,
+            ``best_epoch_`` and ``history_``. The history holds that dataset's members
+            only: its per-member losses and terms, and ``train_loss`` /
+            ``valid_loss`` and each ``train_<term>`` / ``valid_<term>`` as their mean
+            over its members; a term that a loss logs only pooled over all members
+            (none of this library's do) is left out. ``n_iter_`` and each record's ``dur`` are those
+            of the batched fit, which runs as long as its slowest member. This
             estimator itself is left fitted to the first dataset.
 
         Examples
@@ -190,18 +196,37 @@ class RepresentationEstimator(BaseCausalEstimator):
         """The fitted estimator of dataset ``k`` of a ``fit_many`` fit."""
         est = type(self).__new__(type(self))  # a shallow copy that skips pickling
         est.__dict__.update(self.__dict__)
-        est.history_ = list(self.history_)
         members = range(k * self.n_members, (k + 1) * self.n_members)
         est.module_ = select_members(self.module_, members, self.n_members_)
         est.n_members_ = self.n_members
         est.y_mean_, est.y_scale_ = float(y_mean), float(y_scale)
         best = np.asarray(self.best_epoch_).reshape(-1)[list(members)]
         est.best_epoch_ = int(best[0]) if self.n_members == 1 else best
-        est.history_ = [dict(r, valid_member_loss=list(np.asarray(
-            r["valid_member_loss"])[list(members)])) if "valid_member_loss" in r else r
-            for r in self.history_]
+        est.history_ = [self._dataset_record(record, list(members))
+                        for record in self.history_]
         est._dataset_fitted_attributes(members)
         return est
+
+    @staticmethod
+    def _dataset_record(record, members):
+        """One epoch of the pooled history, restricted to one dataset's ``members``.
+
+        Every per-member list (``train_member_loss``, ``valid_member_<term>``, ...) is
+        sliced to the dataset's members and its mean (``train_loss``,
+        ``valid_<term>``, ...) recomputed from the slice. A term logged only as the
+        mean over all datasets' members cannot be split by dataset and is left out.
+        ``epoch`` and ``dur`` (the batched epoch's seconds) are kept.
+        """
+        own = {k: record[k] for k in ("epoch",) if k in record}
+        for key, values in record.items():
+            prefix, member, term = key.partition("_member_")
+            if member:
+                values = np.asarray(values)[members]
+                own[f"{prefix}_{term}"] = float(np.mean(values))
+                own[key] = values.tolist()
+        if "dur" in record:
+            own["dur"] = record["dur"]
+        return own
 
     def _dataset_fitted_attributes(self, members):
         """Slice further per-member fitted attributes (subclasses)."""

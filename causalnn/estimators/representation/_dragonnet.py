@@ -272,14 +272,16 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
             out.propensity_logit, t.expand_as(out.propensity_logit), reduction="none"),
             batch)
         loss = factual + self.propensity_weight * propensity
-        terms = {"factual": factual.mean(), "propensity": propensity.mean()}
+        # per member: the trainer logs each member's value and their mean, and fit_many
+        # gives every dataset its own members' terms
+        terms = {"factual": factual, "propensity": propensity}
         if self.targeted_regularization:
             g = self._clip(torch.sigmoid(out.propensity_logit))
             eta_tilde = module["targeted"](eta, t, g)
             targeted = member_mean(
                 outcome_loss(eta_tilde, y, self.outcome_type_), batch)
             loss = loss + self.targeted_weight * targeted
-            terms["targeted"] = targeted.mean()
+            terms["targeted"] = targeted
         return {"loss": loss.sum(), "member_loss": loss, **terms}
 
     def _propensity_from_logit(self, logit):

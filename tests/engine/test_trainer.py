@@ -125,3 +125,32 @@ def test_predict_in_batches_keeps_float64_and_upcasts_bfloat16():
     np.testing.assert_array_equal(out, x.numpy())
     half = predict_in_batches(lambda v: v.to(torch.bfloat16), [x], device=torch.device("cpu"))
     assert half.dtype == np.float32
+
+
+class _HoldsAModule:
+    module = torch.nn.Linear(1, 2)  # member-major: one output per member of two
+
+
+def test_early_stopping_counts_only_improvements_larger_than_min_delta():
+    """With min_delta=0.1, 1.0 -> 0.95 -> 0.94 are no improvements (best stays at
+    epoch 1, two stale epochs stop a patience of 2); 1.0 -> 0.85 is one. The same rule
+    holds per member when the score is a list."""
+    from causalnn.engine import EarlyStopping
+    trainer = _HoldsAModule()
+    stop = EarlyStopping(patience=2, min_delta=0.1, load_best=False)
+    stop.on_train_begin(trainer)
+    stop.on_epoch_end(trainer, {"valid_loss": 1.0, "epoch": 1})
+    stop.on_epoch_end(trainer, {"valid_loss": 0.95, "epoch": 2})
+    with pytest.raises(StopTraining):
+        stop.on_epoch_end(trainer, {"valid_loss": 0.94, "epoch": 3})
+    assert stop.best_epoch == 1 and stop.best_score == 1.0
+    stop = EarlyStopping(patience=5, min_delta=0.1, load_best=False)
+    stop.on_train_begin(trainer)
+    for epoch, score in enumerate([1.0, 0.95, 0.85, 0.8], start=1):
+        stop.on_epoch_end(trainer, {"valid_loss": score, "epoch": epoch})
+    assert stop.best_epoch == 3 and stop.best_score == 0.85
+    members = EarlyStopping(patience=5, min_delta=0.1)
+    members.on_train_begin(trainer)
+    for epoch, scores in enumerate([[1.0, 1.0], [0.95, 0.85], [0.94, 0.84]], start=1):
+        members.on_epoch_end(trainer, {"valid_loss": scores, "epoch": epoch})
+    np.testing.assert_array_equal(members.best_epoch, [1, 2])

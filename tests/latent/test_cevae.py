@@ -386,3 +386,26 @@ def test_a_constant_continuous_proxy_is_centred_not_blown_up(constant):
     np.testing.assert_allclose(
         const.effect(np.column_stack([X, np.full(len(X), constant + 1.0)])),
         zeros.effect(np.column_stack([X, np.ones(len(X))])), atol=1e-5)
+
+
+def test_posterior_draws_take_the_treatment_from_q_t_given_x():
+    """The effect's posterior draws are t ~ q(t|x), y ~ q(y|x,t), z ~ q(z|x,t,y)
+    (Louizos et al. 2017, sec. 3.1): over n_samples draws per row, the share of t = 1
+    that reaches the encoder is the mean propensity q(t=1|x), up to the Monte Carlo
+    error of those Bernoulli draws (4 standard errors)."""
+    est = CEVAE(**{**TINY, "n_samples": 50}, random_state=0).fit(X, Y, treatment=T)
+    seen = []
+    encode = est.module_.encode
+
+    def recording(x, t, y):
+        seen.append(t.detach().cpu().numpy().ravel())
+        return encode(x, t, y)
+
+    est.module_.encode = recording
+    est.effect(X)
+    draws = np.concatenate(seen)
+    assert len(draws) == 50 * len(X)
+    p = est.predict_propensity(X)
+    assert 0.2 < p.mean() < 0.8  # t = 1 (or 0) for every draw would be far outside
+    standard_error = np.sqrt(50 * np.sum(p * (1 - p))) / len(draws)
+    assert abs(draws.mean() - p.mean()) < 4 * standard_error

@@ -18,10 +18,33 @@ def test_tarnet_is_cfr_without_penalty():
     np.testing.assert_array_equal(tarnet.effect(X), cfr.effect(X))
 
 
-def test_cfr_logs_the_ipm_and_reweights_arms():
-    est = CFRNet(**SMALL, ipm="mmd_linear", random_state=0).fit(X, Y, treatment=T)
+@pytest.mark.parametrize("reweight", [True, False])
+def test_cfr_logs_the_ipm_and_reweights_arms(reweight, monkeypatch):
+    """Shalit et al. (2017): u = mean(t), w_i = t_i / (2u) + (1 - t_i) / (2(1 - u)), so
+    each arm carries half the total weight (n/2) whatever its size; without
+    reweighting every row weighs 1."""
+    est = CFRNet(**dict(SMALL, max_epochs=2), ipm="mmd_linear", reweight_sample=reweight,
+                 random_state=0)
+    seen = {}
+    train = est._train_members
+
+    def recording(module, data, generator, **kwargs):
+        seen.update(data)
+        return train(module, data, generator, **kwargs)
+
+    monkeypatch.setattr(est, "_train_members", recording)
+    est.fit(X, Y, treatment=T)
     assert {"train_factual", "train_ipm", "valid_ipm"} <= set(est.history_[0])
-    assert est.treated_fraction_ == pytest.approx(T.mean())
+    u = T.mean()
+    assert est.treated_fraction_ == pytest.approx(u)
+    np.testing.assert_array_equal(seen["t"], T)
+    expected = T / (2 * u) + (1 - T) / (2 * (1 - u)) if reweight else np.ones_like(T)
+    np.testing.assert_allclose(np.asarray(seen["w"], dtype=float), expected, rtol=1e-12)
+    if reweight:
+        # the arms differ in size (143 of 300 treated), so the weights differ by arm
+        assert abs(u - 0.5) > 0.01
+        for arm in (0, 1):
+            assert np.sum(expected[T == arm]) == pytest.approx(len(T) / 2)
 
 
 def test_penalty_reduces_representation_imbalance():
@@ -131,3 +154,52 @@ def test_dragonnet_targeted_ate_rejects_per_row_levels():
     est = Dragonnet(**SMALL, random_state=0).fit(X, Y, treatment=T)
     with pytest.raises(ValueError, match="scalar T0 and T1"):
         est.ate(X, T0=np.zeros(len(X)), targeted=True)
+
+
+@pytest.mark.parametrize("propensity_weight", [0.0, 2.5])
+def test_dragonnet_loss_is_the_papers_combination_of_its_terms(propensity_weight):
+    """Shi et al. (2019), eq. 2-3: loss = mean (Q(t, x) - y)^2
+    + alpha * mean CE(t, g(x)) + beta * mean (Q(t, x) + eps H - y)^2, with
+    H = t/g - (1-t)/(1-g) and g the squeezed propensity, computed here by hand from the
+    network's outputs; d loss / d eps = -2 beta mean H (y - Q - eps H)."""
+    est = Dragonnet(**dict(SMALL, max_epochs=2), propensity_weight=propensity_weight,
+                    targeted_weight=0.7, random_state=0, device="cpu").fit(
+                        X, Y, treatment=T)
+    module = est.module_
+    with torch.no_grad():
+        module["targeted"].epsilon.fill_(0.5)  # any value: the identity holds for all
+    x = torch.tensor(est._scale_features(X), dtype=torch.float32)
+    y = torch.tensor((Y - Y.mean()) / Y.std(), dtype=torch.float32)  # any outcome
+    t = torch.tensor(T, dtype=torch.float32)
+    module.zero_grad()
+    loss = est._compute_loss(module, {"X": x, "y": y, "t": t})["loss"]
+    loss.backward()
+    with torch.no_grad():
+        out = module["net"](x)
+        q = torch.where(t == 1, out.outcome[0, :, 1], out.outcome[0, :, 0])
+        p = torch.sigmoid(out.propensity_logit[0])
+        cross_entropy = -(t * torch.log(p) + (1 - t) * torch.log(1 - p)).mean()
+        g = est.propensity_clip + (1 - 2 * est.propensity_clip) * p
+        h = t / g - (1 - t) / (1 - g)
+        expected = (((q - y) ** 2).mean() + propensity_weight * cross_entropy
+                    + 0.7 * ((q + 0.5 * h - y) ** 2).mean())
+        gradient = -2 * 0.7 * (h * (y - q - 0.5 * h)).mean()
+    assert float(loss.detach()) == pytest.approx(float(expected), rel=1e-5)
+    assert float(module["targeted"].epsilon.grad.sum()) == pytest.approx(
+        float(gradient), rel=1e-4)
+
+
+def test_dragonnet_ensemble_propensity_is_the_members_mean():
+    """An ensemble's propensity is the mean over members of each member's squeezed
+    propensity c + (1 - 2c) sigmoid(logit), computed here from each member's head."""
+    est = Dragonnet(**dict(SMALL, max_epochs=3), n_members=3, random_state=0,
+                    device="cpu").fit(X, Y, treatment=T)
+    with torch.no_grad():
+        logit = est.module_["net"](torch.tensor(est._scale_features(X),
+                                                dtype=torch.float32)).propensity_logit
+    c = est.propensity_clip
+    members = (c + (1 - 2 * c) * torch.sigmoid(logit.double())).numpy()
+    assert members.shape == (3, len(X))
+    assert np.ptp(members, axis=0).max() > 1e-2  # the members differ: the mean matters
+    np.testing.assert_allclose(est.predict_propensity(X), members.mean(axis=0),
+                               rtol=1e-5, atol=1e-6)

@@ -10,13 +10,20 @@ the speed (and accuracy) baseline; fit times are reported as ratios to it.
 
 Run:  python benchmarks/ihdp.py [--replications 10] [--device auto] [--threads 1]
       [--models ...] [--n-members M] [--fit-many]
-Writes benchmarks/results/ihdp_<device>[_members<M>][_fitmany].md (the table) and the
-matching .csv (per run). ``--fit-many`` trains each neural model on all replications as
-one batched ``fit_many`` (the files share X and the treatment; all use replication 1's
-split, so the scores are over one test set).
+Writes benchmarks/results/ihdp_<device>[_members<M>][_fitmany].md (the table), the
+matching .csv (per run) and .json (the run's machine, command, note and protocol).
+``--fit-many`` trains each neural model on all replications as one batched ``fit_many``
+(the files share X and the treatment; all use replication 1's split, so the scores are
+over one test set).
+
+``--from-csv FILE`` fits nothing: it re-prints the table of an earlier run's CSV to
+``<FILE stem>_reprint.md`` beside it (refused if that exists), with the machine, command
+and protocol of the run that measured it (from ``<FILE stem>.json``; "unknown" without
+it) and the replications counted from the CSV. The run's own files are left alone.
 """
 import argparse
 import csv
+import json
 import shlex
 import sys
 import time
@@ -175,7 +182,9 @@ def main(argv=None):
                         help="fit all replications of a model as one batched fit_many "
                              "(replication 1's split for all; see run_many)")
     parser.add_argument("--from-csv", metavar="FILE",
-                        help="re-print the table from a per-run CSV of an earlier run")
+                        help="fit nothing: re-print an earlier run's table from its "
+                             "CSV to <FILE stem>_reprint.md, with that run's machine and "
+                             "command (<FILE stem>.json)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -183,18 +192,19 @@ def main(argv=None):
 
     specs = model_specs(args.device)
     names = args.models or list(specs)
+    command = "python benchmarks/ihdp.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:])
     records = []
     if args.from_csv:
-        with open(args.from_csv) as fh:
-            records = [{k: (v if k in ("model", "device") else float(v or "nan"))
-                        for k, v in row.items()} for row in csv.DictReader(fh)]
+        return reprint(args.from_csv, command)
+
     def make(name, r):
         est = specs[name](r)
         if args.n_members and hasattr(est, "n_members"):
             est.set_params(n_members=args.n_members)
         return est
 
-    if args.fit_many and not args.from_csv:
+    if args.fit_many:
         files = [load_ihdp(r) for r in range(1, args.replications + 1)]
         for name in names:
             est = make(name, 0)
@@ -205,8 +215,7 @@ def main(argv=None):
             for row in rows:
                 print(f"rep {int(row['replication']):2d} {row['model']:<32s} pehe_out "
                       f"{row['pehe_out']:6.3f} fit {row['fit_seconds']:6.2f}s", flush=True)
-    for r in range(1, args.replications + 1 if not (args.from_csv or args.fit_many)
-                   else 1):
+    for r in range(1, args.replications + 1 if not args.fit_many else 1):
         data = load_ihdp(r)
         for name in names:
             rows = run_one(name, make(name, r), data)
@@ -215,32 +224,78 @@ def main(argv=None):
                 print(f"rep {r:2d} {row['model']:<32s} pehe_out {row['pehe_out']:6.3f} "
                       f"ate_out {row['ate_out']:6.3f} fit {row['fit_seconds']:6.2f}s "
                       f"epochs {row['epochs']}", flush=True)
-    order = []
-    for name in names:
-        order += ([f"{name} (plug-in ATE)", f"{name} (targeted ATE)"]
-                  if name == "Dragonnet+treg" else [name])
     device = "cuda" if any(r["device"].startswith("cuda") for r in records) else "cpu"
     tag = (f"_members{args.n_members}" if args.n_members else "") + (
         "_fitmany" if args.fit_many else "")
     protocol = ("all replications as one fit_many on replication 1's 63/27/10 split"
                 if args.fit_many else "63/27/10 split")
-    header = [f"# IHDP benchmark ({args.replications} replications, {protocol})", "",
-              f"Machine: {machine_description()}.", "",
-              "Command: `python benchmarks/ihdp.py "
-              + shlex.join(argv if argv is not None else sys.argv[1:]) + "`", "",
-              "Mean ± standard error over replications; 'time / baseline' is the mean fit "
-              "time divided by that of the gradient-boosting T-learner in the same run.", ""]
-    if args.note:
-        header += [args.note, ""]
-    table = header + summarise(records, order)
+    provenance = {"machine": machine_description(), "command": command,
+                  "note": args.note, "protocol": protocol}
+    table = report(records, names, provenance)
     print("\n".join(table))
     out = Path(args.out)
-    save_markdown(table, out / f"ihdp_{device}{tag}.md")
-    with open(out / f"ihdp_{device}{tag}.csv", "w", newline="") as fh:
+    stem = out / f"ihdp_{device}{tag}"
+    save_markdown(table, stem.with_suffix(".md"))
+    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)
-    print(f"written to {out / f'ihdp_{device}{tag}.csv'}")
+    # the run's provenance, for a later --from-csv re-print of this CSV
+    stem.with_suffix(".json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print(f"written to {stem.with_suffix('.csv')} and {stem.with_suffix('.json')}")
+
+
+def report(records, names, provenance, reprinted=None):
+    """The markdown lines: a header naming the run's machine, command and protocol,
+    the replications counted from ``records``, and the table. ``reprinted``: the
+    command re-printing an earlier run, named under its own."""
+    order = []
+    for name in names:
+        order += ([f"{name} (plug-in ATE)", f"{name} (targeted ATE)"]
+                  if name == "Dragonnet+treg" else [name])
+    n_replications = len({int(r["replication"]) for r in records})
+    header = [f"# IHDP benchmark ({n_replications} replications, "
+              f"{provenance['protocol']})", "",
+              f"Machine: {provenance['machine']}.", "",
+              f"Command: `{provenance['command']}`", ""]
+    if reprinted:
+        header += [f"Re-printed by `{reprinted}` (nothing fitted; machine and command "
+                   "above are those of the run that measured it).", ""]
+    header += ["Mean ± standard error over replications; 'time / baseline' is the mean "
+               "fit time divided by that of the gradient-boosting T-learner in the same "
+               "run.", ""]
+    if provenance.get("note"):
+        header += [provenance["note"], ""]
+    return header + summarise(records, order)
+
+
+def reprint(csv_path, command):
+    """Re-print an earlier run's table from its CSV to ``<stem>_reprint.md`` beside it,
+    with that run's provenance (``<stem>.json``, written at run time); the CSV and the
+    run's table are left as they are. Refuses an existing ``_reprint.md``."""
+    csv_path = Path(csv_path)
+    target = csv_path.with_name(csv_path.stem + "_reprint.md")
+    if target.exists():
+        raise SystemExit(f"--from-csv: {target} already exists; move it away to "
+                         "re-print again (nothing was written).")
+    with open(csv_path) as fh:
+        records = [{k: (v if k in ("model", "device") else float(v or "nan"))
+                    for k, v in row.items()} for row in csv.DictReader(fh)]
+    if not records:
+        raise SystemExit(f"--from-csv: {csv_path} holds no records.")
+    sidecar = csv_path.with_suffix(".json")
+    if sidecar.is_file():
+        provenance = json.loads(sidecar.read_text())
+    else:
+        unknown = f"unknown (no {sidecar.name} beside the CSV)"
+        provenance = {"machine": unknown, "command": unknown, "note": None,
+                      "protocol": "split as in that run"}
+    # every model of the CSV, in its order (Dragonnet+treg's two ATE rows included)
+    in_csv = list(dict.fromkeys(r["model"] for r in records))
+    table = report(records, in_csv, provenance, reprinted=command)
+    print("\n".join(table))
+    save_markdown(table, target)
+    return target
 
 
 if __name__ == "__main__":

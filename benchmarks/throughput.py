@@ -11,8 +11,12 @@ fitted for 1 + --epochs epochs and timed over the epochs after the first (causal
 ``dur`` of its ``history_``; the plain loop: its own per-epoch timer; CATENets, which
 has no per-epoch hook: the difference between a 1-epoch and a (1 + --epochs)-epoch fit).
 causalnn runs with validation_fraction=0 and patience=None (no validation pass, like the
-plain loop); CATENets with early_stopping=False and batch_norm=False. Prediction rows/s
-is ``effect(X)`` over the whole table, NumPy in and out.
+plain loop); CATENets with early_stopping=False and batch_norm=False. Training rows/s
+counts the rows each model's training steps see per epoch: every row for causalnn and
+the plain loop; for CATENets 0.2.4, whose epoch is ``round(n / batch)`` batches with
+its last slice ending at row n - 1, ``min(round(n / batch) * batch, n - 1)`` (16,384 of
+20,000 rows at batch 8,192). Prediction rows/s is ``effect(X)`` over the whole table,
+NumPy in and out.
 
 Network (all models): 25 features -> 3 x 200 ELU (representation) -> 2 heads of 3 x 100
 ELU -> 1 (the TARNet defaults).
@@ -66,6 +70,10 @@ class CausalnnRunner:
     def __init__(self, make):
         self.make = make
 
+    def rows_per_epoch(self, n, batch):
+        """Rows the training steps see in one epoch: all of them."""
+        return n
+
     def epoch_seconds(self, X, y, t, epochs, batch, device):
         """Seconds of each epoch after the first, from the fit's own ``history_``."""
         est = self.make(max_epochs=1 + epochs, batch_size=batch, device=device)
@@ -78,6 +86,10 @@ class CausalnnRunner:
 
 class PlainTorchRunner:
     """The loop a user would write: data on the device, randperm batches, Adam."""
+
+    def rows_per_epoch(self, n, batch):
+        """Rows the training steps see in one epoch: all of them (``randperm.split``)."""
+        return n
 
     class Net(torch.nn.Module):
         def __init__(self, d):
@@ -150,6 +162,16 @@ class CatenetsRunner:
     def __init__(self, module):
         self.cls, self.base = module
 
+    @staticmethod
+    def rows_per_epoch(n, batch):
+        """Rows CATENets 0.2.4 trains on per epoch (``representation_nets.py``):
+        ``round(n / batch)`` batches (1 when ``batch >= n``), each the slice
+        ``[b * batch, min((b + 1) * batch, n - 1))`` of the shuffled rows, so the
+        epoch sees ``min(round(n / batch) * batch, n - 1)`` rows, not n."""
+        batch = min(batch, n)
+        n_batches = int(np.round(n / batch)) if batch < n else 1
+        return min(n_batches * batch, n - 1)
+
     def fit(self, X, y, t, epochs, batch, device):
         # CATENets picks its device at import (a module constant), not per model
         self.base.DEVICE = device
@@ -170,11 +192,12 @@ class CatenetsRunner:
         return timed(lambda: est.predict(X).detach().cpu().numpy(), device)[0]
 
 
-def measure(runner, X, y, t, epochs, batch, device, train_rows):
+def measure(runner, X, y, t, epochs, batch, device):
     """Training rows/s over the epochs after the first (the first pays allocation,
-    kernel selection and, with compile=True, compilation), and prediction rows/s."""
+    kernel selection and, with compile=True, compilation), counting the rows the
+    runner's training steps really see per epoch, and prediction rows/s."""
     seconds, model = runner.epoch_seconds(X, y, t, epochs, batch, device)
-    rows_per_s = len(seconds) * train_rows / sum(seconds)
+    rows_per_s = len(seconds) * runner.rows_per_epoch(len(X), batch) / sum(seconds)
     predict_s = runner.predict(model, X, device)
     return rows_per_s, len(X) / predict_s
 
@@ -231,9 +254,11 @@ def main(argv=None):
              f"Machine: {machine_description(device)}.", "",
              "Command: `python benchmarks/throughput.py "
              + " ".join(argv if argv is not None else sys.argv[1:]) + "`", "",
-             "Training rows/s over the epochs after the first (fixed costs excluded, see the "
-             "script's docstring); 'vs plain' is the ratio to the plain torch loop at the "
-             "same rows and batch size in this run.", ""] + notes + [
+             "Training rows/s over the epochs after the first (fixed costs excluded, see "
+             "the script's docstring), counting the rows a model's training steps see per "
+             "epoch (CATENets: min(round(rows / batch) * batch, rows - 1)); 'vs plain' is "
+             "the ratio to the plain torch loop at the same rows and batch size in this "
+             "run.", ""] + notes + [
              "", "| rows | batch | model | train rows/s | vs plain | predict rows/s |",
              "|---|---|---|---|---|---|"]
     start_all = time.perf_counter()
@@ -250,7 +275,7 @@ def main(argv=None):
                     continue
                 label, runner = runners[key]
                 try:
-                    rate, pred = measure(runner, X, y, t, args.epochs, batch, device, n)
+                    rate, pred = measure(runner, X, y, t, args.epochs, batch, device)
                 except Exception as exc:  # noqa: BLE001 - report and go on
                     lines.append(f"| {n:,} | {batch:,} | {label} | failed: "
                                  f"{type(exc).__name__}: {str(exc)[:80]} | | |")

@@ -19,11 +19,16 @@ Peer settings (the issue: do each peer justice)
   covariates, 3 cross-fitting folds. (A lasso final stage gives no intervals: no
   coverage for it.)
 - EconML ``CausalForestDML``: ``discrete_treatment=True``, gradient-boosting nuisance
-  models, 3 folds, otherwise defaults. T- and X-learner: gradient-boosting regressors per
+  models, 3 folds, ``n_jobs`` the torch threads of the work item (``--threads``; its
+  default of every core would give the forest more cores than the neural models and
+  make two workers fight over them), otherwise defaults. T- and X-learner: gradient-boosting regressors per
   arm (X-learner: logistic-regression propensity).
 - CATENets ``TARNet`` / ``DragonNet`` (v0.2.4, torch): once with their defaults and once
   with ``batch_norm=False``: batch normalisation in the outcome heads costs TARNet about
-  an order of magnitude in sqrt(PEHE) on IHDP.
+  an order of magnitude in sqrt(PEHE) on IHDP. CATENets' CFR: its ``TARNet`` with
+  ``penalty_disc=0.01`` (a linear MMD between the arms' representations) and
+  ``batch_norm=False``, the "CFRNet_0.01" setting of benchmarks built on CATENets
+  (its other settings: CATENets' defaults, as for the rows above).
 - 2SLS for DeepIV: polynomial two-stage least squares (:func:`two_stage_least_squares`).
 - Baselines for the multi-cause data: OLS of y on every cause (naive) and OLS adjusting
   for principal components of the causes.
@@ -187,13 +192,23 @@ def _econml(build, interval=False):
     return make
 
 
+def _work_item_threads():
+    """The threads a peer may use: torch's in this work item, which ``run_unit`` sets
+    to the run's ``threads`` (``--threads``), so a peer with its own thread pool uses
+    as many cores as causalnn's estimators do."""
+    import torch
+    return torch.get_num_threads()
+
+
 def _causal_forest(seed):
     from econml.dml import CausalForestDML
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.ensemble import GradientBoostingRegressor
+    # EconML's default n_jobs=-1 grows the forest on every core whatever --threads says
     return CausalForestDML(model_y=GradientBoostingRegressor(random_state=seed),
                            model_t=GradientBoostingClassifier(random_state=seed),
-                           discrete_treatment=True, cv=3, random_state=seed)
+                           discrete_treatment=True, cv=3, random_state=seed,
+                           n_jobs=_work_item_threads())
 
 
 def _dr_learner(seed):
@@ -258,10 +273,12 @@ class _GloballySeededPeer(_BinaryPeer):
         return self
 
 
-def _catenets(class_name, batch_norm):
+def _catenets(class_name, batch_norm, penalty_disc=None):
     def build(seed, data):
         from catenets.models import torch as catenets_torch
         kwargs = {} if batch_norm is None else {"batch_norm": batch_norm}
+        if penalty_disc is not None:
+            kwargs["penalty_disc"] = penalty_disc
         return getattr(catenets_torch, class_name)(n_unit_in=data.X.shape[1], seed=seed,
                                                    **kwargs)
 
@@ -338,6 +355,8 @@ MODELS = {spec.name: spec for spec in [
               "causalnn", batched=True),
     ModelSpec("CFR-wasserstein", _causalnn(_cfr("wasserstein", 0.1)), ["binary"],
               "causalnn", batched=True),
+    ModelSpec("CFR-mmd_rbf", _causalnn(_cfr("mmd_rbf", 0.01)), ["binary"],
+              "causalnn", batched=True),
     ModelSpec("Dragonnet", _causalnn(_dragonnet(False)), ["binary"], "causalnn",
               batched=True),
     ModelSpec("Dragonnet+treg", _causalnn(_dragonnet(True)), ["binary"], "causalnn",
@@ -361,6 +380,9 @@ MODELS = {spec.name: spec for spec in [
               "catenets", requires=["catenets.models.torch"]),
     ModelSpec("CATENets DragonNet (batch_norm=False)", _catenets("DragonNet", False),
               ["binary"], "catenets", requires=["catenets.models.torch"]),
+    ModelSpec("CATENets CFR (mmd_linear 0.01, batch_norm=False)",
+              _catenets("TARNet", False, penalty_disc=0.01), ["binary"], "catenets",
+              requires=["catenets.models.torch"]),
     ModelSpec("2SLS (poly3)", lambda seed, device: _TwoSLS(), ["iv"], "baseline"),
     ModelSpec("OLS (naive)", lambda seed, device: _CauseOLS(seed), ["multi_cause"],
               "baseline"),

@@ -3,17 +3,19 @@ import csv
 import json
 import os
 import platform
+import re
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["machine_description", "summarize", "format_table", "write_results",
-           "plot_results", "save_markdown", "check_readme", "update_readme"]
+           "plot_results", "save_markdown", "check_readme", "check_out_folder",
+           "held_results", "update_readme"]
 
-# what write_results and plot_results write under their folder; ``causalnn bench``
-# refuses a folder holding any of them without --force
-RESULT_FILE_PATTERNS = ("results.md", "results.csv", "results.json", "errorbars_*.png",
-                        "effects_*.png")
+# what write_results and plot_results write under their folder; both (and
+# ``causalnn bench``) refuse a folder holding any of them unless told to replace them
+PLOT_FILE_PATTERNS = ("errorbars_*.png", "effects_*.png")
+RESULT_FILE_PATTERNS = ("results.md", "results.csv", "results.json") + PLOT_FILE_PATTERNS
 
 METRIC_LABELS = {
     "pehe_in": "sqrt(PEHE) in", "pehe_out": "sqrt(PEHE) out", "ate_in": "|ATE err| in",
@@ -84,18 +86,40 @@ def _stats(values):
             "median": float(np.median(values)), "n": int(len(values))}
 
 
+def _non_finite_metrics(row):
+    """The scored metrics of an "ok" row that are NaN or infinite (``score`` refuses
+    such predictions; this catches records made some other way)."""
+    return [m for m in METRIC_LABELS if m in row and row[m] is not None
+            and not np.isfinite(row[m])]
+
+
 def summarize(result):
     """Per (dataset, model): replications ok / failed, and mean, standard error and
-    median of each metric and of the fit time per replication."""
+    median of each metric and of the fit time per replication.
+
+    An "ok" record with a NaN or infinite metric counts as failed, so every mean is
+    over the ``n_ok`` replications the table reports (coverage, which not every
+    replication has, gives its own ``n``)."""
     groups = {}
     for row in result["records"]:
         groups.setdefault((row["dataset"], row["model"]), []).append(row)
     summary = []
     for (dataset, model), rows in groups.items():
-        ok = [r for r in rows if r["status"] == "ok"]
+        ok, errors = [], set()
+        for r in rows:
+            bad = _non_finite_metrics(r) if r["status"] == "ok" else []
+            if r["status"] == "ok" and not bad:
+                ok.append(r)
+            elif bad:
+                errors.add(f"non-finite {', '.join(bad)}")
+            if r.get("error"):
+                errors.add(r["error"])
         entry = {"dataset": dataset, "model": model, "family": rows[0]["family"],
                  "n_ok": len(ok), "n_failed": len(rows) - len(ok),
-                 "errors": sorted({r["error"] for r in rows if r["error"]}),
+                 "errors": sorted(errors),
+                 "coverage_errors": sorted({r["coverage_error"] for r in ok
+                                            if r.get("coverage_error")}),
+                 "n_coverage_failed": sum(bool(r.get("coverage_error")) for r in ok),
                  "device": ok[0]["device"] if ok else rows[0]["device"], "metrics": {}}
         for metric in list(METRIC_LABELS) + ["fit_seconds"]:
             stats = _stats([r.get(metric) for r in ok])
@@ -152,6 +176,10 @@ def format_table(result, summary=None):
         for error in s["errors"]:
             notes.append(f"- {s['model']} on {s['dataset']}: {s['n_failed']} replication(s) "
                          f"failed: `{error}`")
+        for error in s.get("coverage_errors", ()):
+            notes.append(f"- {s['model']} on {s['dataset']}: the ATE interval failed on "
+                         f"{s['n_coverage_failed']} replication(s) (no coverage for "
+                         f"them): `{error}`")
     notes += _timing_notes(result, summary)
     for model, reason in result.get("unavailable", {}).items():
         notes.append(f"- {model}: not run: {reason}")
@@ -227,7 +255,52 @@ def _header(result, command):
     lines += [f"- {d}: {DATASETS[d][3]}" for d in result["datasets"]]
     if result.get("shared_split"):
         lines.append("- every replication uses replication 1's split (--shared-split)")
+    if result.get("interrupted"):
+        done = len(result["records"])
+        lines[:0] = [f"**Partial results: interrupted after {done}/{result['planned']} "
+                     "replications** (the work items that had finished).", ""]
     return "\n".join(lines)
+
+
+def held_results(out, patterns=RESULT_FILE_PATTERNS):
+    """The names of the files matching ``patterns`` (the benchmark's outputs) in the
+    folder ``out``, sorted; ``[]`` when it does not exist."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    return sorted({p.name for pattern in patterns for p in out.glob(pattern)
+                   if p.is_file()})
+
+
+def check_out_folder(out, force, patterns=RESULT_FILE_PATTERNS, flag="force=True"):
+    """Refuse to write into ``out`` when it is a file, or when it holds files matching
+    ``patterns`` and ``force`` is false. ``causalnn bench`` runs this one check before
+    its grid; :func:`write_results` and :func:`plot_results` run it again before they
+    write, and with ``force`` then delete those files (see :func:`_clear_results`).
+
+    Raises
+    ------
+    NotADirectoryError
+        ``out`` is a file.
+    FileExistsError
+        ``out`` holds results and ``force`` is false; the message names the files and
+        ``flag``, the option that replaces them.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file, not a folder; name a folder for the "
+                                 "results")
+    held = held_results(out, patterns)
+    if held and not force:
+        raise FileExistsError(f"{out} already holds {', '.join(held)}; pass {flag} to "
+                              "replace them, or choose another folder")
+
+
+def _clear_results(out, patterns):
+    """Delete the files matching ``patterns`` in ``out`` (only those): an earlier run's
+    plots for datasets the new run lacks would otherwise stay beside its table."""
+    for name in held_results(out, patterns):
+        (Path(out) / name).unlink()
 
 
 def save_markdown(lines, path):
@@ -251,11 +324,32 @@ def save_markdown(lines, path):
     return path
 
 
-def write_results(result, out, command):
+def write_results(result, out, command, *, force=False):
     """Write ``results.csv`` (one row per replication), ``results.json`` (records,
     summary, unavailable models, machine) and ``results.md`` (the table) under ``out``;
-    return the markdown."""
+    return the markdown.
+
+    Parameters
+    ----------
+    result : dict
+        What :func:`run_benchmark` returned.
+    out : path-like
+        The folder (made when missing).
+    command : str
+        The command line (or script) that made ``result``, for the header.
+    force : bool, default=False
+        Replace an earlier run's outputs in ``out``: every ``results.*``,
+        ``errorbars_*.png`` and ``effects_*.png`` there is deleted first (no other
+        file is touched). Without it a folder holding any of them is refused.
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` holds an earlier run's outputs and ``force`` is false.
+    """
     out = Path(out)
+    check_out_folder(out, force)
+    _clear_results(out, RESULT_FILE_PATTERNS)
     out.mkdir(parents=True, exist_ok=True)
     result.setdefault("machine", _machine(result))
     summary = summarize(result)
@@ -283,10 +377,15 @@ def _save(plt, fig, path):
     return path
 
 
-def plot_results(result, out):
+def plot_results(result, out, *, force=False):
     """PNG plots (needs matplotlib): per dataset, one panel per metric with each
     model's mean and standard error; for binary datasets, estimated against true effects
-    on replication 1's test rows. Returns the paths written ([] without matplotlib)."""
+    on replication 1's test rows. Returns the paths written ([] without matplotlib).
+
+    A folder already holding ``errorbars_*.png`` or ``effects_*.png`` is refused
+    (``FileExistsError``) unless ``force=True``, which deletes them first (so no plot
+    of an earlier run stays beside these). Call it after :func:`write_results`, which
+    clears the plots too when forced."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -294,6 +393,8 @@ def plot_results(result, out):
     except ImportError:
         return []
     out = Path(out)
+    check_out_folder(out, force, PLOT_FILE_PATTERNS)
+    _clear_results(out, PLOT_FILE_PATTERNS)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(result)
     paths = []
@@ -349,7 +450,8 @@ README_END = "<!-- causalnn bench: end -->"
 
 def check_readme(path):
     """Return the text of the README at ``path`` if the table can be put in it: it
-    exists, holds both benchmark markers and can be written; raise ``ValueError``
+    exists, can be written and holds one start marker line followed by one end marker
+    line (each marker alone on its line); raise ``ValueError``
     (naming ``readme``) otherwise. ``causalnn bench`` calls it before the grid runs."""
     path = Path(path)
     if not path.is_file():
@@ -363,16 +465,31 @@ def check_readme(path):
     except OSError as exc:
         raise ValueError(f"readme: cannot read and write {path}: "
                          f"{exc.strerror or exc}.") from None
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"readme: {path} has no '{README_START}' ... '{README_END}' "
-                         "markers to put the table between.")
+    _marker_block(text, path)
     return text
 
 
+def _marker_block(text, path):
+    """The character spans of the start and end marker lines: each marker alone on its
+    line (a marker quoted in prose does not count), one start line, then one end line;
+    ``ValueError`` otherwise."""
+    starts = [m.span() for m in re.finditer(rf"^[ \t]*{re.escape(README_START)}[ \t]*$",
+                                            text, re.M)]
+    ends = [m.span() for m in re.finditer(rf"^[ \t]*{re.escape(README_END)}[ \t]*$",
+                                          text, re.M)]
+    if len(starts) != 1 or len(ends) != 1 or ends[0][0] < starts[0][1]:
+        order = ", the end first" if len(starts) == len(ends) == 1 else ""
+        raise ValueError(
+            f"readme: {path} needs the markers '{README_START}' and '{README_END}' "
+            "to put the table between, each once and alone on its line, start first "
+            f"(found {len(starts)} start and {len(ends)} end line(s){order}).")
+    return starts[0], ends[0]
+
+
 def update_readme(path, markdown):
-    """Replace the text between the benchmark markers of a README (nothing else)."""
+    """Replace the lines between the benchmark marker lines of a README (nothing
+    else); the markers must stand alone on their lines (see :func:`check_readme`)."""
     text = check_readme(path)
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    Path(path).write_text(head + README_START + "\n" + markdown.rstrip() + "\n"
-                          + README_END + tail)
+    start, end = _marker_block(text, path)
+    Path(path).write_text(text[:start[1]] + "\n" + markdown.rstrip() + "\n"
+                          + text[end[0]:])

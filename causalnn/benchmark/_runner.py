@@ -20,14 +20,45 @@ METRICS = {
 }
 
 
+def _checked_prediction(values, n, what):
+    """``values`` as a finite vector of length ``n`` (an ``(n, 1)`` column is taken as
+    one); a ``ValueError`` naming ``what`` otherwise, so the replication is recorded
+    as failed rather than scored with a NaN or a broadcast ``(n, n)`` difference."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.shape != (n,):
+        raise ValueError(f"{what} returned shape {arr.shape}, expected ({n},).")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{what} returned {int(np.sum(~np.isfinite(arr)))} NaN or "
+                         "infinite value(s).")
+    return arr
+
+
+def _has_interval(fitted):
+    """Whether ``fitted`` claims an ATE interval: it has ``ate_interval`` and, for
+    causalnn's estimators, at least two members (one member has no spread)."""
+    members = getattr(fitted, "n_members_", None)
+    return (getattr(fitted, "ate_interval", None) is not None
+            and (members is None or members >= 2))
+
+
 def score(fitted, data):
-    """The metrics of ``data.kind`` for a fitted model on one replication."""
+    """The metrics of ``data.kind`` for a fitted model on one replication.
+
+    A prediction of the wrong shape or with NaN or infinite values raises
+    ``ValueError`` (the runner records the replication as failed). An ATE interval
+    that fails is not a failed replication: its error is returned as
+    ``coverage_error`` and listed under the table.
+    """
     if data.kind == "iv":
         grid = demand_grid()
-        predicted = np.asarray(fitted.predict_outcome(grid.X, grid.treatment), float)
+        predicted = _checked_prediction(fitted.predict_outcome(grid.X, grid.treatment),
+                                        len(grid.structural), "predict_outcome")
         return {"cf_mse": float(np.mean((predicted - grid.structural) ** 2))}
     if data.kind == "multi_cause":
-        estimate = np.asarray(fitted.cause_effects(), dtype=float)
+        estimate = _checked_prediction(fitted.cause_effects(), len(data.effects),
+                                       "cause_effects")
         return {"cause_rmse": float(np.sqrt(np.mean((estimate - data.effects) ** 2)))}
     rows = {"in": data.fit_index, "out": data.test_index}
     effects = {part: np.asarray(fitted.effect(data.X[idx]), dtype=float).reshape(-1)
@@ -36,14 +67,16 @@ def score(fitted, data):
     for part, idx in rows.items():
         result[f"pehe_{part}"] = pehe(data.ite[idx], effects[part])
         result[f"ate_{part}"] = ate_error(data.ite[idx], float(np.mean(effects[part])))
-    interval = getattr(fitted, "ate_interval", None)
-    if interval is not None:
+    if _has_interval(fitted):
         try:
-            low, high = interval(data.X[data.test_index])
+            low, high = fitted.ate_interval(data.X[data.test_index])
+            low, high = float(np.squeeze(low)), float(np.squeeze(high))
+            if not (np.isfinite(low) and np.isfinite(high)):
+                raise ValueError(f"ate_interval returned [{low}, {high}].")
             truth = float(np.mean(data.ite[data.test_index]))
             result["coverage"] = float(low <= truth <= high)
-        except Exception:   # an interval the estimator cannot give from X alone
-            pass
+        except Exception as exc:   # reported under the table, not a failed fit
+            result["coverage_error"] = _failure(exc)
     result["_effects"] = (data.ite[data.test_index].tolist(), effects["out"].tolist())
     return result
 
@@ -287,7 +320,14 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     result : dict
         ``records`` (one dict per model x dataset x replication, with ``status`` "ok" or
         "failed" and ``error``), ``unavailable`` ({model: reason}), ``seconds`` (wall
-        time of the grid) and the run's settings.
+        time of the grid), ``interrupted`` (``True`` when a ``KeyboardInterrupt``
+        stopped the grid: ``records`` then holds the work items that had finished, of
+        ``planned`` replications) and the run's settings.
+
+    Raises
+    ------
+    ValueError
+        For an unknown or repeated model or dataset name, or an option out of range.
     """
     import joblib
 
@@ -303,6 +343,17 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     kinds = {dataset_kind(d) for d in datasets}
     if models is None:
         models = default_models(kinds)
+    models = list(models)
+    names = [m.name if isinstance(m, ModelSpec) else m for m in models]
+    for what, seq in (("models", names), ("datasets", datasets)):
+        repeated = sorted({str(n) for n in seq if seq.count(n) > 1})
+        if repeated:
+            # rows are grouped by name: two copies would be pooled as if they were
+            # independent replications (twice the count, a smaller standard error)
+            own = (" (a ModelSpec of your own needs a name no other model has)"
+                   if what == "models" else "")
+            raise ValueError(f"{what}: {', '.join(map(repr, repeated))} named more than "
+                             f"once; name each once{own}.")
     specs, unavailable = [], {}
     for model in models:
         if isinstance(model, ModelSpec):
@@ -334,12 +385,18 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
         from distributed import Client
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
         config = {"backend": "dask", "n_jobs": -1}
+    interrupted = False
     try:
         with joblib.parallel_config(**config):
             parallel = joblib.Parallel(return_as="generator_unordered")
             for rows in parallel(joblib.delayed(run_unit)(*u) for u in units):
                 bar.update(rows)
                 records.extend(rows)
+    except KeyboardInterrupt:
+        # keep what finished: hours of fits are not thrown away by one Ctrl-C
+        interrupted = True
+        if progress:
+            sys.stderr.write("\n")
     finally:
         if client is not None and client is not scheduler:
             client.close()
@@ -350,4 +407,5 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
             "seconds": time.perf_counter() - start, "datasets": datasets,
             "models": [s.name for s in specs], "replications": replications,
             "seed": seed, "device": device, "n_jobs": n_jobs, "backend": backend,
-            "shared_split": shared_split}
+            "shared_split": shared_split, "interrupted": interrupted,
+            "planned": total}

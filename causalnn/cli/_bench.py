@@ -80,19 +80,16 @@ def add_bench_parser(commands):
 
 def _check_out_folder(out, force):
     """Fail before the grid, not after it, when ``--out`` cannot or must not be written:
-    it is a file, it holds an earlier run's results or plots (without ``--force``), or
-    it cannot be written to."""
-    from ..benchmark._report import RESULT_FILE_PATTERNS
+    it is a file, it holds an earlier run's results or plots (without ``--force``;
+    the same check as :func:`causalnn.benchmark.write_results`), or it cannot be
+    written to."""
+    from ..benchmark._report import check_out_folder
     from ._main import UsageError
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} is a file, not a folder; name a folder for the "
-                         "results")
-    if out.is_dir() and not force:
-        held = sorted(p.name for pattern in RESULT_FILE_PATTERNS for p in out.glob(pattern))
-        if held:
-            raise UsageError(f"--out: {out} already holds {', '.join(held)}; pass --force "
-                             "to replace them, or choose another folder")
+    try:
+        check_out_folder(out, force, flag="--force")
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise UsageError(f"--out: {exc}") from None
     # the folder is made after the grid; until then its nearest existing parent must
     # be a writable folder. Probe by creating a scratch file: permission bits alone
     # miss read-only file systems, and os.access is always true for root
@@ -141,11 +138,23 @@ def run_bench(args, argv=None):
         progress=not args.quiet)
     words = sys.argv[1:] if argv is None else list(argv)
     command = "causalnn " + shlex.join(words)
-    markdown = write_results(result, args.out, command)
+    if result["interrupted"] and not result["records"]:
+        print("causalnn: interrupted before any replication finished; nothing written",
+              file=sys.stderr)
+        return 130
+    # --force: write_results first deletes the earlier run's results and plots
+    markdown = write_results(result, args.out, command, force=args.force)
     paths = [] if args.no_plots else plot_results(result, args.out)
     print(markdown)
     print(f"written to {args.out}/results.md, results.csv, results.json"
           + (f" and {len(paths)} PNG plot(s)" if paths else ""))
+    if result["interrupted"]:
+        # a partial table never replaces the README's
+        print(f"causalnn: interrupted after {len(result['records'])}/"
+              f"{result['planned']} replications; the partial results are in {args.out}"
+              + (f" ({args.readme} left as it was)" if args.readme else ""),
+              file=sys.stderr)
+        return 130
     if args.readme:
         update_readme(args.readme, markdown)
         print(f"table put in {args.readme}")

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ._datasets import DATASETS
+
 __all__ = ["machine_description", "summarize", "format_table", "write_results",
            "plot_results", "save_markdown", "check_readme", "check_out_folder",
            "held_results", "update_readme"]
 
 # what write_results and plot_results write under their folder; both (and
 # ``causalnn bench``) refuse a folder holding any of them unless told to replace them
-PLOT_FILE_PATTERNS = ("errorbars_*.png", "effects_*.png")
+# the names the bench writes: a plot per dataset of the registry, so a user's own
+# "errorbars_mine.png" beside them is neither refused nor deleted
+PLOT_FILE_PATTERNS = tuple(f"{kind}_{name}.png" for name in DATASETS
+                           for kind in ("errorbars", "effects"))
 RESULT_FILE_PATTERNS = ("results.md", "results.csv", "results.json") + PLOT_FILE_PATTERNS
 
 METRIC_LABELS = {
@@ -338,9 +343,9 @@ def write_results(result, out, command, *, force=False):
     command : str
         The command line (or script) that made ``result``, for the header.
     force : bool, default=False
-        Replace an earlier run's outputs in ``out``: every ``results.*``,
-        ``errorbars_*.png`` and ``effects_*.png`` there is deleted first (no other
-        file is touched). Without it a folder holding any of them is refused.
+        Replace an earlier run's outputs in ``out``: ``results.md``, ``.csv`` and
+        ``.json`` and every ``errorbars_<dataset>.png`` and ``effects_<dataset>.png``
+        of a benchmark dataset there are deleted first (no other file is touched). Without it a folder holding any of them is refused.
 
     Raises
     ------
@@ -382,7 +387,8 @@ def plot_results(result, out, *, force=False):
     model's mean and standard error; for binary datasets, estimated against true effects
     on replication 1's test rows. Returns the paths written ([] without matplotlib).
 
-    A folder already holding ``errorbars_*.png`` or ``effects_*.png`` is refused
+    A folder already holding ``errorbars_<dataset>.png`` or ``effects_<dataset>.png``
+    (of a benchmark dataset) is refused
     (``FileExistsError``) unless ``force=True``, which deletes them first (so no plot
     of an earlier run stays beside these). Call it after :func:`write_results`, which
     clears the plots too when forced."""

@@ -169,6 +169,7 @@ def test_write_and_plot_results_refuse_an_earlier_runs_folder(tmp_path):
     (tmp_path / "results.md").write_text("my precious notes\n")
     (tmp_path / "effects_proxy.png").write_text("an earlier run's plot\n")
     (tmp_path / "other.txt").write_text("not ours\n")
+    (tmp_path / "errorbars_mine.png").write_text("a user's plot, named like ours\n")
     with pytest.raises(FileExistsError, match="already holds effects_proxy.png, "
                                               "results.md; pass force=True"):
         write_results(result, tmp_path, command="my script")
@@ -182,6 +183,9 @@ def test_write_and_plot_results_refuse_an_earlier_runs_folder(tmp_path):
     assert (tmp_path / "other.txt").read_text() == "not ours\n"
     assert sorted(p.name for p in plot_results(result, tmp_path)) == [
         "effects_ihdp.png", "errorbars_ihdp.png"]
+    # only the plots of the bench's own datasets are its files
+    assert (tmp_path / "errorbars_mine.png").read_text() == (
+        "a user's plot, named like ours\n")
 
 
 def test_cli_force_removes_the_plots_of_datasets_the_new_run_lacks(tmp_path, capsys):

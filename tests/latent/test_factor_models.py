@@ -1,4 +1,6 @@
 """The deconfounder's factor models and held-out predictive check against known truths."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from scipy.stats import multivariate_normal
 
 from causalnn.estimators.latent._factor_models import (MatrixFactorizationModel,
                                                        PPCAFactorModel, predictive_check)
+from causalnn.exceptions import ConvergenceWarning
 
 
 def _true_bernoulli_model(n=2000, m=20, k=2, seed=0):
@@ -49,12 +52,15 @@ def test_mid_p_and_strict_agree_for_real_valued_causes():
         predictive_check(model, A, held_out, generator=torch.Generator(), pvalue="x")
 
 
-def test_ppca_on_complete_data_is_the_tipping_bishop_ml_solution():
-    # closed form (Tipping & Bishop 1999, eq. 7-8): sigma^2 the mean of the discarded
-    # eigenvalues of the covariance with divisor n, W W' from the kept ones;
-    # scikit-learn's divisor n - 1 gave sigma^2 12/11 times too large here
+@pytest.mark.parametrize("n, m", [(12, 5), (8, 20)])
+def test_ppca_on_complete_data_is_the_tipping_bishop_ml_solution(n, m):
+    # closed form (Tipping & Bishop 1999, eq. 7-8): sigma^2 the mean of the m - k
+    # discarded eigenvalues of the covariance with divisor n, W W' from the kept ones.
+    # scikit-learn's divisor n - 1 gave sigma^2 12/11 times too large at n=12; with
+    # fewer units than causes it averages only min(n, m) - k eigenvalues, leaving out
+    # the zeros (3 times too large at n=8, m=20)
     rng = np.random.RandomState(0)
-    n, m, k = 12, 5, 2
+    k = 2
     A = rng.randn(n, k) @ rng.randn(k, m) + 0.4 * rng.randn(n, m)
     model = PPCAFactorModel(k).fit(A, np.ones_like(A, dtype=bool), 0)
     eigenvalues, vectors = np.linalg.eigh(np.cov(A.T, bias=True))
@@ -107,3 +113,13 @@ def test_check_scores_one_half_for_the_true_ppca_model():
         scores.append(predictive_check(model, A, held_out, n_replicates=100,
                                        generator=torch.Generator().manual_seed(0))[0])
     assert np.mean(scores) == pytest.approx(0.5, abs=0.02), scores
+
+
+def test_ppca_em_says_when_it_runs_out_of_iterations():
+    A, held_out = _ppca_causes(m=6, n=300)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        PPCAFactorModel(2, max_iter=2).fit(A, ~held_out, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = PPCAFactorModel(2).fit(A, ~held_out, 0)
+    assert 2 < model.n_iter_ < model.max_iter

@@ -25,6 +25,7 @@ distribution. That mean does not see a
 model with too few factors (its unit p-values spread to both ends), so
 :func:`extreme_fraction` reports the share of units in the two tails as well.
 """
+import warnings
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -32,6 +33,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from ...engine import Trainer
+from ...exceptions import ConvergenceWarning
 from ...nets.factor import (DeepFactorModel as DeepFactorNet, MatrixFactorization,
                             cause_distribution)
 from ...nets.mlp import init_weights
@@ -46,6 +48,11 @@ _CHUNK = 2048
 
 def _t(array):
     return torch.as_tensor(np.asarray(array), dtype=_F64)
+
+
+def observed_column_means(A, observed):
+    """Per column, the mean of its observed entries (0 for a column with none)."""
+    return np.where(observed, A, 0.0).sum(0) / np.maximum(observed.sum(0), 1)
 
 
 class _FittedFactorModel(ABC):
@@ -101,14 +108,16 @@ class PPCAFactorModel(_FittedFactorModel):
     ----------
     n_factors : int
     max_iter : int, default=1000
-        EM iterations at most (held-out entries only).
-    tol : float, default=1e-8
-        EM stops when the log-likelihood per observed entry rises by less.
+        EM iterations at most (held-out entries only); a ``ConvergenceWarning`` says
+        when they run out.
+    tol : float, default=1e-6
+        EM stops when the log-likelihood per observed entry rises by less (1e-8 moved
+        the check's score by under 4e-4 for 3.5 times the time).
     """
 
     likelihood = "gaussian"
 
-    def __init__(self, n_factors, max_iter=1000, tol=1e-8):
+    def __init__(self, n_factors, max_iter=1000, tol=1e-6):
         self.n_factors = n_factors
         self.max_iter = max_iter
         self.tol = tol
@@ -121,22 +130,24 @@ class PPCAFactorModel(_FittedFactorModel):
             self.n_iter_ = 0
             return self
         # EM's start: the complete-data fit with held-out entries at their column means
-        counts = np.maximum(observed.sum(0), 1)
-        column_means = np.where(observed, A, 0.0).sum(0) / counts
-        self._fit_complete(np.where(observed, A, column_means), random_state)
+        self._fit_complete(np.where(observed, A, observed_column_means(A, observed)),
+                           random_state)
         self._missing_data_em(A, observed)
         return self
 
     def _fit_complete(self, A, random_state):
-        n = A.shape[0]
+        n, m = A.shape
         pca = PCA(n_components=self.n_factors, svd_solver="full",
                   random_state=random_state).fit(A)
         # scikit-learn's variances divide by n - 1; the ML ones by n
-        ml = (n - 1) / n
+        kept = pca.explained_variance_ * (n - 1) / n
         self.mean_ = pca.mean_
-        self.noise_variance_ = max(float(pca.noise_variance_) * ml, 1e-12)
-        spread = np.sqrt(np.maximum(pca.explained_variance_ * ml - self.noise_variance_,
-                                    0.0))
+        # sigma^2: the mean of the m - k discarded eigenvalues of the ML covariance, its
+        # total variance less the kept ones. (scikit-learn averages only the
+        # min(n, m) - k it computes, too large when n < m, where the rest are 0.)
+        discarded = A.var(axis=0).sum() - kept.sum()
+        self.noise_variance_ = max(float(discarded) / (m - self.n_factors), 1e-12)
+        spread = np.sqrt(np.maximum(kept - self.noise_variance_, 0.0))
         self.loadings_ = spread[:, None] * pca.components_  # (k, m): the ML W'
 
     def _missing_data_em(self, A, observed):
@@ -171,6 +182,11 @@ class PPCAFactorModel(_FittedFactorModel):
             residual = ((A_t - self.natural(z)) ** 2
                         + torch.einsum("jk,nkl,jl->nj", W, S, W))
             self.noise_variance_ = max(float((residual * O).sum()) / n_observed, 1e-12)
+        else:
+            warnings.warn(
+                f"PPCA's EM for the held-out entries stopped at max_iter={self.max_iter} "
+                f"before its log-likelihood settled (tol={self.tol}).",
+                ConvergenceWarning, stacklevel=2)
         return self
 
     def _log_likelihood(self, A, observed, z):
@@ -179,8 +195,7 @@ class PPCAFactorModel(_FittedFactorModel):
         W, s2 = _t(self.loadings_), self.noise_variance_
         r = (A - _t(self.mean_)) * observed
         m_obs = observed.sum(1)
-        precision = (torch.eye(self.n_factors, dtype=_F64)
-                     + torch.einsum("km,nm,lm->nkl", W, observed, W) / s2)
+        precision = self._posterior_precision(observed)
         quadratic = ((r * r).sum(1) - ((r @ W.T) * z).sum(1)) / s2
         return -0.5 * (m_obs * np.log(2 * np.pi * s2) + torch.logdet(precision)
                        + quadratic).sum()
@@ -190,10 +205,16 @@ class PPCAFactorModel(_FittedFactorModel):
         A, observed = _t(np.where(observed, A, 0.0)), _t(observed)
         return float(self._log_likelihood(A, observed, self.posterior(A, observed)[0]))
 
+    def _posterior_precision(self, observed):
+        """Per unit, ``I + W_obs W_obs' / sigma^2``: the precision of ``z_i`` given its
+        observed entries."""
+        W = _t(self.loadings_)
+        return (torch.eye(self.n_factors, dtype=_F64)
+                + torch.einsum("km,nm,lm->nkl", W, observed, W) / self.noise_variance_)
+
     def posterior(self, A, observed):
         W, mu = _t(self.loadings_), _t(self.mean_)
-        precision = (torch.eye(self.n_factors, dtype=_F64)
-                     + torch.einsum("km,nm,lm->nkl", W, observed, W) / self.noise_variance_)
+        precision = self._posterior_precision(observed)
         rhs = ((A - mu) * observed) @ W.T / self.noise_variance_
         mean = torch.linalg.solve(precision, rhs.unsqueeze(-1)).squeeze(-1)
         return mean, torch.linalg.cholesky(torch.linalg.inv(precision))
@@ -283,9 +304,8 @@ class DeepFactorModel(_FittedFactorModel):
         A = np.asarray(A, dtype=np.float64)
         observed = np.asarray(observed, dtype=bool)
         if self.likelihood == "gaussian":
-            counts = np.maximum(observed.sum(0), 1)
-            self.mean_ = np.where(observed, A, 0.0).sum(0) / counts
-            spread = np.where(observed, (A - self.mean_) ** 2, 0.0).sum(0) / counts
+            self.mean_ = observed_column_means(A, observed)
+            spread = observed_column_means((A - self.mean_) ** 2, observed)
             # a cause constant on its observed entries keeps unit scale
             self.scale_ = np.where(spread > 0, np.sqrt(spread), 1.0)
         else:

@@ -174,9 +174,12 @@ def format_table(result, summary=None):
         lines.append("| " + " | ".join(cells) + " |")
     notes = []
     for dataset, base in baselines.items():
+        first = next(s["model"] for s in summary if s["dataset"] == dataset)
+        which = (f"the grid's first model on {dataset}" if base["model"] == first else
+                 f"the first model on {dataset} with a fit time; the grid's first, "
+                 f"{first}, has none")
         notes.append(f"- fit time ratio on {dataset}: mean fit seconds per replication "
-                     f"over those of {base['model']} (the grid's first model on "
-                     f"{dataset}) in this run.")
+                     f"over those of {base['model']} ({which}) in this run.")
     for s in summary:
         for error in s["errors"]:
             notes.append(f"- {s['model']} on {s['dataset']}: {s['n_failed']} replication(s) "

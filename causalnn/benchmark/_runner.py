@@ -179,7 +179,9 @@ def _run_unit(spec, label, dataset, replications, seed, device, batched, shared_
     rows = []
     if batched and len(datas) > 1:
         try:
-            model = spec.make(seed, device)   # built outside the timed region
+            # seed + (first replication - 1): the default single group gets ``seed``,
+            # and groups of --batch-size never share initial weights and batch order
+            model = spec.make(seed + datas[0].replication - 1, device)  # not timed
             start = time.perf_counter()
             fits = model.fit_many(datas)
             _sync()
@@ -291,7 +293,10 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
         Replications per dataset (numbered 1..replications; the same for every model).
     seed : int
         Seed of the simulated datasets and of the models (replication r fitted one at a
-        time gets ``seed + r``; a batched fit gets ``seed``).
+        time gets ``seed + r``; a batched fit of replications r0, r0 + 1, ... gets
+        ``seed + r0 - 1``, so ``seed`` without ``batch_size``. Within a batched fit the
+        members are drawn in order, so a replication's initial weights depend on its
+        place in the group, and so on ``batch_size``).
     device : str
         Device of causalnn's estimators.
     n_jobs : int

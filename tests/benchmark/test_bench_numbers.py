@@ -53,3 +53,39 @@ def test_each_replication_gets_the_seed_plus_its_number():
     run_benchmark([spec], ["ihdp"], 3, seed=10, progress=False)
     # a warm-up fit may build the model once more; the replications get 11, 12, 13
     assert seeds[-3:] == [11, 12, 13]
+
+
+def test_batched_groups_get_their_own_seeds():
+    """--batch-size splits replications sharing a design into groups; each group's
+    fit_many starts from seed + (its first replication - 1), so no two groups share
+    initial weights and batch order (they did: every group got ``seed``)."""
+    from causalnn import TARNet
+    from causalnn.benchmark._models import _Causalnn
+    seeds = []
+
+    def make(seed, device):
+        seeds.append(seed)
+        return _Causalnn(TARNet(representation_layers=(8,), head_layers=(4,),
+                                max_epochs=2, random_state=seed, device=device))
+
+    spec = ModelSpec("tiny TARNet", make, ["binary"], "test", batched=True)
+    result = run_benchmark([spec], ["make_ihdp"], 4, seed=5, batch_size=2,
+                           progress=False)
+    assert [r["status"] for r in result["records"]] == ["ok"] * 4
+    assert seeds[-2:] == [5, 7]
+
+
+def test_the_time_ratio_note_says_when_the_first_model_has_no_fit_time():
+    from causalnn.benchmark import format_table
+
+    def record(model, status, seconds):
+        return {"dataset": "ihdp", "model": model, "family": "f", "status": status,
+                "error": "boom" if status == "failed" else "", "device": "cpu",
+                "pehe_out": 1.0, "fit_seconds": seconds}
+
+    table = format_table({"records": [record("first", "failed", np.nan),
+                                      record("second", "ok", 2.0),
+                                      record("third", "ok", 4.0)]})
+    assert "| ihdp | third | 1 / 1 |" in table and "| 2.00 | cpu |" in table
+    assert ("over those of second (the first model on ihdp with a fit time; the grid's "
+            "first, first, has none)") in table

@@ -443,3 +443,17 @@ def test_plug_in_att_is_the_mean_effect_over_the_treated_rows(tmp_path, capsys):
     att, atc = np.mean(1 + X[t == 1, 1]), np.mean(1 + X[t == 0, 1])
     assert att - atc > 0.8
     assert abs(plug_in - att) < abs(plug_in - atc) / 3
+
+
+def test_the_summary_counts_only_the_columns_that_are_all_zero_or_one(toy_frame, tmp_path,
+                                                                       capsys):
+    """Only 0/1 columns are left unscaled, and the summary says how many: a count
+    column that merely contains some 0s and 1s is standardised like any other."""
+    frame = toy_frame.drop(columns="id").copy()
+    frame["member"] = (frame["age"] > 0).astype(int)       # 0/1
+    frame["visits"] = np.arange(len(frame)) % 4             # 0, 1, 2, 3
+    path = tmp_path / "counts.csv"
+    frame.to_csv(path, index=False)
+    assert main(_toy_args(str(path)) + ["--max-epochs", "1", "--no-inference"]) == 0
+    out = capsys.readouterr().out
+    assert "5 covariates (standardised; 1 0/1 column left as it is)" in out

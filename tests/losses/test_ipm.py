@@ -250,3 +250,13 @@ def test_mmd_rbf_refuses_a_zero_bandwidth():
     phi, t = torch.randn(8, 2), torch.tensor([0.0, 1.0] * 4)
     with pytest.raises(ValueError, match="bandwidth must be positive"):
         mmd_rbf(phi, t, bandwidth=0.0)
+
+
+def test_wasserstein_compares_distributions_when_the_arms_differ_in_size():
+    """Each arm is a probability distribution whatever its size: 10 controls on a grid
+    and 30 treated rows (that grid three times) shifted by 0.3 are one distribution and
+    its shift, W1 = 0.3 exactly; the two arms' masses each sum to one."""
+    a = np.linspace(0, 1, 10)[:, None]
+    phi, t = _split(a, np.tile(a, (3, 1)) + 0.3)
+    value = float(wasserstein(phi, t, blur=0.002, n_iter=2000))
+    assert value == pytest.approx(0.3, abs=0.01)

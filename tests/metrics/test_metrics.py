@@ -473,3 +473,25 @@ def test_causal_validation_scorer_errors_and_copies():
         assert repr(clone) == "causalnn.metrics.causal_validation_scorer"
         assert clone(iv, X, y, instrument=z) == causal_validation_scorer(
             iv, X, y, instrument=z)
+
+
+def test_factual_scorer_on_a_pipeline_scores_its_last_step_on_transformed_rows():
+    """A Pipeline has no ``predict_outcome``: the scorer runs X through the pipeline's
+    transformers and scores the last step on the result, exactly what the fitted
+    pipeline would predict. With ``slope=1`` the prediction reads the *scaled* x0, so
+    scoring the last step on the raw rows would give another number."""
+    from sklearn.metrics import mean_squared_error, r2_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.RandomState(0)
+    X = 5.0 + 3.0 * rng.randn(200, 2)
+    t = (rng.rand(200) < 0.5).astype(float)
+    y = t * (X[:, 0] - 5.0) / 3.0 + rng.randn(200)
+    pipe = make_pipeline(StandardScaler(), ArmMeanEstimator(slope=1.0)).fit(
+        X, y, armmeanestimator__treatment=t)
+    expected = pipe[-1].predict_outcome(pipe[0].transform(X), t)
+    assert factual_r2_scorer(pipe, X, y, treatment=t) == pytest.approx(
+        r2_score(y, expected), rel=1e-12)
+    assert factual_mse_scorer(pipe, X, y, treatment=t) == pytest.approx(
+        -mean_squared_error(y, expected), rel=1e-12)

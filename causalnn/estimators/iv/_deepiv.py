@@ -157,8 +157,10 @@ class DeepIV(BaseCausalEstimator):
     y_mean_, y_scale_ : float
         Standardisation of ``y``.
     x_mean_, x_scale_, z_mean_, z_scale_ : ndarray
-        Standardisation of the covariates and the instruments (a constant covariate
-        gets scale 1).
+        Standardisation of the covariates and the instruments fed to the networks (a
+        constant column gets scale 1). The covariates' are taken after the base's
+        feature scaling (``X_offset_``, ``X_scale_``, in the user's units), so they are
+        about 0 and 1 for the non-binary columns.
     t_mean_, t_scale_ : ndarray of shape (k,)
         Standardisation of a continuous treatment.
     device_ : torch.device

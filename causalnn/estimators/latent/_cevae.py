@@ -169,7 +169,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
     continuous_columns_, binary_columns_ : ndarray of int
         Columns of ``X`` modelled as Gaussian and as Bernoulli.
     x_mean_, x_scale_ : ndarray of shape (n_continuous,)
-        Standardisation of the Gaussian columns.
+        Standardisation of the Gaussian columns fed to the networks, taken after the
+        base's feature scaling (``X_offset_``, ``X_scale_``, in the user's units), so
+        they are about 0 and 1.
     sampling_seed_ : int
         Seed of the posterior draws at prediction, drawn from ``random_state`` at fit.
         Each row's draws are a hash of its (standardised) ``x`` and this seed, so a

@@ -43,6 +43,18 @@ def simulate(n=400, d=5, seed=0, binary_outcome=False):
     return X, y, t, mu1 - mu0
 
 
+def cevae_loss_batch(est, X, t, y, rows):
+    """The first ``rows`` rows as a training batch of the fitted CEVAE ``est``, scaled
+    as its fit scaled them, with the KL warm-up over (weight 1), to call
+    ``est._compute_loss(est.module_, batch)`` on."""
+    est._step, est._warmup_steps = 0, 0
+    Xs = est._scale_X(est._validate_X(X))
+    return {"X": torch.tensor(Xs[:rows], dtype=torch.float32),
+            "t": torch.tensor(t[:rows], dtype=torch.float32),
+            "y": torch.tensor((y[:rows] - est.y_mean_) / est.y_scale_,
+                              dtype=torch.float32)}
+
+
 @pytest.fixture(params=list(ESTIMATORS))
 def make_estimator(request):
     return ESTIMATORS[request.param]

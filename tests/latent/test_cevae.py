@@ -15,7 +15,7 @@ from causalnn import CEVAE
 from causalnn.datasets import make_proxy_confounded
 from causalnn.exceptions import NotFittedError, TrainingDivergedError
 
-from conftest import simulate
+from conftest import cevae_loss_batch, simulate
 from test_common import SKLEARN_CHECKS, _AdapterMixin
 
 TINY = dict(latent_dim=2, hidden_layers=(16, 16), max_epochs=4, batch_size=64,
@@ -203,12 +203,7 @@ def test_members_are_independent_cevaes_in_one_fit(monkeypatch):
     # z at its posterior mean: the comparison needs no shared noise
     monkeypatch.setattr(CEVAE, "_standard_normal",
                         lambda self, like, training: torch.zeros_like(like))
-    est._step, est._warmup_steps = 0, 0
-    Xs = est._scale_X(est._validate_X(X))
-    batch = {"X": torch.tensor(Xs[:50], dtype=torch.float32),
-             "t": torch.tensor(T[:50], dtype=torch.float32),
-             "y": torch.tensor((Y[:50] - est.y_mean_) / est.y_scale_,
-                               dtype=torch.float32)}
+    batch = cevae_loss_batch(est, X, T, Y, 50)
     est.module_.eval()
     together = est._compute_loss(est.module_, batch)["member_loss"]
     alone = est._compute_loss(select_members(est.module_, [1], 3).eval(), batch)

@@ -7,7 +7,7 @@ import pytest
 
 from causalnn import CEVAE
 
-from conftest import simulate
+from conftest import cevae_loss_batch, simulate
 
 TINY = dict(latent_dim=2, hidden_layers=(16, 16), max_epochs=3, batch_size=64,
             patience=None, n_samples=5)
@@ -36,12 +36,7 @@ def test_kl_term_is_the_closed_form_kl_summed_over_the_latent_dimensions():
 
     X, y, t, _ = simulate(n=200, d=4)
     est = CEVAE(**{**TINY, "latent_dim": 3}, random_state=0).fit(X, y, treatment=t)
-    est._step, est._warmup_steps = 0, 0
-    Xs = est._scale_X(est._validate_X(X))
-    batch = {"X": torch.tensor(Xs[:64], dtype=torch.float32),
-             "t": torch.tensor(t[:64], dtype=torch.float32),
-             "y": torch.tensor((y[:64] - est.y_mean_) / est.y_scale_,
-                               dtype=torch.float32)}
+    batch = cevae_loss_batch(est, X, t, y, 64)
     est.module_.eval()
     est._validation_pass_begins = True
     est._validation_noise = torch.Generator().manual_seed(0)

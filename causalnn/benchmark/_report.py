@@ -14,10 +14,10 @@ __all__ = ["machine_description", "summarize", "format_table", "write_results",
            "plot_results", "save_markdown", "check_readme", "check_out_folder",
            "held_results", "update_readme"]
 
-# what write_results and plot_results write under their folder; both (and
-# ``causalnn bench``) refuse a folder holding any of them unless told to replace them
-# the names the bench writes: a plot per dataset of the registry, so a user's own
-# "errorbars_mine.png" beside them is neither refused nor deleted
+# the files write_results and plot_results write under their folder; both (and
+# ``causalnn bench``) refuse a folder holding any of them unless told to replace them.
+# Plots are named per dataset of the registry, so a user's own "errorbars_mine.png"
+# beside them is neither refused nor deleted
 PLOT_FILE_PATTERNS = tuple(f"{kind}_{name}.png" for name in DATASETS
                            for kind in ("errorbars", "effects"))
 RESULT_FILE_PATTERNS = ("results.md", "results.csv", "results.json") + PLOT_FILE_PATTERNS

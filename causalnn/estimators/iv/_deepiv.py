@@ -665,11 +665,12 @@ class DeepIV(BaseCausalEstimator):
             X, instrument, call="causal_validation_loss(X, y, instrument=z)")
         y = check_vector(y, name="y", n_samples=X.shape[0])
         y_std = (y - self.y_mean_) / self.y_scale_
-        Xs = (X - self.x_mean_) / self.x_scale_
+        n_features = X.shape[1]
         # draws from a CPU generator, moved to the device: GPU and CPU agree
         generator = make_generator(random_state)
 
-        def squared_residuals(x, c, y):
+        def squared_residuals(c, y):
+            x = c[:, :n_features]  # the context is [x, z], both standardised
             distribution = self.first_stage_module_(c)
             if self.treatment_type == "discrete":  # the expectation is a finite sum
                 return (y - (distribution.probs * self.module_(x)).sum(-1)) ** 2
@@ -678,8 +679,7 @@ class DeepIV(BaseCausalEstimator):
             return (y - h.mean(0)) ** 2 - h.var(0) / n_draws
 
         losses = predict_in_batches(
-            squared_residuals, [torch.as_tensor(a, dtype=DTYPE) for a in (Xs, context,
-                                                                          y_std)],
+            squared_residuals, [torch.as_tensor(a, dtype=DTYPE) for a in (context, y_std)],
             device=self.device_, batch_size=max(1, 2 ** 16 // n_draws))
         return float(self.y_scale_ ** 2 * np.mean(losses))
 

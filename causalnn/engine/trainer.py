@@ -205,6 +205,23 @@ class Trainer:
         CUDA graphs and so removes most per-step launch overhead at small batches. The
         first epoch pays the compilation (tens of seconds); worth it for long fits on
         large tables, not for small data.
+
+    Attributes
+    ----------
+    n_batches : int
+        Training steps per epoch (from ``on_train_begin`` on).
+    train_row_weight : Tensor of shape (n_members, n)
+        Each member's weight of every row of ``data`` (in its order) in its training
+        loss, as the engine drew it and before its scaling to mean 1: the bootstrap
+        counts times the ``member_weight`` the caller passed (1 without either), 0 on
+        the member's validation rows. One row (``(1, n)``) without ``n_members``.
+        Set from ``on_train_begin`` on, for a step after training that must use the
+        rows each member was fitted to (e.g. Dragonnet's targeting step).
+    valid_row_weight : Tensor of shape (n_members, n)
+        Likewise for the validation loss: the caller's ``member_weight`` (or 1) on the
+        member's validation rows, 0 elsewhere (all 0 without a validation split).
+    history : list of dict
+        The records that ``fit`` returns.
     """
 
     def __init__(self, *, loss_fn, optimizer="adam", learning_rate=1e-3, weight_decay=0.0,
@@ -323,6 +340,10 @@ class Trainer:
                     strata=None if stratify is None else np.asarray(stratify)[
                         train_idx.numpy()])
                 train[1]["member_weight"] = counts if given is None else counts * given
+            self.train_row_weight = self._in_data_order(
+                n, train_idx, train[1].get("member_weight"))
+            self.valid_row_weight = self._in_data_order(
+                n, valid_idx, None if valid is None else valid[1].get("member_weight"))
         train = _weights_of_mean_one(train)
         valid = None if valid is None else _weights_of_mean_one(valid)
         n_train = next(iter(train[0].values())).shape[0]
@@ -384,11 +405,21 @@ class Trainer:
         self.module.eval()
         return self.history
 
+    def _in_data_order(self, n, index, weight):
+        """``(n_members or 1, n)`` CPU row weights in the order of the data: ``weight``
+        (``(n_members, len(index))``, the rows of ``index``; ``None`` for weight 1) put
+        back at ``index``, 0 on every other row."""
+        full = torch.zeros(self.n_members or 1, n)
+        if len(index):
+            full[:, index] = 1.0 if weight is None else weight.detach().float().cpu()
+        return full
+
     def _own_splits(self, n, take, stratify):
         """(train, valid) over all ``n`` rows for ``member_validation="own"``: each
         member's split lives in its ``member_weight`` (its training rows, or their
         bootstrap counts, in ``train``; its validation rows, scaled to a mean over
-        them, in ``valid``), times any weight the caller passed (cross-fitting)."""
+        them, in ``valid``), times any weight the caller passed (cross-fitting). Sets
+        ``train_row_weight`` and ``valid_row_weight``, the same split unscaled."""
         valid_mask = torch.zeros(self.n_members, n)
         for m in range(self.n_members):
             _, valid_idx = stratified_split(n, self.validation_fraction, self.generator,
@@ -408,7 +439,11 @@ class Trainer:
             weight = weight[:, order].to(self.device)
             return {**members, "member_weight": weight if given is None else weight * given}
 
-        return (shared, weighted(train_weight)), (shared, weighted(valid_weight))
+        train = (shared, weighted(train_weight))
+        self.train_row_weight = self._in_data_order(n, order, train[1]["member_weight"])
+        self.valid_row_weight = self._in_data_order(
+            n, order, weighted(valid_mask)["member_weight"])
+        return train, (shared, weighted(valid_weight))
 
     def _train_epoch(self, train, n_batches, optimizer, callbacks):
         self.module.train()

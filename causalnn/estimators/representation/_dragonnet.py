@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
-from ...engine import member_mean, spawn_generator
+from ...engine import Callback, member_mean, spawn_generator
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...inference._overlap import check_overlap
 from ...losses import (TargetedRegularization, clever_covariate, fit_logistic_fluctuation,
@@ -30,6 +30,21 @@ from ...losses import (TargetedRegularization, clever_covariate, fit_logistic_fl
 from ._common import RepresentationEstimator
 
 __all__ = ["Dragonnet"]
+
+
+class _TargetingRows(Callback):
+    """Hands the estimator each member's row weights of the training run, as the
+    engine drew them: the rows that member's targeting step solves its equation on."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def on_train_begin(self, trainer):
+        # its training rows (bootstrap counts, a cross-fitting fold) and its
+        # validation rows at their given weight: the member's own sample, which is
+        # every row passed to fit for a member that neither resamples nor is a fold
+        self.estimator._targeting_weight = (
+            trainer.train_row_weight + trainer.valid_row_weight).double().numpy()
 
 
 @fill_doc
@@ -77,16 +92,19 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         ``"net"``: the :class:`causalnn.nets.RepresentationNet` with its propensity head;
         ``"targeted"``: the :class:`causalnn.losses.TargetedRegularization` holding
         ``epsilon`` (only with targeted regularisation).
-    epsilon_ : float
+    epsilon_ : float or ndarray of shape (n_members,)
         Fluctuation parameter on the training scale of ``y`` (standardised; the
         linear predictor for a binary outcome), one per member: trained with the
         network, then set to the exact minimiser of the targeted term with the network
-        fixed (0 without targeted regularisation).
-    influence_curve_mean_ : float
-        ``mean_i H(t_i, x_i) (y_i - Q~(t_i, x_i))`` over the rows passed to ``fit``, in
-        the units of ``y``: the efficient-influence-curve equation that targeted
-        regularisation solves, 0 up to float32 round-off after the final targeting
-        step (the fluctuated ATE is then a targeted estimate).
+        fixed, over the member's own rows (0 without targeted regularisation). Those
+        are the rows passed to ``fit``; with ``bootstrap=True`` the member's resample
+        (its bootstrap counts on its training rows, 1 on its validation rows).
+    influence_curve_mean_ : float or ndarray of shape (n_members,)
+        ``mean_i H(t_i, x_i) (y_i - Q~(t_i, x_i))`` over each member's own rows (as for
+        ``epsilon_``, weighted by a bootstrap member's counts), in the units of ``y``:
+        the efficient-influence-curve equation that targeted regularisation solves, 0
+        up to float32 round-off after the final targeting step (the fluctuated ATE is
+        then a targeted estimate).
     %(fitted_attributes)s
 
     See Also
@@ -158,13 +176,17 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         self.module_ = self._build_module(generator)
         if self.targeted_regularization:
             self.module_["targeted"] = TargetedRegularization(self.n_members_)
-        self._train_members(self.module_, {"X": X, "y": y, "t": treatment},
-                            split_and_batches, stratify=treatment)
+        try:
+            self._train_members(self.module_, {"X": X, "y": y, "t": treatment},
+                                split_and_batches, stratify=treatment)
+            weight = self._targeting_weight  # set by _TargetingRows, scratch only
+        finally:
+            self.__dict__.pop("_targeting_weight", None)
         out = self._heads_and_propensity_logit(X)
         if self.targeted_regularization:
-            self._solve_epsilon(out, y, treatment)
+            self._solve_epsilon(out, y, treatment, weight)
         self._set_epsilon()
-        self._influence_scores = self._member_influence_scores(out, y, treatment)
+        self._influence_scores = self._member_influence_scores(out, y, treatment, weight)
         self._set_influence_curve_mean(self._influence_scores)
         if not hasattr(self, "_many_y") and getattr(self, "_cross_fit_weight", None) is None:
             # overlap of the fitted propensity head (unsqueezed), members averaged
@@ -173,11 +195,14 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
                                                 stacklevel=4)
         return self
 
-    def _solve_epsilon(self, out, y, treatment):
+    def _training_callbacks(self):
+        return (*super()._training_callbacks(), _TargetingRows(self))
+
+    def _solve_epsilon(self, out, y, treatment, weight):
         """The final targeting step: with the trained network fixed, set each member's
-        ``epsilon`` to the exact minimiser of its targeted term, so that
-        ``sum_i H_i (y_i - Q~_i) = 0`` holds, the estimating equation that makes the
-        fluctuated ATE a targeted estimate (Shi et al. 2019, sec. 3).
+        ``epsilon`` to the exact minimiser of its targeted term over its own rows, so
+        that ``sum_i w_mi H_i (y_i - Q~_i) = 0`` holds, the estimating equation that
+        makes the fluctuated ATE a targeted estimate (Shi et al. 2019, sec. 3).
 
         Trained jointly by mini-batch Adam, ``epsilon`` only wanders around that
         optimum at the size of its steps (its per-batch gradient carries the noise of
@@ -185,15 +210,21 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         leaving the equation further from solved than no fluctuation at all. The
         authors' code adds a slow SGD phase for this; here the minimiser is computed
         directly: in closed form for the squared loss, by Newton's method for the
-        logistic one. The rows are those passed to ``fit`` (a cross-fitting fold
-        model: the rows of its training folds), unweighted and the same for every
-        member: a bootstrap member's epsilon is not refitted to its resample (its
-        intervals, from the plug-in effects, do not use it).
+        logistic one.
+
+        ``weight`` ``(n_members, n)``: each member's rows, as the engine trained it
+        (``Trainer.train_row_weight``) plus its validation rows
+        (``Trainer.valid_row_weight``): the targeting step uses the data the member's
+        outcome model was fitted on, as in the paper, and counts the rows that chose
+        its epoch as that data, as a fit without members does. So a member that
+        neither resamples nor is a fold solves the equation on every row passed to
+        ``fit``; a bootstrap member on its resample (its counts on its training rows,
+        weight 1 on the validation rows, which the engine does not resample), so that
+        its targeted ATE is the targeted estimate of its own bootstrap sample; a
+        cross-fitting fold model on the rows of its training folds; inside
+        ``fit_many`` each dataset's members on their own draws.
         """
         h, eta, y = self._targeting_terms(out, y, treatment)
-        weight = getattr(self, "_cross_fit_weight", None)
-        weight = (np.ones_like(eta) if weight is None
-                  else np.broadcast_to(np.asarray(weight, dtype=np.float64), eta.shape))
         epsilon = np.empty(eta.shape[0])
         for m in range(eta.shape[0]):
             if self.outcome_type_ == "binary":
@@ -238,13 +269,15 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
                                np.reshape(self.epsilon_, (-1, 1)))
         return g, eta0, eta1
 
-    def _member_influence_scores(self, out, y, treatment):
-        """Per member, ``mean_i H_i (y_i - Q~_i)`` on the training scale of ``y`` (inside
+    def _member_influence_scores(self, out, y, treatment, weight):
+        """Per member, the ``weight``-weighted mean of ``H_i (y_i - Q~_i)`` over its own
+        rows (those of ``_solve_epsilon``) on the training scale of ``y`` (inside
         ``fit_many`` each member against its own dataset's outcomes)."""
         h, eta, y = self._targeting_terms(out, y, treatment)
         eta = eta + np.reshape(self.epsilon_, (-1, 1)) * h  # the fluctuated Q~
         fitted = 1.0 / (1.0 + np.exp(-eta)) if self.outcome_type_ == "binary" else eta
-        return np.mean(h * (y - fitted), axis=-1)
+        return (np.sum(weight * (h * (y - fitted)), axis=-1)
+                / np.sum(weight, axis=-1))
 
     def _set_influence_curve_mean(self, scores):
         """``influence_curve_mean_`` in the units of ``y``: a float for one member."""
@@ -307,8 +340,9 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
             continuous outcome it adds ``y_scale_ * epsilon_ * (1/g + 1/(1-g))`` per
             row (``epsilon_`` is on the standardised scale); for a binary one the
             fluctuation is logistic, on the linear predictor. ``fit`` ends by solving
-            ``sum_i H_i (y_i - Q~_i) = 0`` for ``epsilon_`` on the rows passed to it
-            (``influence_curve_mean_`` is then 0), the property that makes the
+            ``sum_i H_i (y_i - Q~_i) = 0`` for ``epsilon_`` on the rows passed to it,
+            each member on its own rows (a bootstrap member weighted by its resample
+            counts; ``influence_curve_mean_`` is then 0), the property that makes the
             fluctuated estimate a targeted one; the plug-in estimate does not satisfy
             that equation, although targeted regularisation also shapes the heads it
             uses. The fluctuated estimate's ``1/g`` terms make it noisier where

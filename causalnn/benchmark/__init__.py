@@ -4,6 +4,8 @@
 cluster), the same replications and splits for every model; :func:`write_results` writes
 the table (mean ± standard error and median per metric), CSV and JSON;
 :func:`plot_results` draws the PNG plots. ``causalnn bench`` is the command line.
+``run_benchmark(..., out=DIR)`` keeps a run record in ``DIR`` as the grid runs, and
+``resume=True`` continues an interrupted or crashed run from it.
 """
 from ._datasets import DATASETS, load_replication
 from ._models import MODELS, ModelSpec, two_stage_least_squares

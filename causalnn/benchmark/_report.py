@@ -20,7 +20,13 @@ __all__ = ["machine_description", "summarize", "format_table", "write_results",
 # beside them is neither refused nor deleted
 PLOT_FILE_PATTERNS = tuple(f"{kind}_{name}.png" for name in DATASETS
                            for kind in ("errorbars", "effects"))
-RESULT_FILE_PATTERNS = ("results.md", "results.csv", "results.json") + PLOT_FILE_PATTERNS
+OUTPUT_FILE_PATTERNS = ("results.md", "results.csv", "results.json") + PLOT_FILE_PATTERNS
+# the run record run_benchmark(out=...) keeps so that resume=True can continue the run
+# (see _journal.py): its settings, and its records appended as work items finish
+RUN_SETTINGS_FILE = "bench_settings.json"
+RUN_RECORDS_FILE = "bench_records.jsonl"
+RUN_FILE_PATTERNS = (RUN_SETTINGS_FILE, RUN_RECORDS_FILE)
+RESULT_FILE_PATTERNS = OUTPUT_FILE_PATTERNS + RUN_FILE_PATTERNS
 
 METRIC_LABELS = {
     "pehe_in": "sqrt(PEHE) in", "pehe_out": "sqrt(PEHE) out", "ate_in": "|ATE err| in",
@@ -255,14 +261,21 @@ def _machine(result):
 def _header(result, command):
     from ._datasets import DATASETS
     machine = result.get("machine") or _machine(result)
+    resumed = result.get("resumed", 0)
+    wall = "wall time of this resumed session" if resumed else "grid wall time"
     lines = [f"Command: `{command}`", "", f"Machine: {machine}.", "",
              f"{result['replications']} replications per dataset, the same replications "
-             f"and splits for every model; grid wall time {result['seconds']:.0f} s "
+             f"and splits for every model; {wall} {result['seconds']:.0f} s "
              f"({result['n_jobs']} jobs, {result['backend']} backend). Each cell: mean ± "
              "standard error over replications (median).", ""]
     lines += [f"- {d}: {DATASETS[d][3]}" for d in result["datasets"]]
     if result.get("shared_split"):
         lines.append("- every replication uses replication 1's split (--shared-split)")
+    if resumed:
+        # their metrics are what one uninterrupted run gives; their fit seconds were
+        # measured by the earlier run, possibly under another load or with other jobs
+        lines[:0] = [f"**Resumed: {resumed}/{result['planned']} replications from an "
+                     "earlier run** (their fit times are that run's).", ""]
     if result.get("interrupted"):
         done = len(result["records"])
         lines[:0] = [f"**Partial results: interrupted after {done}/{result['planned']} "
@@ -280,11 +293,14 @@ def held_results(out, patterns=RESULT_FILE_PATTERNS):
                    if p.is_file()})
 
 
-def check_out_folder(out, force, patterns=RESULT_FILE_PATTERNS, flag="force=True"):
+def check_out_folder(out, force, patterns=RESULT_FILE_PATTERNS, flag="force=True",
+                     resume_flag="resume=True"):
     """Refuse to write into ``out`` when it is a file, or when it holds files matching
     ``patterns`` and ``force`` is false. ``causalnn bench`` runs this one check before
-    its grid; :func:`write_results` and :func:`plot_results` run it again before they
-    write, and with ``force`` then delete those files (see :func:`_clear_results`).
+    its grid; :func:`~causalnn.benchmark.run_benchmark` (given ``out``),
+    :func:`write_results` and :func:`plot_results` run it again before they write (the
+    last two not for the run recorded in ``out``, whose outputs they replace), and with
+    ``force`` then delete those files (see :func:`_clear_results`).
 
     Raises
     ------
@@ -292,7 +308,8 @@ def check_out_folder(out, force, patterns=RESULT_FILE_PATTERNS, flag="force=True
         ``out`` is a file.
     FileExistsError
         ``out`` holds results and ``force`` is false; the message names the files and
-        ``flag``, the option that replaces them.
+        ``flag``, the option that replaces them (and ``resume_flag`` when ``out`` holds
+        a run record that could be continued instead).
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -300,8 +317,27 @@ def check_out_folder(out, force, patterns=RESULT_FILE_PATTERNS, flag="force=True
                                  "results")
     held = held_results(out, patterns)
     if held and not force:
+        resume = (f", {resume_flag} to continue the run recorded there"
+                  if RUN_SETTINGS_FILE in held else "")
         raise FileExistsError(f"{out} already holds {', '.join(held)}; pass {flag} to "
-                              "replace them, or choose another folder")
+                              f"replace them{resume}, or choose another folder")
+
+
+def recorded_run_id(out):
+    """The id of the run recorded in the folder ``out`` (its ``bench_settings.json``),
+    or ``None`` when there is none or it cannot be read."""
+    try:
+        return json.loads((Path(out) / RUN_SETTINGS_FILE).read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _is_recorded_run(result, out):
+    """Whether ``result`` is the run recorded in ``out`` (``run_benchmark(out=out)``):
+    then the outputs there are its own, an interrupted write's or those of the
+    session it resumed, and are replaced without ``force``."""
+    run_id = result.get("run_id")
+    return run_id is not None and run_id == recorded_run_id(out)
 
 
 def _clear_results(out, patterns):
@@ -347,8 +383,12 @@ def write_results(result, out, command, *, force=False):
         The command line (or script) that made ``result``, for the header.
     force : bool, default=False
         Replace an earlier run's outputs in ``out``: ``results.md``, ``.csv`` and
-        ``.json`` and every ``errorbars_<dataset>.png`` and ``effects_<dataset>.png``
-        of a benchmark dataset there are deleted first (no other file is touched). Without it a folder holding any of them is refused.
+        ``.json``, every ``errorbars_<dataset>.png`` and ``effects_<dataset>.png`` of
+        a benchmark dataset, and a run record (``bench_settings.json``,
+        ``bench_records.jsonl``) there are deleted first (no other file is touched).
+        Without it a folder holding any of them is refused, unless ``result`` is the
+        run recorded in ``out`` (``run_benchmark(out=out)``, resumed or not): then its
+        earlier outputs and plots are replaced and its run record kept.
 
     Raises
     ------
@@ -356,8 +396,11 @@ def write_results(result, out, command, *, force=False):
         ``out`` holds an earlier run's outputs and ``force`` is false.
     """
     out = Path(out)
-    check_out_folder(out, force)
-    _clear_results(out, RESULT_FILE_PATTERNS)
+    if _is_recorded_run(result, out):
+        _clear_results(out, OUTPUT_FILE_PATTERNS)
+    else:
+        check_out_folder(out, force)
+        _clear_results(out, RESULT_FILE_PATTERNS)
     out.mkdir(parents=True, exist_ok=True)
     result.setdefault("machine", _machine(result))
     summary = summarize(result)
@@ -393,7 +436,8 @@ def plot_results(result, out, *, force=False):
     A folder already holding ``errorbars_<dataset>.png`` or ``effects_<dataset>.png``
     (of a benchmark dataset) is refused
     (``FileExistsError``) unless ``force=True``, which deletes them first (so no plot
-    of an earlier run stays beside these). Call it after :func:`write_results`, which
+    of an earlier run stays beside these), or ``result`` is the run recorded in
+    ``out`` (whose plots they are). Call it after :func:`write_results`, which
     clears the plots too when forced."""
     try:
         import matplotlib
@@ -402,7 +446,8 @@ def plot_results(result, out, *, force=False):
     except ImportError:
         return []
     out = Path(out)
-    check_out_folder(out, force, PLOT_FILE_PATTERNS)
+    if not _is_recorded_run(result, out):
+        check_out_folder(out, force, PLOT_FILE_PATTERNS)
     _clear_results(out, PLOT_FILE_PATTERNS)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(result)

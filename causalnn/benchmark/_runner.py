@@ -3,13 +3,16 @@ import sys
 import time
 import traceback
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from ..metrics import ate_error, pehe
 from ._datasets import (DATASETS, check_datasets, dataset_kind, demand_grid,
                         load_replication, same_design)
+from ._journal import append_records, resume_run, run_settings, start_run, write_records
 from ._models import MODELS, ModelSpec, default_models
+from ._report import RUN_RECORDS_FILE
 
 __all__ = ["run_benchmark", "score"]
 
@@ -214,10 +217,11 @@ def _run_unit(spec, label, dataset, replications, seed, device, batched, shared_
 
 
 class _Progress:
-    """A one-line progress bar on stderr (replications done / all)."""
+    """A one-line progress bar on stderr (replications done / all; ``done`` of them,
+    ``failed`` failed, before it starts: those a resumed run takes from its record)."""
 
-    def __init__(self, total, stream=None, enabled=True):
-        self.total, self.done, self.failed = total, 0, 0
+    def __init__(self, total, stream=None, enabled=True, done=0, failed=0):
+        self.total, self.done, self.failed = total, done, failed
         self.stream, self.enabled = stream or sys.stderr, enabled
         self.start = time.perf_counter()
 
@@ -275,10 +279,44 @@ def _units(specs, datasets, replications, seed, device, batch, batch_size,
     return units
 
 
+def _unit_keys(unit):
+    """The (model label, dataset, replication) of each replication a work item fits."""
+    return [(unit[1], unit[2], r) for r in unit[3]]
+
+
+def _units_left(units, recorded, out, unavailable):
+    """The work items of ``units`` that the recorded run did not finish, and the
+    recorded records of those it did (in the order of ``units``).
+
+    A work item finished when every replication it fits has a record, "ok" or
+    "failed". One with only some of them (a record file cut short) runs again whole:
+    a batched group is one fit, whose members' numbers depend on each other's places
+    in it. A record this run would not make (a model that cannot run here now) is an
+    error rather than a row silently dropped from the table."""
+    done = {(r["model"], r["dataset"], r["replication"]): r for r in recorded}
+    planned = {key for unit in units for key in _unit_keys(unit)}
+    for model, dataset, replication in done:
+        if (model, dataset, replication) not in planned:
+            base = model.removesuffix(" (one at a time)")
+            why = (f": {base!r} cannot run here now ({unavailable[base]})"
+                   if base in unavailable else "")
+            raise ValueError(f"resume: {out} holds a result of {model!r} on {dataset} "
+                             f"(replication {replication}) that this run would not "
+                             f"make{why}.")
+    left, reused = [], []
+    for unit in units:
+        keys = _unit_keys(unit)
+        if all(key in done for key in keys):
+            reused += [done[key] for key in keys]
+        else:
+            left.append(unit)
+    return left, reused
+
+
 def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
                   device="auto", n_jobs=1, backend="loky", scheduler=None, batch=True,
                   batch_size=None, sequential_subset=0, threads=None, shared_split=False,
-                  progress=True):
+                  progress=True, out=None, resume=False, force=False):
     """Run models x datasets x replications and return the per-replication records.
 
     Parameters
@@ -319,23 +357,60 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     shared_split : bool
         Give every replication replication 1's fit and test rows (so the IHDP files can
         run as one batched fit; the standard protocol is their own splits).
+    progress : bool
+        Show a progress bar on stderr.
+    out : path-like or None, default=None
+        Keep a run record in this folder, so that an interrupted or crashed run can be
+        resumed: before the grid, ``bench_settings.json`` (the settings and a run id);
+        as each work item finishes, its records appended to ``bench_records.jsonl``.
+        A folder holding an earlier run's outputs or record is refused unless
+        ``force`` or ``resume``. Pass the same folder to :func:`write_results`, which
+        then replaces this run's earlier outputs there without ``force``. ``None``:
+        no record.
+    resume : bool, default=False
+        Continue the run recorded in ``out``: its settings must equal this call's
+        (``models``, ``datasets``, ``replications``, ``seed``, ``device``, ``batch``,
+        ``batch_size``, ``sequential_subset``, ``threads``, ``shared_split`` and the
+        causalnn version; ``n_jobs``, ``backend`` and ``scheduler`` may differ). Every
+        replication with a record, "ok" or "failed", is taken from it; the others run
+        with the seeds and splits they have in one uninterrupted run, so the records
+        equal that run's but for the fit times (the recorded ones are the earlier
+        run's).
+    force : bool, default=False
+        Delete an earlier run's outputs and record in ``out`` (only those files) and
+        start a new record there.
 
     Returns
     -------
     result : dict
         ``records`` (one dict per model x dataset x replication, with ``status`` "ok" or
         "failed" and ``error``), ``unavailable`` ({model: reason}), ``seconds`` (wall
-        time of the grid), ``interrupted`` (``True`` when a ``KeyboardInterrupt``
-        stopped the grid: ``records`` then holds the work items that had finished, of
-        ``planned`` replications) and the run's settings.
+        time of the grid; of this session when resumed), ``interrupted`` (``True`` when
+        a ``KeyboardInterrupt`` stopped the grid: ``records`` then holds the work items
+        that had finished, of ``planned`` replications), ``resumed`` (how many records
+        came from the run recorded in ``out``), ``run_id`` (of that record; ``None``
+        without ``out``) and the run's settings.
 
     Raises
     ------
     ValueError
-        For an unknown or repeated model or dataset name, or an option out of range.
+        For an unknown or repeated model or dataset name, an option out of range,
+        ``resume`` without ``out`` or with ``force``, or a recorded run whose settings
+        differ from this call's (the message names each difference).
+    FileExistsError
+        ``out`` holds an earlier run's outputs or record, and neither ``force`` nor
+        ``resume`` is given.
+    FileNotFoundError
+        ``resume`` and ``out`` holds no run record.
     """
     import joblib
 
+    if resume and force:
+        raise ValueError("resume and force: contradictory: resume continues the run "
+                         "recorded in out, force deletes it; pass one of them.")
+    if out is None and (resume or force):
+        raise ValueError(f"{'resume' if resume else 'force'}: needs out, the folder "
+                         "of the run record.")
     datasets = list(datasets)
     check_datasets(datasets, replications)
     for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1),
@@ -359,7 +434,7 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
                    if what == "models" else "")
             raise ValueError(f"{what}: {', '.join(map(repr, repeated))} named more than "
                              f"once; name each once{own}.")
-    specs, unavailable = [], {}
+    specs, requested, unavailable = [], [], {}
     for model in models:
         if isinstance(model, ModelSpec):
             spec = model
@@ -373,16 +448,31 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
             raise ValueError(f"models: {spec.name!r} fits none of the datasets "
                              f"{', '.join(datasets)}; it takes {'/'.join(spec.kinds)} "
                              f"data ({', '.join(fitting)}).")
+        requested.append(spec)
         reason = spec.unavailable()
         if reason:
             unavailable[spec.name] = reason
         else:
             specs.append(spec)
-    units = _units(specs, datasets, replications, seed, device, batch, batch_size,
-                   sequential_subset, threads, shared_split)
-    total = sum(len(u[3]) for u in units)
-    bar = _Progress(total, enabled=progress)
-    records = []
+    all_units = _units(specs, datasets, replications, seed, device, batch, batch_size,
+                       sequential_subset, threads, shared_split)
+    total = sum(len(u[3]) for u in all_units)
+    units, reused, run_id = all_units, [], None
+    if out is not None:
+        # the settings hold every requested model, also one not installed here: the
+        # same command finds the same record wherever it runs
+        settings = run_settings(requested, datasets, replications, seed, device, batch,
+                                batch_size, sequential_subset, threads, shared_split)
+        if resume:
+            run_id, recorded = resume_run(out, settings)
+            units, reused = _units_left(all_units, recorded, out, unavailable)
+            # drop what will be fitted again and a line cut short by a crash
+            write_records(out, reused)
+        else:
+            run_id = start_run(out, settings, force)
+    bar = _Progress(total, enabled=progress, done=len(reused),
+                    failed=sum(r["status"] == "failed" for r in reused))
+    records = list(reused)
     start = time.perf_counter()
     client = None
     config = {"backend": backend, "n_jobs": n_jobs}
@@ -391,10 +481,13 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
         config = {"backend": "dask", "n_jobs": -1}
     interrupted = False
+    journal = open(Path(out) / RUN_RECORDS_FILE, "a") if out is not None else None
     try:
         with joblib.parallel_config(**config):
             parallel = joblib.Parallel(return_as="generator_unordered")
             for rows in parallel(joblib.delayed(run_unit)(*u) for u in units):
+                if journal is not None:
+                    append_records(journal, rows)
                 bar.update(rows)
                 records.extend(rows)
     except KeyboardInterrupt:
@@ -403,9 +496,11 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
         if progress:
             sys.stderr.write("\n")
     finally:
+        if journal is not None:
+            journal.close()
         if client is not None and client is not scheduler:
             client.close()
-    order = {name: k for k, name in enumerate(u[1] for u in units)}
+    order = {name: k for k, name in enumerate(u[1] for u in all_units)}
     records.sort(key=lambda r: (datasets.index(r["dataset"]), order[r["model"]],
                                 r["replication"]))
     return {"records": records, "unavailable": unavailable,
@@ -413,4 +508,5 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
             "models": [s.name for s in specs], "replications": replications,
             "seed": seed, "device": device, "n_jobs": n_jobs, "backend": backend,
             "shared_split": shared_split, "interrupted": interrupted,
-            "planned": total}
+            "planned": total, "resumed": len(reused),
+            "out": None if out is None else str(out), "run_id": run_id}

@@ -33,7 +33,9 @@ def add_bench_parser(commands):
             "replications and splits for all), print one table of mean ± standard error "
             "(median) per metric, and write results.md, results.csv, results.json and "
             "PNG plots (with matplotlib) under --out. Peers (EconML, CATENets) run when "
-            "installed; the table lists those that could not run and why."))
+            "installed; the table lists those that could not run and why. The run's "
+            "settings and each finished replication are recorded in --out as the grid "
+            "runs, so an interrupted or crashed run continues with --resume."))
     bench.add_argument("--datasets", nargs="+", default=["ihdp"], metavar="NAME",
                        help=f"datasets, from {', '.join(DATASETS)} (default: ihdp)")
     bench.add_argument("--replications", type=_positive_int, default=10,
@@ -68,9 +70,17 @@ def add_bench_parser(commands):
                             "fits (scale the per-replication time to the grid)")
     bench.add_argument("--out", default="bench_results",
                        help="output folder (default bench_results); one that already "
-                            "holds results or plots is refused without --force")
+                            "holds results, plots or a run record is refused without "
+                            "--force or --resume")
     bench.add_argument("--force", action="store_true",
-                       help="replace the results and plots already in --out")
+                       help="replace the results, plots and run record already in --out")
+    bench.add_argument("--resume", action="store_true",
+                       help="continue the interrupted or crashed run recorded in --out: "
+                            "give it the same options (models, datasets, replications, "
+                            "seed, device, threads, batching, split; --n-jobs and "
+                            "--backend may differ); replications recorded there, ok or "
+                            "failed, are kept, the rest run with the seeds and splits of "
+                            "one uninterrupted run")
     bench.add_argument("--no-plots", action="store_true")
     bench.add_argument("--readme", default=None, metavar="FILE",
                        help="also put the table between the benchmark markers of FILE")
@@ -78,19 +88,21 @@ def add_bench_parser(commands):
     return bench
 
 
-def _check_out_folder(out, force):
+def _check_out_folder(out, force, resume=False):
     """Fail before the grid, not after it, when ``--out`` cannot or must not be written:
-    it is a file, it holds an earlier run's results or plots (without ``--force``;
-    the same check as :func:`causalnn.benchmark.write_results`), or it cannot be
-    written to."""
+    it is a file, it holds an earlier run's results, plots or run record (without
+    ``--force`` or ``--resume``; the same check as
+    :func:`causalnn.benchmark.write_results`), or it cannot be written to."""
     from ..benchmark._report import check_out_folder
     from ._main import UsageError
     out = Path(out)
     try:
-        check_out_folder(out, force, flag="--force")
+        # --resume appends to the run recorded there (run_benchmark checks that it is
+        # this one) and replaces only that run's outputs
+        check_out_folder(out, force or resume, flag="--force", resume_flag="--resume")
     except (FileExistsError, NotADirectoryError) as exc:
         raise UsageError(f"--out: {exc}") from None
-    # the folder is made after the grid; until then its nearest existing parent must
+    # the folder is made when the run starts; until then its nearest existing parent must
     # be a writable folder. Probe by creating a scratch file: permission bits alone
     # miss read-only file systems, and os.access is always true for root
     existing = next(p for p in [out, *out.absolute().parents] if p.exists())
@@ -122,27 +134,40 @@ def run_bench(args, argv=None):
                              f"that fits the datasets {', '.join(args.datasets)}")
     if args.backend != "dask" and args.scheduler:
         raise ValueError("scheduler: only used with --backend dask.")
+    if args.resume and args.force:
+        raise UsageError("--resume and --force contradict each other: --resume "
+                         "continues the run recorded in --out, --force deletes it; "
+                         "pass one of them")
     # the outputs are checked before the grid, which may run for hours
     if args.readme:
         try:
             check_readme(args.readme)
         except ValueError as exc:
             raise UsageError(f"--{exc}") from None
-    _check_out_folder(args.out, args.force)
-    result = run_benchmark(
-        models, args.datasets, args.replications, seed=args.seed, device=args.device,
-        n_jobs=args.n_jobs, backend=args.backend, scheduler=args.scheduler,
-        batch=not args.no_batch, batch_size=args.batch_size,
-        sequential_subset=args.sequential_subset, threads=args.threads,
-        shared_split=args.shared_split,
-        progress=not args.quiet)
+    _check_out_folder(args.out, args.force, args.resume)
+    try:
+        result = run_benchmark(
+            models, args.datasets, args.replications, seed=args.seed,
+            device=args.device, n_jobs=args.n_jobs, backend=args.backend,
+            scheduler=args.scheduler, batch=not args.no_batch,
+            batch_size=args.batch_size, sequential_subset=args.sequential_subset,
+            threads=args.threads, shared_split=args.shared_split,
+            progress=not args.quiet, out=args.out, resume=args.resume,
+            force=args.force)
+    except (ValueError, FileNotFoundError) as exc:
+        # the record's checks come before the grid; name the option, not the argument
+        if str(exc).startswith("resume: "):
+            raise UsageError(f"--{exc}") from None
+        raise
     words = sys.argv[1:] if argv is None else list(argv)
     command = "causalnn " + shlex.join(words)
     if result["interrupted"] and not result["records"]:
-        print("causalnn: interrupted before any replication finished; nothing written",
+        print("causalnn: interrupted before any replication finished; no results "
+              f"written ({args.out} holds the run's settings: --resume continues it)",
               file=sys.stderr)
         return 130
-    # --force: write_results first deletes the earlier run's results and plots
+    # the run recorded in --out (--force deleted an earlier one's files when it began):
+    # write_results replaces its earlier outputs there, e.g. an interrupted write's
     markdown = write_results(result, args.out, command, force=args.force)
     paths = [] if args.no_plots else plot_results(result, args.out)
     print(markdown)
@@ -152,8 +177,8 @@ def run_bench(args, argv=None):
         # a partial table never replaces the README's
         print(f"causalnn: interrupted after {len(result['records'])}/"
               f"{result['planned']} replications; the partial results are in {args.out}"
-              + (f" ({args.readme} left as it was)" if args.readme else ""),
-              file=sys.stderr)
+              + (f" ({args.readme} left as it was)" if args.readme else "")
+              + "; --resume continues the run", file=sys.stderr)
         return 130
     if args.readme:
         update_readme(args.readme, markdown)

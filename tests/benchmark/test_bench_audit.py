@@ -196,8 +196,10 @@ def test_cli_force_removes_the_plots_of_datasets_the_new_run_lacks(tmp_path, cap
     assert main(argv) == 2          # refused without --force, nothing touched
     assert (tmp_path / "errorbars_proxy.png").exists()
     assert main(argv + ["--force"]) == 0
+    # the new run's outputs and its run record (for --resume)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "notes.txt", "results.csv", "results.json", "results.md"]
+        "bench_records.jsonl", "bench_settings.json", "notes.txt", "results.csv",
+        "results.json", "results.md"]
 
 
 # ---- D7: an interrupted run keeps what finished ----------------------------------------

@@ -1,0 +1,180 @@
+"""The run record that lets an interrupted or crashed benchmark run be resumed.
+
+``run_benchmark(..., out=DIR)`` writes, before its grid runs, ``DIR/bench_settings.json``
+(a run id and the settings that decide which work items the run has and what each of
+them computes) and an empty ``DIR/bench_records.jsonl``, to which every finished work
+item's records are appended, one JSON object per line, flushed as they arrive: a Ctrl-C,
+a crash or a killed job loses only the work items that were running.
+``run_benchmark(..., out=DIR, resume=True)`` checks that its settings are the recorded
+ones, reads the records back and runs only the work items that have none.
+"""
+import datetime
+import json
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from ._report import (RUN_RECORDS_FILE, RUN_SETTINGS_FILE, RESULT_FILE_PATTERNS,
+                      _clear_results, check_out_folder, held_results)
+
+__all__ = ["run_settings", "start_run", "resume_run", "write_records", "append_records"]
+
+FORMAT = 1
+
+
+def _plain(value):
+    """JSON for the numpy scalars and arrays a record may hold (a model of one's own
+    may return them), keeping their type: an int stays an int."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return str(value)
+
+
+def _normalized(value):
+    """``value`` as it reads back from JSON (tuples become lists), for comparison."""
+    return json.loads(json.dumps(value, default=_plain))
+
+
+def run_settings(specs, datasets, replications, seed, device, batch, batch_size,
+                 sequential_subset, threads, shared_split):
+    """The settings a resumed run must share with the recorded one: those that decide
+    the work items (models, datasets, replications, batching, the sequential subset)
+    and what each computes (seeds, splits, device, torch threads, causalnn's version).
+    ``n_jobs``, ``backend`` and ``scheduler`` only decide where the work items run."""
+    from .. import __version__
+    from ..engine.device import resolve_device
+    try:
+        # "auto" is a GPU on one machine and the CPU on another: the numbers differ
+        resolved = str(resolve_device(device))
+    except ValueError:   # a device this machine lacks: its fits fail, as recorded
+        resolved = str(device)
+    return _normalized({
+        "models": [{"name": s.name, "family": s.family, "kinds": list(s.kinds),
+                    "batched": bool(s.batched)} for s in specs],
+        "datasets": list(datasets), "replications": replications, "seed": seed,
+        "device": device, "device_resolved": resolved, "batch": bool(batch),
+        "batch_size": batch_size, "sequential_subset": sequential_subset,
+        "threads": threads, "shared_split": bool(shared_split),
+        "causalnn_version": __version__})
+
+
+def _differences(recorded, current):
+    """One ``"name: X there, Y now"`` per setting that differs."""
+    differences = []
+    for key in list(current) + [k for k in recorded if k not in current]:
+        there, now = recorded.get(key, "missing"), current.get(key, "missing")
+        if there == now:
+            continue
+        if key == "models":
+            names_there = [m["name"] for m in there] if isinstance(there, list) else there
+            names_now = [m["name"] for m in now]
+            if names_there == names_now:   # the same names, another ModelSpec
+                changed = [n for n, a, b in zip(names_now, there, now) if a != b]
+                there = [m for m in there if m["name"] in changed]
+                now = [m for m in now if m["name"] in changed]
+            else:
+                there, now = names_there, names_now
+        differences.append(f"{key}: {there!r} there, {now!r} now")
+    return differences
+
+
+def _write_atomically(path, text):
+    """Write ``text`` to ``path`` through a temporary file in the same folder, so a
+    crash leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def start_run(out, settings, force):
+    """Begin the record of a new run in the folder ``out``: refuse a folder holding an
+    earlier run's outputs or record (``FileExistsError``) unless ``force``, which
+    deletes them; write the settings and an empty records file; return the run id."""
+    out = Path(out)
+    check_out_folder(out, force)
+    _clear_results(out, RESULT_FILE_PATTERNS)
+    out.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    _write_atomically(out / RUN_SETTINGS_FILE, json.dumps(
+        {"format": FORMAT, "run_id": run_id, "started": started, "settings": settings},
+        indent=1) + "\n")
+    write_records(out, [])
+    return run_id
+
+
+def resume_run(out, settings):
+    """The run id and the records of the run recorded in ``out``, after checking that
+    it was made with ``settings``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``out`` holds no run record (it does not exist, is empty, or holds results
+        written without one).
+    ValueError
+        The record cannot be read, or its settings differ from ``settings`` (the
+        message names each difference).
+    """
+    out = Path(out)
+    path = out / RUN_SETTINGS_FILE
+    if not path.is_file():
+        held = held_results(out)
+        why = ("does not exist" if not out.exists() else
+               f"holds {', '.join(held)} but no {RUN_SETTINGS_FILE} (results written "
+               "without a run record: by write_results alone, or by an older causalnn)"
+               if held else f"holds no {RUN_SETTINGS_FILE}")
+        raise FileNotFoundError(f"resume: {out} {why}; there is no recorded run to "
+                                "continue: run without resume to start one")
+    try:
+        recorded = json.loads(path.read_text())
+        run_id, recorded_settings = recorded["run_id"], recorded["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"resume: cannot read the run record {path}: "
+                         f"{type(exc).__name__}: {exc}") from None
+    differences = _differences(recorded_settings, settings)
+    if differences:
+        raise ValueError(
+            f"resume: the run recorded in {out} was made with other settings: "
+            f"{'; '.join(differences)}. Resume it with its own settings, or start a "
+            "new run (replacing it with force, or in another folder).")
+    return run_id, _read_records(out / RUN_RECORDS_FILE)
+
+
+def _read_records(path):
+    """The records of ``path``, one per (model, dataset, replication), the last line
+    of each winning. A last line cut short (the process died while writing it) is
+    dropped; an unreadable line before it is an error."""
+    if not path.is_file():   # died between writing the settings and this file
+        return []
+    lines = path.read_text().splitlines()
+    records = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            key = (row["model"], row["dataset"], row["replication"])
+        except (ValueError, KeyError, TypeError) as exc:
+            if number == len(lines):
+                break
+            raise ValueError(f"resume: line {number} of {path} is not a record "
+                             f"({type(exc).__name__}: {exc}); mend or delete that "
+                             "line (its work item then runs again)") from None
+        records[key] = row
+    return list(records.values())
+
+
+def write_records(out, records):
+    """Replace the records file of ``out`` by ``records`` (one JSON line each)."""
+    _write_atomically(Path(out) / RUN_RECORDS_FILE, "".join(
+        json.dumps(row, default=_plain) + "\n" for row in records))
+
+
+def append_records(stream, rows):
+    """Append one work item's ``rows`` to the open records file ``stream`` and flush,
+    so they survive a crash of this process."""
+    stream.write("".join(json.dumps(row, default=_plain) + "\n" for row in rows))
+    stream.flush()

@@ -21,7 +21,8 @@ from ..engine import Trainer, loadable_device, make_generator, resolve_device
 from ._param_validation import Interval, Options, validate_params
 from ._scaling import column_scaling, standardize_outcome
 from ._validation import (as_pandas_frame, check_binary, check_device_type,
-                          check_features, check_same_index, check_scalar_or_vector,
+                          check_features, check_same_index, check_same_rows,
+                          check_scalar_or_vector,
                           check_vector, require_treatment, split_treatment_column)
 
 __all__ = ["BaseCausalEstimator", "PropensityMixin"]
@@ -128,10 +129,13 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             raise ValueError(f"X has n_samples={n}; {type(self).__name__} needs at least "
                              f"2 rows (one per treatment arm).")
         check_same_index(y, X_given, "y")
+        y_given = y
         y = check_vector(y, name="y", n_samples=n, warn_column=True)
         # after X and y, so their errors come first
         require_treatment(treatment, self.treatment_col, columns)
         check_same_index(treatment, X_given, "treatment")
+        # a numpy X has no index: then y's and the treatment's must agree
+        check_same_rows([(y_given, "y"), (treatment, "treatment")], X_given)
         # converted after the index check, which an index-less (polars) frame skips
         treatment = self._validate_treatment(as_pandas_frame(treatment), n)
 
@@ -405,7 +409,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         score : float
         """
         X = as_pandas_frame(X)
-        check_same_index(y, X, "y")
+        check_same_rows([(y, "y"), (treatment, "treatment")], X)
         split_treatment_column(X, treatment, self.treatment_col,
                                call="score(X, y, treatment=t)")  # the error to give
         mu = self._factual_outcome(X, treatment)

@@ -391,16 +391,29 @@ def check_same_index(v, X, name, reference="X"):
         f"the order is already right.")
 
 
-def check_same_rows(pairs, X, reference, reference_name):
+def check_same_rows(pairs, X, reference=None, reference_name=None):
     """:func:`check_same_index` for each ``(value, argument name)`` in ``pairs``, against
-    ``X`` when it is a DataFrame, else against the DataFrame ``reference`` (e.g. a cause
-    matrix, when an estimator's ``X`` may be None), called ``reference_name``."""
-    if _is_frame(X) or not _is_frame(reference):
+    ``X`` when it is a DataFrame, else against the pandas ``reference`` (e.g. a cause
+    matrix, when an estimator's ``X`` may be None), called ``reference_name``.
+
+    Without either (a numpy ``X``, no ``reference``), the pandas values among ``pairs``
+    are compared with the first of them: a ``y`` Series and a treatment Series sorted
+    apart would otherwise be paired by position, with nothing to compare them with.
+    """
+    if _is_frame(as_pandas_frame(X)):
         for value, name in pairs:
             check_same_index(value, X, name)
         return
+    if not isinstance(reference, (pd.Series, pd.DataFrame)):
+        labelled = [(v, n) for v, n in pairs if isinstance(v, (pd.Series, pd.DataFrame))]
+        if not labelled:
+            return
+        reference, reference_name = labelled[0]
+    if isinstance(reference, pd.Series):
+        reference = reference.to_frame()
     for value, name in pairs:
-        check_same_index(value, reference, name, reference=reference_name)
+        if value is not reference:
+            check_same_index(value, reference, name, reference=reference_name)
 
 
 def check_device_type(device, owner):

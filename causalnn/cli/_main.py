@@ -258,8 +258,11 @@ def _print_average_effect(estimator, X, y, treatment, args, rows_name):
         (f"plug-in {label} (for comparison)", _fmt(estimator.ate(group))),
     ])
     if result.n_clipped:
+        clip = result.propensity_clip
+        # the count is the partition's whose estimate is nearest the median
+        where = " in the partition nearest the median" if args.n_repeats > 1 else ""
         print(f"  ({result.n_clipped} row{'s' if result.n_clipped > 1 else ''} had "
-              f"propensities clipped to [0.01, 0.99])")
+              f"propensities clipped to [{clip:g}, {1 - clip:g}]{where})")
 
 
 def _device_name(estimator):

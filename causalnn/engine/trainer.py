@@ -345,6 +345,14 @@ class Trainer:
             self.valid_row_weight = self._in_data_order(
                 n, valid_idx, None if valid is None else valid[1].get("member_weight"))
         train = _weights_of_mean_one(train)
+        if valid is not None and "member_weight" in valid[1]:
+            empty = torch.nonzero(valid[1]["member_weight"].sum(dim=1) == 0).flatten()
+            if len(empty):
+                raise ValueError(
+                    f"members {empty.tolist()[:10]} have no validation row of positive "
+                    f"weight (e.g. every validation row lies in their held-out "
+                    f"cross-fitting fold), so their early stopping would keep the first "
+                    f"epoch's weights; raise validation_fraction or use fewer folds.")
         valid = None if valid is None else _weights_of_mean_one(valid)
         n_train = next(iter(train[0].values())).shape[0]
         n_batches = max(1, math.ceil(n_train / self.batch_size))

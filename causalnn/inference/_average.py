@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 
+from .._base._validation import check_binary, check_same_rows
 from ..losses.targeted import fit_logistic_fluctuation
 from ._overlap import overlap_summary, plot_propensity
 
@@ -118,7 +119,14 @@ class AverageEffectResult:
             "propensity_clip": [self.propensity_clip],
             "n_clipped": [self.n_clipped], "trim": [self.trim],
             "n_trimmed": [self.n_trimmed],
-        }, index=pd.Index([f"{self.target.upper()} ({self.method})"]))
+        }, index=pd.Index([self._label()]))
+
+    def _label(self):
+        """``"ATE (aipw)"``; trimming changes the population averaged over, so a
+        trimmed estimate says so in its label."""
+        how = (self.method if self.trim is None
+               else f"{self.method}, trimmed at {self.trim:g}")
+        return f"{self.target.upper()} ({how})"
 
     def overlap_summary(self):
         """Propensity distribution by arm (see :func:`overlap_summary`)."""
@@ -182,6 +190,7 @@ def aggregate_repeats(results):
 
 
 def _arm_shares(t):
+    check_binary(t, name="treatment", owner="the average-effect estimators")
     p = t.mean()
     if p == 0 or p == 1:
         raise ValueError("treatment must contain both arms (0 and 1).")
@@ -339,14 +348,23 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
     check_clip_and_trim(propensity_clip, trim)
-    arrays = [np.asarray(a, dtype=np.float64) for a in (y, t, mu0, mu1, propensity)]
+    names = ("y", "treatment", "mu0", "mu1", "propensity")
+    given = (y, t, mu0, mu1, propensity)
+    # pandas inputs are paired by position below: their indexes must agree
+    check_same_rows(list(zip(given, names)), None)
+    arrays = [np.asarray(a, dtype=np.float64) for a in given]
     n = len(arrays[0])
-    for name, a in zip(("y", "treatment", "mu0", "mu1", "propensity"), arrays):
+    for name, a in zip(names, arrays):
         if a.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},); got {a.shape}.")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name} contains NaN or infinite values.")
     y, t, mu0, mu1, e = arrays
+    check_binary(t, name="treatment", owner="estimate_average_effect")
+    if e.min() < 0 or e.max() > 1:
+        raise ValueError(
+            f"propensity must hold probabilities in [0, 1]; got values from {e.min():.4g} "
+            f"to {e.max():.4g} (scores or logits? pass predict_proba(X)[:, 1]).")
     n_trimmed = 0
     if trim is not None:
         keep = (e >= trim) & (e <= 1 - trim)

@@ -16,7 +16,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .._base._validation import (_is_frame, check_binary, check_features,
-                                 check_same_index, check_vector, require_treatment,
+                                 check_same_index, check_same_rows, check_vector,
+                                 require_treatment,
                                  split_treatment_column)
 from ._average import (METHODS, TARGETS, aggregate_repeats, check_clip_and_trim,
                        estimate_average_effect)
@@ -126,8 +127,7 @@ class AverageEffectInferenceMixin:
         DataFrame itself when ``X`` is one, so column-selecting pipelines work)."""
         X, treatment = split_treatment_column(X, treatment, self.treatment_col,
                                               required=False)
-        check_same_index(y, X, "y")
-        check_same_index(treatment, X, "treatment")
+        check_same_rows([(y, "y"), (treatment, "treatment")], X)
         Xa, _ = check_features(X, name="X")
         n = Xa.shape[0]
         y = check_vector(y, name="y", n_samples=n)
@@ -177,7 +177,9 @@ class AverageEffectInferenceMixin:
             predictions and a propensity model fitted on all rows (no cross-fitting;
             intervals can then be too narrow).
         n_repeats : int >= 1, default=1
-            Cross-fit on this many random fold partitions and aggregate by the median
+            Cross-fit on this many fold partitions, drawn from ``random_state`` (from
+            seed 0 when it is not an integer, so that the folds stay reproducible
+            while the networks vary), and aggregate by the median
             rule of Chernozhukov et al. (2018, section 3.4): the median estimate, and
             the median of ``stderr_s^2 + (estimate_s - median)^2`` as the variance
             (:func:`causalnn.inference.aggregate_repeats`). All ``n_repeats * cv``
@@ -261,7 +263,12 @@ class AverageEffectInferenceMixin:
         all from outside the fold; an arm too small for that leaves a model whose head
         for the arm never trains, and whose predictions would enter the estimate."""
         counts = np.bincount(t.astype(int), minlength=2)
-        held_out = np.round(getattr(self, "validation_fraction", 0.0) * counts)
+        fraction = getattr(self, "validation_fraction", 0.0)
+        # as stratified_split: round(fraction * n_arm), but at least 1 and at most
+        # n_arm - 1 rows of an arm of two or more rows
+        held_out = np.round(fraction * counts)
+        if fraction > 0:
+            held_out = np.where(counts >= 2, np.clip(held_out, 1, counts - 1), 0)
         # StratifiedKFold puts at most ceil(n_arm / cv) rows of an arm in one fold
         trained = counts - np.ceil(counts / cv) - held_out
         if np.any(counts < cv) or np.any(trained < 1):

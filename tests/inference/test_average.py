@@ -183,8 +183,8 @@ def test_clipping_and_trimming_are_counted():
     res = estimate_average_effect(y, t, mu0, mu1, e, propensity_clip=0.01, trim=0.05)
     assert res.n_trimmed >= 8 and res.n_samples == len(y) - res.n_trimmed
     frame = res.summary_frame()
-    assert frame.loc["ATE (aipw)", "n_trimmed"] == res.n_trimmed
-    assert frame.loc["ATE (aipw)", "n_clipped"] == res.n_clipped
+    assert frame.loc["ATE (aipw, trimmed at 0.05)", "n_trimmed"] == res.n_trimmed
+    assert frame.loc["ATE (aipw, trimmed at 0.05)", "n_clipped"] == res.n_clipped
 
 
 def test_plugin_has_no_stderr():

@@ -14,7 +14,7 @@ import torch
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._scaling import standardize_outcome
-from ..._base._validation import (_as_float64, as_pandas_frame, check_same_index,
+from ..._base._validation import (_as_float64, as_pandas_frame, check_same_rows,
                                   check_vector)
 from ...engine import per_member, predict_in_batches, select_members
 from ...nets import RepresentationNet, init_weights
@@ -139,7 +139,7 @@ class RepresentationEstimator(BaseCausalEstimator):
         [(2, 747), (2, 747)]
         """
         X = as_pandas_frame(X)
-        Y = self._outcome_matrix(X, Y)
+        Y = self._outcome_matrix(X, Y, treatment)
         Y = np.stack([check_vector(y, name=f"Y[{k}]", n_samples=Y.shape[1])
                       for k, y in enumerate(Y)])
         kinds = {self._resolve_outcome(y) for y in Y}
@@ -164,10 +164,11 @@ class RepresentationEstimator(BaseCausalEstimator):
         return fitted
 
     @staticmethod
-    def _outcome_matrix(X, Y):
+    def _outcome_matrix(X, Y, treatment=None):
         """``fit_many``'s outcomes as an (n_datasets, n_samples) array, with the index
         check that ``fit`` applies to ``y``: an outcome sorted or filtered apart from
-        ``X`` would silently pair rows with another row's outcome."""
+        ``X`` (or, for a numpy ``X``, from a pandas ``treatment``) would silently pair
+        rows with another row's outcome."""
         converted = as_pandas_frame(Y)  # Y itself keeps its index for the check below
         frame = isinstance(converted, pd.DataFrame)
         values = _as_float64(converted, "Y")
@@ -186,10 +187,9 @@ class RepresentationEstimator(BaseCausalEstimator):
                           if values.shape[0] == n_rows else "")
             raise ValueError(f"Y must be {layout}, with n_samples={n_rows} (the rows of "
                              f"X); got shape {shape}.{transposed}")
-        check_same_index(Y, X, "Y")
-        if isinstance(Y, (list, tuple)):
-            for k, y in enumerate(Y):
-                check_same_index(y, X, f"Y[{k}]")
+        vectors = list(enumerate(Y)) if isinstance(Y, (list, tuple)) else []
+        check_same_rows([(treatment, "treatment"), (Y, "Y")]
+                        + [(y, f"Y[{k}]") for k, y in vectors], X)
         return values
 
     def _dataset(self, k, y_mean, y_scale):

@@ -48,7 +48,9 @@ def run_settings(specs, datasets, replications, seed, device, batch, batch_size,
     try:
         # "auto" is a GPU on one machine and the CPU on another: the numbers differ
         resolved = str(resolve_device(device))
-    except ValueError:   # a device this machine lacks: its fits fail, as recorded
+    except ValueError:
+        # a CUDA device this Dask client lacks (run_benchmark refuses any other
+        # device this machine lacks before it gets here): the workers resolve it
         resolved = str(device)
     return _normalized({
         "models": [{"name": s.name, "family": s.family, "kinds": list(s.kinds),

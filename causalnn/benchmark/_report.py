@@ -65,10 +65,11 @@ def machine_description(device=None, threads=None):
     versions.
 
     ``device``: the run's torch device; its GPU is named only when it is a CUDA device
-    (a ``"cpu"`` run names none). ``None`` or ``"auto"``: GPU 0 when there is one, as
-    ``device="auto"`` would pick it. ``threads``: the torch threads the measured work
-    ran with, when that was not this process (e.g. parallel workers); ``None`` reads
-    this process's."""
+    this machine has (a ``"cpu"`` run names none; nor does a CUDA device, or a device
+    name, that this machine or torch does not know: the line describes this machine).
+    ``None`` or ``"auto"``: GPU 0 when there is one, as ``device="auto"`` would pick
+    it. ``threads``: the torch threads the measured work ran with, when that was not
+    this process (e.g. parallel workers); ``None`` reads this process's."""
     import sklearn
     import torch
 
@@ -83,9 +84,26 @@ def machine_description(device=None, threads=None):
         device = torch.device("cuda", 0)
     elif device == "auto":
         device = None
-    if device is not None and torch.device(device).type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(device)}"
+    gpu = _gpu_here(device)
+    if gpu is not None:
+        text += f", GPU {torch.cuda.get_device_name(gpu)}"
     return text
+
+
+def _gpu_here(device):
+    """``device`` as a CUDA :class:`torch.device` when this machine has it, else
+    ``None`` (also for ``None`` and a name torch does not know)."""
+    import torch
+
+    from ..engine.device import loadable_device
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        return None
+    # loadable_device falls back to the CPU for a GPU this machine lacks
+    return device if device.type == "cuda" and loadable_device(device) == device else None
 
 
 def _stats(values):
@@ -246,9 +264,14 @@ def _worker_threads(result):
 
 
 def _run_device(result):
-    """The device the fits ran on, for the machine line: a CUDA device when any record
-    ran on one, else ``"cpu"`` (no GPU named for a CPU run on a machine with a GPU)."""
-    devices = [str(r.get("device", "")) for r in result.get("records", ())]
+    """The device the fits ran on, for the machine line: a CUDA device when any "ok"
+    record ran on one, else ``"cpu"`` (no GPU named for a CPU run on a machine with a
+    GPU). A failed record's device is the one asked for, which need not exist (CUDA
+    on a machine without it), so it describes nothing; with no "ok" record the run's
+    requested device is used, whose GPU ``machine_description`` names only when this
+    machine has it."""
+    devices = [str(r.get("device", "")) for r in result.get("records", ())
+               if r.get("status") == "ok"]
     if not devices:
         return result.get("device")
     return next((d for d in devices if d.startswith("cuda")), "cpu")

@@ -107,6 +107,29 @@ def _device_of(fitted):
     return "cpu"
 
 
+def _check_device(device, backend):
+    """Refuse a ``device`` that causalnn's estimators would refuse, before the grid
+    rather than in each of its fits: the rules of the estimators' ``fit``
+    (:func:`~causalnn.engine.resolve_device`, then the CPU/CUDA check), with their
+    messages. With ``backend="dask"`` a CUDA device this machine lacks is let through:
+    the cluster's workers may have the GPUs the client has not."""
+    import torch
+
+    from .._base._validation import check_device_type
+    from ..engine.device import resolve_device
+    try:
+        resolved = resolve_device(device)
+    except ValueError:
+        try:
+            cuda = torch.device(device).type == "cuda"
+        except (RuntimeError, TypeError):
+            cuda = False
+        if backend != "dask" or not cuda:
+            raise
+        resolved = torch.device(device)
+    check_device_type(resolved, "causalnn's estimators")
+
+
 def _failure(exc):
     last = traceback.extract_tb(exc.__traceback__)[-1:]
     where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
@@ -336,7 +359,11 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
         members are drawn in order, so a replication's initial weights depend on its
         place in the group, and so on ``batch_size``).
     device : str
-        Device of causalnn's estimators.
+        Device of causalnn's estimators: ``"auto"`` (CUDA when available), ``"cpu"``,
+        ``"cuda"`` or ``"cuda:N"``. Checked before the grid with the estimators' own
+        rules: a device this machine lacks (CUDA without a GPU, a GPU index it does not
+        have) or that torch or causalnn does not know is refused, except that with
+        ``backend="dask"`` a CUDA device is left for the workers to resolve.
     n_jobs : int
         Parallel work items (joblib).
     backend : {"loky", "threading", "dask", ...}
@@ -352,6 +379,7 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
         Also fit the first ``sequential_subset`` replications of each batched model one
         at a time, as the model "<name> (one at a time)", to time the batched fit
         against sequential fits (scale the per-replication time to the full grid).
+        Needs ``batch=True``.
     threads : int or None
         ``torch.set_num_threads`` in each worker.
     shared_split : bool
@@ -394,7 +422,8 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     Raises
     ------
     ValueError
-        For an unknown or repeated model or dataset name, an option out of range,
+        For an unknown or repeated model or dataset name, an option out of range, a
+        ``device`` refused as above, ``sequential_subset`` with ``batch=False``,
         ``resume`` without ``out`` or with ``force``, or a recorded run whose settings
         differ from this call's (the message names each difference).
     FileExistsError
@@ -411,6 +440,12 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     if out is None and (resume or force):
         raise ValueError(f"{'resume' if resume else 'force'}: needs out, the folder "
                          "of the run record.")
+    # before the grid: one message now, not a failed fit per replication for hours
+    _check_device(device, backend)
+    if sequential_subset and not batch:
+        raise ValueError(f"sequential_subset={sequential_subset!r} times batched fits "
+                         "against one-at-a-time fits, but batch=False fits nothing "
+                         "batched: pass one of them.")
     datasets = list(datasets)
     check_datasets(datasets, replications)
     for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1),

@@ -46,7 +46,10 @@ def add_bench_parser(commands):
     bench.add_argument("--causalnn-only", action="store_true",
                        help="only causalnn's estimators (no peers or baselines)")
     bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--device", default="auto", help="causalnn's device (default auto)")
+    bench.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
+                       help="causalnn's device: auto (the default) uses CUDA when "
+                            "available; checked before the grid, as by estimate "
+                            "(with --backend dask, CUDA is left to the workers)")
     bench.add_argument("--n-jobs", type=_non_zero_int, default=1,
                        help="parallel work items (-1: one per core)")
     bench.add_argument("--threads", type=_positive_int, default=None,
@@ -67,7 +70,8 @@ def add_bench_parser(commands):
                        metavar="K",
                        help="also fit the first K replications of each batched model "
                             "one at a time, to time the batched fit against sequential "
-                            "fits (scale the per-replication time to the grid)")
+                            "fits (scale the per-replication time to the grid); "
+                            "not with --no-batch")
     bench.add_argument("--out", default="bench_results",
                        help="output folder (default bench_results); one that already "
                             "holds results, plots or a run record is refused without "
@@ -134,6 +138,11 @@ def run_bench(args, argv=None):
                              f"that fits the datasets {', '.join(args.datasets)}")
     if args.backend != "dask" and args.scheduler:
         raise ValueError("scheduler: only used with --backend dask.")
+    if args.no_batch and args.sequential_subset:
+        # it would be ignored: there is no batched fit to time
+        raise UsageError("--sequential-subset times batched fits against one-at-a-time "
+                         "fits, and --no-batch fits every replication one at a time; "
+                         "pass one of them")
     if args.resume and args.force:
         raise UsageError("--resume and --force contradict each other: --resume "
                          "continues the run recorded in --out, --force deletes it; "

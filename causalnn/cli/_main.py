@@ -33,6 +33,9 @@ EXIT_USAGE = 2
 MODELS = {"tarnet": TARNet, "cfr": CFRNet, "dragonnet": Dragonnet}
 DEFAULT_MODEL = "dragonnet"
 DEFAULT_SEED = 0
+# the AIPW options' defaults; their parser default is None, so that one given together
+# with --no-inference (which would ignore it) is told apart from one left out
+INFERENCE_DEFAULTS = {"target": "ate", "cv": 5, "n_repeats": 1}
 N_PREVIEW = 10  # rows of effects shown when --out is not given
 # CFR's alpha per IPM, as the validation loss chose on IHDP
 # (benchmarks/results/tune_issue6.md); used when --ipm is given without --alpha
@@ -171,24 +174,27 @@ def build_parser():
                        help="show training progress on stderr")
     inference = est.add_argument_group(
         "average effect (cross-fitted AIPW with a standard error, beside the plug-in)")
-    inference.add_argument("--target", choices=["ate", "att", "atc"], default="ate",
+    inference.add_argument("--target", choices=["ate", "att", "atc"], default=None,
                            help="average over all rows (ate), the treated (att) or the "
-                                "controls (atc) (default: ate)")
-    inference.add_argument("--cv", metavar="N", type=_positive_int, default=5,
+                                f"controls (atc) (default: {INFERENCE_DEFAULTS['target']})")
+    inference.add_argument("--cv", metavar="N", type=_positive_int, default=None,
                            help="cross-fitting folds, trained as one batched fit "
-                                "(default: 5; at least 2)")
-    inference.add_argument("--n-repeats", metavar="R", type=_positive_int, default=1,
+                                f"(default: {INFERENCE_DEFAULTS['cv']}; at least 2)")
+    inference.add_argument("--n-repeats", metavar="R", type=_positive_int, default=None,
                            help="cross-fit on R random fold partitions and report the "
-                                "median-rule aggregate (default: 1)")
+                                "median-rule aggregate (default: "
+                                f"{INFERENCE_DEFAULTS['n_repeats']})")
     inference.add_argument("--no-inference", action="store_true",
-                           help="skip the AIPW estimate (saves the cross-fitted fit)")
+                           help="skip the AIPW estimate (saves the cross-fitted fit); "
+                                "not with --target, --cv or --n-repeats")
     out = est.add_argument_group("output")
     out.add_argument("--out", metavar="FILE.csv",
                      help="write one effect per row to this CSV (columns: the row "
                           "number or --index-col, and 'effect'); default: print the "
                           "first rows only")
     out.add_argument("--force", action="store_true",
-                     help="replace --out if it exists (it is never the --data file)")
+                     help="replace --out if it exists (it is never the --data file); "
+                          "needs --out")
     add_bench_parser(commands)
     return parser
 
@@ -574,7 +580,27 @@ def _separator(text):
     return text
 
 
+def _refuse_ignored_options(args):
+    """Refuse options given where they would have no effect (the AIPW options with
+    --no-inference, --force without --out): a user who asked for the ATT must not get
+    a run without it and no word."""
+    if args.force and args.out is None:
+        raise UsageError("--force replaces an existing --out file; without --out "
+                         "nothing is written: pass --out FILE.csv or drop --force")
+    given = [f"--{name.replace('_', '-')}" for name in INFERENCE_DEFAULTS
+             if getattr(args, name) is not None]
+    if args.no_inference and given:
+        one = len(given) == 1
+        raise UsageError(f"{', '.join(given)} appl{'ies' if one else 'y'} to the AIPW "
+                         "estimate, which --no-inference skips: drop "
+                         f"{'it' if one else 'them'} or --no-inference")
+
+
 def _run_estimate(args):
+    _refuse_ignored_options(args)
+    for name, default in INFERENCE_DEFAULTS.items():   # the options left out
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     _check_out(args.out, args.data, args.force)
     if args.cv < 2:  # before the fit, like every other refusal
         raise UsageError(f"--cv must be at least 2; got {args.cv}")

@@ -199,6 +199,7 @@ def test_cpu_model_comes_from_proc_cpuinfo_with_a_fallback(tmp_path):
 
 def test_machine_line_names_a_gpu_only_for_a_cuda_run(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU 1")
     assert "GPU" not in _report.machine_description("cpu")
     assert _report.machine_description("cuda:0").endswith(", GPU Fake GPU 1")

@@ -322,7 +322,8 @@ class Trainer:
         # one member's own split is the shared split: same draws as "shared"
         if (self.member_validation == "own" and (self.n_members or 1) > 1
                 and self.validation_fraction > 0):
-            train, valid = self._own_splits(n, take, stratify)
+            train, valid = self._own_splits(n, take, stratify,
+                                            member_data.get("member_weight"))
         else:
             train_idx, valid_idx = stratified_split(
                 n, self.validation_fraction, self.generator, stratify)
@@ -342,11 +343,14 @@ class Trainer:
                 train[1]["member_weight"] = counts if given is None else counts * given
             self.train_row_weight = self._in_data_order(
                 n, train_idx, train[1].get("member_weight"))
+            # from the caller's weights as given (on the CPU as a rule), not from
+            # their device copies: the check below needs no device sync
+            given = member_data.get("member_weight")
             self.valid_row_weight = self._in_data_order(
-                n, valid_idx, None if valid is None else valid[1].get("member_weight"))
+                n, valid_idx, None if given is None else given[:, valid_idx])
         train = _weights_of_mean_one(train)
         if valid is not None and "member_weight" in valid[1]:
-            empty = torch.nonzero(valid[1]["member_weight"].sum(dim=1) == 0).flatten()
+            empty = np.flatnonzero(self.valid_row_weight.sum(dim=1).numpy() == 0)
             if len(empty):
                 raise ValueError(
                     f"members {empty.tolist()[:10]} have no validation row of positive "
@@ -422,12 +426,13 @@ class Trainer:
             full[:, index] = 1.0 if weight is None else weight.detach().float().cpu()
         return full
 
-    def _own_splits(self, n, take, stratify):
+    def _own_splits(self, n, take, stratify, given_weight=None):
         """(train, valid) over all ``n`` rows for ``member_validation="own"``: each
         member's split lives in its ``member_weight`` (its training rows, or their
         bootstrap counts, in ``train``; its validation rows, scaled to a mean over
-        them, in ``valid``), times any weight the caller passed (cross-fitting). Sets
-        ``train_row_weight`` and ``valid_row_weight``, the same split unscaled."""
+        them, in ``valid``), times any weight the caller passed (cross-fitting,
+        ``given_weight``). Sets ``train_row_weight`` and ``valid_row_weight``, the same
+        split unscaled."""
         valid_mask = torch.zeros(self.n_members, n)
         for m in range(self.n_members):
             _, valid_idx = stratified_split(n, self.validation_fraction, self.generator,
@@ -449,8 +454,8 @@ class Trainer:
 
         train = (shared, weighted(train_weight))
         self.train_row_weight = self._in_data_order(n, order, train[1]["member_weight"])
-        self.valid_row_weight = self._in_data_order(
-            n, order, weighted(valid_mask)["member_weight"])
+        self.valid_row_weight = (valid_mask if given_weight is None
+                                 else valid_mask * given_weight.detach().float().cpu())
         return train, (shared, weighted(valid_weight))
 
     def _train_epoch(self, train, n_batches, optimizer, callbacks):

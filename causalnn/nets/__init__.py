@@ -1,6 +1,7 @@
 """Pure ``nn.Module`` building blocks: no data handling, no training loops."""
 from .members import MemberLinear
-from .mlp import ACTIVATIONS, MLP, init_weights
+from .mlp import ACTIVATIONS, MLP, Dropout, dropout_masks_from, init_weights
 from .representation import RepresentationNet, RepresentationOutput
 
-__all__ = ["ACTIVATIONS", "MLP", "MemberLinear", "RepresentationNet", "RepresentationOutput", "init_weights"]
+__all__ = ["ACTIVATIONS", "MLP", "Dropout", "MemberLinear", "RepresentationNet",
+           "RepresentationOutput", "dropout_masks_from", "init_weights"]

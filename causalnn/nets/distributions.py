@@ -35,15 +35,17 @@ class MixtureDensityNetwork(nn.Module):
     min_scale : float, default=1e-3
         Lower bound on each component's standard deviation, so the likelihood cannot
         grow without bound on a component collapsing onto one point.
+    dropout : float, default=0.0
+        Dropout rate after every hidden layer of the trunk (see :class:`MLP`).
     """
 
     def __init__(self, in_features, out_features, n_components, hidden, activation="relu",
-                 min_scale=1e-3):
+                 min_scale=1e-3, dropout=0.0):
         super().__init__()
         self.out_features = out_features
         self.n_components = n_components
         self.min_scale = min_scale
-        self.trunk = MLP(in_features, hidden, activation=activation)
+        self.trunk = MLP(in_features, hidden, activation=activation, dropout=dropout)
         width = self.trunk.out_features
         self.logits = nn.Linear(width, n_components)
         self.loc = nn.Linear(width, n_components * out_features)
@@ -70,11 +72,14 @@ class CategoricalNetwork(nn.Module):
     n_classes : int
     hidden : sequence of int
     activation : str, default="relu"
+    dropout : float, default=0.0
+        Dropout rate after every hidden layer (see :class:`MLP`).
     """
 
-    def __init__(self, in_features, n_classes, hidden, activation="relu"):
+    def __init__(self, in_features, n_classes, hidden, activation="relu", dropout=0.0):
         super().__init__()
-        self.net = MLP(in_features, hidden, out_features=n_classes, activation=activation)
+        self.net = MLP(in_features, hidden, out_features=n_classes, activation=activation,
+                       dropout=dropout)
 
     def forward(self, context):
         return Categorical(logits=self.net(context), validate_args=False)

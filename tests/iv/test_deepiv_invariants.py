@@ -4,9 +4,11 @@ units, and the first-stage F statistic and partial R^2 of the weak-instrument re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from causalnn import DeepIV
+from causalnn.datasets import make_demand
 
 FAST = dict(first_stage_layers=(16, 16), outcome_layers=(16, 16), n_components=3,
             max_epochs=3, patience=None, batch_size=64)
@@ -78,3 +80,27 @@ def test_first_stage_strength_is_the_weakest_columns_partial_f_and_r2():
     assert est.first_stage_f_statistic_ == pytest.approx(f[1], rel=1e-8)
     assert est.first_stage_strength_ == pytest.approx(f[1] / (f[1] + stats[1][1]),
                                                       rel=1e-8)
+
+
+@pytest.mark.parametrize("call", ["fit", "causal_validation_loss",
+                                  "first_stage_log_likelihood"])
+def test_numpy_X_with_series_sorted_apart_is_refused(call):
+    """With a numpy X there is no index to check against: the pandas y, treatment and
+    instrument must then agree with each other, or rows are paired with other rows'."""
+    data = make_demand(200, rho=0.5, random_state=0)
+    labels = np.arange(200) * 3
+    y = pd.Series(data.y, index=labels)
+    t = pd.Series(np.ravel(data.treatment), index=labels)
+    z = pd.Series(np.ravel(data.instrument), index=labels).sample(frac=1.0, random_state=0)
+    est = DeepIV(max_epochs=1, random_state=0)
+    with pytest.raises(ValueError, match="instrument is a pandas Series whose index has "
+                                         "the same labels as (y|treatment).index in "
+                                         "another order"):
+        if call == "fit":
+            est.fit(data.X, y, treatment=t, instrument=z)
+        else:
+            est.fit(data.X, data.y, treatment=data.treatment, instrument=data.instrument)
+            if call == "causal_validation_loss":
+                est.causal_validation_loss(data.X, y, z)
+            else:
+                est.first_stage_log_likelihood(data.X, t, z)

@@ -23,7 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._scaling import column_scaling
 from ..._base._validation import (as_pandas_frame, check_features, check_matrix,
-                                  check_same_index, check_scalar_or_vector, check_varies,
+                                  check_same_index, check_same_rows, check_scalar_or_vector,
+                                  check_varies,
                                   check_vector, column_list, split_named_columns)
 from ...engine import make_generator, predict_in_batches, spawn_generator
 from ...exceptions import WeakInstrumentWarning
@@ -292,7 +293,8 @@ class DeepIV(BaseCausalEstimator):
         -------
         self : DeepIV
         """
-        check_same_index(instrument, X, "instrument")
+        # against X's index, or each other's when X is a numpy array
+        check_same_rows([(y, "y"), (treatment, "treatment"), (instrument, "instrument")], X)
         X, instrument = split_named_columns(X, instrument, self.instrument_cols,
                                             name="instrument", param="instrument_cols")
         # scratch for _fit, which the base calls after checking X, y and the treatment
@@ -631,7 +633,7 @@ class DeepIV(BaseCausalEstimator):
         -------
         log_likelihood : float
         """
-        check_same_index(treatment, X, "treatment")
+        check_same_rows([(treatment, "treatment"), (instrument, "instrument")], X)
         X, context = self._first_stage_context(
             X, instrument, call="first_stage_log_likelihood(X, treatment, instrument=z)")
         n = X.shape[0]
@@ -714,7 +716,7 @@ class DeepIV(BaseCausalEstimator):
             raise ValueError(f"n_draws must be an integer >= 2 (the draws' variance of h "
                              f"corrects the loss's bias); got {n_draws!r}.")
         check_is_fitted(self, "n_features_in_")
-        check_same_index(y, X, "y")
+        check_same_rows([(y, "y"), (instrument, "instrument")], X)
         X, context = self._first_stage_context(
             X, instrument, call="causal_validation_loss(X, y, instrument=z)")
         y = check_vector(y, name="y", n_samples=X.shape[0])

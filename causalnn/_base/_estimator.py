@@ -136,6 +136,9 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         check_same_index(treatment, X_given, "treatment")
         # a numpy X has no index: then y's and the treatment's must agree
         check_same_rows([(y_given, "y"), (treatment, "treatment")], X_given)
+        # a refit starts from nothing: no fitted attribute of an earlier fit (an
+        # overlap_share_, a coef_ of another outcome model) may survive beside the new
+        self._forget_fit()
         # converted after the index check, which an index-less (polars) frame skips
         treatment = self._validate_treatment(as_pandas_frame(treatment), n)
 
@@ -288,12 +291,15 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             return X
         return (X - offset) / self.X_scale_
 
-    def _to_outcome_scale(self, eta):
-        """Linear predictor (training scale) to the units of ``y``, in float64."""
+    def _to_outcome_scale(self, eta, offset=0.0):
+        """Linear predictor (training scale) to the units of ``y``, in float64, less
+        ``offset`` (continuous outcomes): with an ``offset`` near ``y_mean_`` the
+        difference of two such predictions keeps the digits a large outcome offset
+        would round away."""
         eta = np.asarray(eta, dtype=np.float64)
         if self.outcome_type_ == "binary":
             return 1.0 / (1.0 + np.exp(-eta))
-        return eta * self.y_scale_ + self.y_mean_
+        return eta * self.y_scale_ + (self.y_mean_ - offset)
 
     def _effect_from_eta(self, eta0, eta1):
         """``mu(T1) - mu(T0)`` in the units of ``y``, in float64. For a continuous

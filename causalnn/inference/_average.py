@@ -67,7 +67,7 @@ class AverageEffectResult:
         self.influence = influence
         n = len(treatment)
         if stderr is None:
-            stderr = (np.std(influence, ddof=1) / np.sqrt(n)
+            stderr = (_scaled_std(influence) / np.sqrt(n)
                       if influence is not None and n > 1 else np.nan)
         self.stderr = float(stderr)
         self.target, self.method = target, method
@@ -177,16 +177,30 @@ def aggregate_repeats(results):
     estimates = np.array([r.point_estimate for r in results])
     stderrs = np.array([r.stderr for r in results])
     theta = float(np.median(estimates))
-    variance = np.median(stderrs ** 2 + (estimates - theta) ** 2)
+    # on a common scale, so that the squares neither under- nor overflow
+    top = max(np.max(np.abs(stderrs)), np.max(np.abs(estimates - theta)))
+    top = top if np.isfinite(top) and top > 0 else 1.0
+    variance = np.median((stderrs / top) ** 2 + ((estimates - theta) / top) ** 2)
     closest = results[int(np.argmin(np.abs(estimates - theta)))]
     return AverageEffectResult(
-        point_estimate=theta, stderr=float(np.sqrt(variance)),
+        point_estimate=theta, stderr=float(np.sqrt(variance) * top),
         influence=closest.influence, target=closest.target, method=closest.method,
         propensity=closest.propensity, treatment=closest.treatment,
         plugin_estimate=float(np.median([r.plugin_estimate for r in results])),
         propensity_clip=closest.propensity_clip, n_clipped=closest.n_clipped,
         trim=closest.trim, n_trimmed=closest.n_trimmed, cv=closest.cv,
         n_repeats=len(results), repeats=list(results))
+
+
+def _scaled_std(values):
+    """``np.std(values, ddof=1)`` computed on ``values`` divided by their largest
+    magnitude, so that the squares neither underflow (outcomes below ~1e-154 gave a
+    stderr of 0) nor overflow (above ~1e154, inf)."""
+    values = np.asarray(values, dtype=np.float64)
+    top = np.max(np.abs(values)) if values.size else 0.0
+    if not np.isfinite(top) or top == 0:
+        return float(np.std(values, ddof=1))
+    return float(np.std(values / top, ddof=1) * top)
 
 
 def _arm_shares(t):

@@ -234,6 +234,10 @@ class AverageEffectInferenceMixin:
         # the outcome type of the y analysed now (TMLE's fluctuation scale); with
         # cv=None the nuisances are this fit's, so y must be of the type it was fitted on
         outcome = self._resolve_outcome(y)
+        # continuous outcomes enter the estimates less their median (the estimates do
+        # not change): mu1 - mu0 and y - mu then keep the digits an offset such as
+        # 1e12 would round away in the units of y (the median cannot overflow)
+        offset = 0.0 if outcome == "binary" else float(np.median(y))
         if cv is None:
             fitted = getattr(self, "outcome_type_", outcome)
             if fitted != outcome:
@@ -241,15 +245,16 @@ class AverageEffectInferenceMixin:
                     f"y is a {outcome} outcome, but this {type(self).__name__} was "
                     f"fitted on a {fitted} one; with cv=None its own predictions are "
                     f"the nuisances, so pass the y it was fitted on (or use cv).")
-            partitions = [self._nuisances_in_sample(X, t, model, features=features)]
+            partitions = [self._nuisances_in_sample(X, t, model, features=features,
+                                                    offset=offset)]
         else:
             self._check_arms_per_fold(t, cv)
             partitions = self._nuisances_cross_fitted(X, y, t, model, cv, n_repeats,
-                                                      features=features)
+                                                      features=features, offset=offset)
         check_overlap(np.mean([e for _, _, e in partitions], axis=0),
                       owner=f"{type(self).__name__}.ate_inference",
                       clip=max(propensity_clip, OVERLAP_BOUNDS))
-        results = [estimate_average_effect(y, t, mu0, mu1, e, target=target,
+        results = [estimate_average_effect(y - offset, t, mu0, mu1, e, target=target,
                                            method=method, outcome=outcome,
                                            propensity_clip=propensity_clip, trim=trim,
                                            cv=cv)
@@ -280,15 +285,16 @@ class AverageEffectInferenceMixin:
                 f"{getattr(self, 'validation_fraction', 0.0)}), which can leave it no "
                 f"row of that arm. Use fewer folds or more data.")
 
-    def _nuisances_in_sample(self, X, t, model, *, features=None):
-        """``(mu0, mu1, e)`` from this fitted estimator, on all rows; ``features``
-        (default ``X``) are what the propensity model sees."""
+    def _nuisances_in_sample(self, X, t, model, *, features=None, offset=0.0):
+        """``(mu0, mu1, e)`` from this fitted estimator, on all rows, the outcome
+        means less ``offset``; ``features`` (default ``X``) are what the propensity
+        model sees."""
         features = X if features is None else features
         Xs = self._validate_X(X)
         n = Xs.shape[0]
         eta0, eta1 = self._predict_outcome(Xs, np.zeros(n), np.ones(n))
-        mu0 = np.atleast_2d(self._to_outcome_scale(eta0)).mean(axis=0)
-        mu1 = np.atleast_2d(self._to_outcome_scale(eta1)).mean(axis=0)
+        mu0 = np.atleast_2d(self._to_outcome_scale(eta0, offset)).mean(axis=0)
+        mu1 = np.atleast_2d(self._to_outcome_scale(eta1, offset)).mean(axis=0)
         if model is None:
             e = self._raw_propensity(Xs).mean(axis=0)
         else:
@@ -296,11 +302,11 @@ class AverageEffectInferenceMixin:
         return mu0, mu1, e
 
     def _nuisances_cross_fitted(self, X, y, t, model, cv, n_repeats=1, *,
-                                features=None):
+                                features=None, offset=0.0):
         """``[(mu0, mu1, e)]``, one per fold partition, every row predicted by the
         models of the folds that left it out; all partitions' fold models are the
-        members of one batched fit. ``features`` (default ``X``) are what the
-        propensity model sees."""
+        members of one batched fit, the outcome means less ``offset``. ``features``
+        (default ``X``) are what the propensity model sees."""
         features = X if features is None else features
         seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
         # partition 0 is StratifiedKFold(cv, random_state=seed)'s, whatever n_repeats
@@ -323,7 +329,8 @@ class AverageEffectInferenceMixin:
         Xs = est._validate_X(X)
         n = Xs.shape[0]
         eta0, eta1 = est._predict_outcome(Xs, np.zeros(n), np.ones(n))
-        mu0_all, mu1_all = est._to_outcome_scale(eta0), est._to_outcome_scale(eta1)
+        mu0_all = est._to_outcome_scale(eta0, offset)
+        mu1_all = est._to_outcome_scale(eta1, offset)
         e_all = est._raw_propensity(Xs) if model is None else None
         rows = np.arange(n)
         nuisances = []

@@ -98,7 +98,8 @@ def pehe(true_effect, estimated_effect):
     ------
     ValueError
         If an argument is not 1-d, not finite, empty, or if their lengths
-        differ.
+        differ; or if both are pandas Series whose indexes differ (the rows
+        are paired by position).
 
     References
     ----------
@@ -114,6 +115,9 @@ def pehe(true_effect, estimated_effect):
     >>> pehe([1.0, 2.0, 3.0], [1.0, 2.0, 6.0])
     1.7320508075688772
     """
+    # rows are paired by position: two Series must list them in one order
+    check_same_rows([(true_effect, "true_effect"),
+                     (estimated_effect, "estimated_effect")], None)
     tau = _check_effect(true_effect, "true_effect")
     tau_hat = _check_effect(estimated_effect, "estimated_effect")
     if tau.shape[0] != tau_hat.shape[0]:

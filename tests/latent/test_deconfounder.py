@@ -335,7 +335,8 @@ def test_effect_with_covariates_averages_z_hat_jointly_with_x():
     est = Deconfounder(n_factors=1, outcome_model="neural", max_epochs=1,
                        random_state=0, **{**QUICK, "factor_max_epochs": 300}).fit(
         X, d.y, treatment=d.treatment)
-    est._outcome = lambda A, Z, X, naive=False: A[:, 0] * Z[:, 0] * X[:, 0]
+    est._outcome = (lambda A, Z, X, naive=False, offset=0.0:
+                    A[:, 0] * Z[:, 0] * X[:, 0] - offset)
     Z = (est.substitute_confounder(d.treatment) - est.confounder_mean_) / \
         est.confounder_scale_
     joint = float(np.mean(Z[:, 0] * X[:, 0]))

@@ -299,6 +299,7 @@ class Deconfounder(BaseCausalEstimator):
         # the base's guards: a failed refit leaves the estimator unfitted (not half old,
         # half new), the device is checked, torch's global random stream is left alone
         with self._forget_fit_on_failure():
+            self._forget_fit()  # nothing of an earlier fit survives a refit
             self.n_causes_ = m
             self.n_features_in_ = X.shape[1]
             for attr, value in (("cause_names_", cause_names),
@@ -445,12 +446,15 @@ class Deconfounder(BaseCausalEstimator):
     def _compute_loss(self, module, batch):
         return {"loss": (module(batch["inputs"]).squeeze(1) - batch["y"]).pow(2).mean()}
 
-    def _outcome(self, A, Z, X, naive=False):
-        """The fitted ``E[Y | a, z_hat, x]`` (float64, units of y)."""
+    def _outcome(self, A, Z, X, naive=False, offset=0.0):
+        """The fitted ``E[Y | a, z_hat, x]`` (float64, units of y) less ``offset``: the
+        difference of two outcomes taken with ``offset=y_mean_`` keeps the digits a
+        large outcome offset would round away."""
         if self.outcome_model == "linear":
             beta, (intercept, gamma) = ((self.naive_coef_, self._naive_linear) if naive
                                         else (self.coef_, self._linear))
-            return intercept + A @ beta + _design(None if naive else Z, X) @ gamma
+            return ((intercept - offset) + A @ beta
+                    + _design(None if naive else Z, X) @ gamma)
         key = "naive" if naive else "adjusted"
         module = self.naive_module_ if naive else self.outcome_module_
         inputs = (_design(A, None if naive else Z, X) - self._input_mean[key]) / \
@@ -458,7 +462,7 @@ class Deconfounder(BaseCausalEstimator):
         out = predict_in_batches(lambda v: module(v).squeeze(1),
                                  [torch.as_tensor(inputs, dtype=torch.float32)],
                                  device=self.device_)
-        return out.astype(np.float64) * self.y_scale_ + self.y_mean_
+        return out.astype(np.float64) * self.y_scale_ + (self.y_mean_ - offset)
 
     # ---- substitute confounder and effects ------------------------------------------
     def _validate_causes(self, A):
@@ -517,8 +521,8 @@ class Deconfounder(BaseCausalEstimator):
         on[np.arange(m), :, np.arange(m)] = 1.0
         off[np.arange(m), :, np.arange(m)] = 0.0
         tile = lambda M: np.tile(M, (m, 1))  # noqa: E731
-        y1 = self._outcome(on.reshape(-1, m), tile(Z), tile(X), naive)
-        y0 = self._outcome(off.reshape(-1, m), tile(Z), tile(X), naive)
+        y1 = self._outcome(on.reshape(-1, m), tile(Z), tile(X), naive, self.y_mean_)
+        y0 = self._outcome(off.reshape(-1, m), tile(Z), tile(X), naive, self.y_mean_)
         return (y1 - y0).reshape(m, r).mean(1)
 
     def _levels(self, value, name, n):
@@ -632,16 +636,16 @@ class Deconfounder(BaseCausalEstimator):
             index[start:start + _CHUNK] = np.argsort(distance, axis=1, kind="stable")[:, :s]
         return Z, index
 
-    def _predict_outcome(self, X, *treatments, causes=None):
-        """``E[Y | do(A = t), x]`` per row: ``f`` averaged over the substitute
-        confounder's values for that row (see ``_confounder_rows``)."""
+    def _predict_outcome(self, X, *treatments, causes=None, offset=0.0):
+        """``E[Y | do(A = t), x]`` per row, less ``offset``: ``f`` averaged over the
+        substitute confounder's values for that row (see ``_confounder_rows``)."""
         n = len(treatments[0])
         Z, index = self._confounder_rows(X, causes, n)
         s = index.shape[1]
         x = np.empty((n, 0)) if X is None else X
         z = Z[index.ravel()]
-        return [self._outcome(np.repeat(t, s, 0), z, np.repeat(x, s, 0)).reshape(n, s)
-                .mean(1) for t in treatments]
+        return [self._outcome(np.repeat(t, s, 0), z, np.repeat(x, s, 0), offset=offset)
+                .reshape(n, s).mean(1) for t in treatments]
 
     def _observed_causes(self, observed_causes, n):
         if observed_causes is None:
@@ -717,7 +721,7 @@ class Deconfounder(BaseCausalEstimator):
         t0, t1 = self._levels(T0, "T0", n), self._levels(T1, "T1", n)
         if self.outcome_model == "linear":  # the average over z_hat cancels
             return (t1 - t0) @ self.coef_
-        mu0, mu1 = self._predict_outcome(X, t0, t1, causes=causes)
+        mu0, mu1 = self._predict_outcome(X, t0, t1, causes=causes, offset=self.y_mean_)
         return mu1 - mu0
 
     def ate(self, X=None, T0=0, T1=1, *, observed_causes=None):

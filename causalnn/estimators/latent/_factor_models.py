@@ -289,8 +289,9 @@ class DeepFactorModel(_FittedFactorModel):
     With real-valued (Gaussian) causes the network sees each cause standardised by the
     mean and standard deviation of its observed entries (``mean_``, ``scale_``), and
     ``natural`` and ``scale`` map back to the causes' units: the fit is then the same
-    whatever the causes' location and units, as PPCA's is (a raw offset of 100 cost the
-    VAE most of the latent). Counts and 0/1 causes are fed as they are: their values
+    whatever the causes' location and units, as the deconfounder's PPCA's is
+    (:func:`fit_factor_model` standardises its real-valued causes too; a raw offset of
+    100 cost the VAE most of the latent). Counts and 0/1 causes are fed as they are: their values
     carry meaning (a rate, a presence) that a shift would destroy.
     """
 
@@ -448,11 +449,50 @@ def extreme_fraction(unit_pvalues, level=0.1):
     return float(np.mean((u < level / 2) | (u > 1 - level / 2)))
 
 
+class _StandardizedPPCA(_FittedFactorModel):
+    """PPCA of the causes, the real-valued ones standardised by the mean and standard
+    deviation of their observed entries, mapped back to the causes' units.
+
+    ``Z_hat`` then does not depend on any one cause's units, as the deep model's does
+    not: PPCA of the raw causes lets a cause in small units (kg -> g) take a factor of
+    its own and absorb its effect (coefficient -0.76 -> -0.004 for a true -1).
+    """
+
+    likelihood = "gaussian"
+
+    def __init__(self, n_factors):
+        self.n_factors = n_factors
+
+    def fit(self, A, observed, random_state):
+        A = np.asarray(A, dtype=np.float64)
+        observed = np.asarray(observed, dtype=bool)
+        # real-valued causes only: 0/1 causes keep their values (as the features'
+        # scaling leaves 0/1 columns), so all-binary data fit exactly as before
+        real = ~np.all(np.isin(np.where(observed, A, 0.0), (0.0, 1.0)), axis=0)
+        shift = observed_column_means(A, observed)
+        spread = np.sqrt(observed_column_means((A - shift) ** 2, observed))
+        self.shift_ = np.where(real, shift, 0.0)
+        self.unit_ = np.where(real & (spread > 0), spread, 1.0)
+        self.model_ = PPCAFactorModel(self.n_factors).fit(
+            (A - self.shift_) / self.unit_, observed, random_state)
+        return self
+
+    def posterior(self, A, observed):
+        return self.model_.posterior((A - _t(self.shift_)) / _t(self.unit_), observed)
+
+    def natural(self, Z):
+        return _t(self.shift_) + _t(self.unit_) * self.model_.natural(Z)
+
+    @property
+    def scale(self):
+        return _t(self.unit_) * self.model_.scale
+
+
 def fit_factor_model(kind, likelihood, n_factors, A, observed, *, hidden, trainer_kwargs,
                      generator, random_state):
     """Build and fit the factor model ``kind`` on the ``observed`` entries of ``A``."""
     if kind == "ppca":
-        return PPCAFactorModel(n_factors).fit(A, observed, random_state)
+        return _StandardizedPPCA(n_factors).fit(A, observed, random_state)
     if kind == "deep":
         return DeepFactorModel(n_factors, likelihood, hidden).fit(
             A, observed, trainer_kwargs, generator)

@@ -140,3 +140,19 @@ def test_deepiv_refit_with_another_treatment_type_leaves_no_stale_attribute():
     refit.set_params(treatment_type="continuous").fit(X, y, treatment=tc, instrument=z)
     fitted = {k for k in vars(fresh) if k.endswith("_") and not k.startswith("_")}
     assert {k for k in vars(refit) if k.endswith("_") and not k.startswith("_")} == fitted
+
+
+
+@pytest.mark.parametrize("bad", ["X", "treatment"])
+def test_an_input_error_at_refit_leaves_the_earlier_fit_whatever_input_was_wrong(bad):
+    """One rule for every input error: bad X (wrong length) and a bad treatment (not
+    0/1) alike are refused before anything changes; a later failure unfits."""
+    X, y, t = _grid_outcome(60)
+    est = TARNet(**SMALL).fit(X, y, treatment=t)
+    before = est.effect(X)
+    with pytest.raises(ValueError):
+        if bad == "X":
+            est.fit(X[:-1], y, treatment=t)
+        else:
+            est.fit(X, y, treatment=t * 2)
+    np.testing.assert_array_equal(est.effect(X), before)

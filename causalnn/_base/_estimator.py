@@ -136,11 +136,12 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         check_same_index(treatment, X_given, "treatment")
         # a numpy X has no index: then y's and the treatment's must agree
         check_same_rows([(y_given, "y"), (treatment, "treatment")], X_given)
-        # a refit starts from nothing: no fitted attribute of an earlier fit (an
-        # overlap_share_, a coef_ of another outcome model) may survive beside the new
-        self._forget_fit()
         # converted after the index check, which an index-less (polars) frame skips
         treatment = self._validate_treatment(as_pandas_frame(treatment), n)
+        # every input is valid: a refit starts from nothing, so that no fitted attribute
+        # of the earlier fit (an overlap_share_, a coef_ of another outcome model)
+        # survives beside the new ones (an input error leaves the earlier fit as it is)
+        self._forget_fit()
 
         with self._forget_fit_on_failure():
             self.n_features_in_ = X.shape[1]

@@ -303,14 +303,13 @@ class DeepIV(BaseCausalEstimator):
             return super().fit(X, y, treatment=treatment)
         finally:
             del self._instrument
+            self.__dict__.pop("_treatment_names", None)
 
     def _resolve_outcome(self, y):
         return "continuous"  # squared-error second stage; y is standardised
 
     def _validate_treatment(self, treatment, n_samples):
         owner = type(self).__name__
-        if hasattr(self, "treatment_names_"):  # from an earlier fit
-            del self.treatment_names_
         if self.treatment_type == "discrete":
             treatment = check_vector(treatment, name="treatment", n_samples=n_samples)
             classes = np.unique(treatment)
@@ -320,7 +319,8 @@ class DeepIV(BaseCausalEstimator):
             return treatment
         # the columns of a vector treatment are matched by name at prediction, as X's
         if isinstance(treatment, pd.DataFrame):
-            _, self.treatment_names_ = check_features(treatment, name="treatment",
+            # kept aside until _fit: the base forgets the earlier fit after validation
+            _, self._treatment_names = check_features(treatment, name="treatment",
                                                       owner=owner)
         treatment = check_matrix(treatment, name="treatment", n_samples=n_samples)
         check_varies(treatment, name="treatment")
@@ -346,6 +346,8 @@ class DeepIV(BaseCausalEstimator):
         return instrument
 
     def _fit(self, X, y, treatment, generator):
+        if getattr(self, "_treatment_names", None) is not None:
+            self.treatment_names_ = self._treatment_names
         Z = self._check_instrument(self._instrument, X.shape[0])
         self.n_instruments_ = Z.shape[1]
         self.x_mean_, self.x_scale_ = column_scaling(X, name="X")

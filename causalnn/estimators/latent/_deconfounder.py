@@ -299,7 +299,7 @@ class Deconfounder(BaseCausalEstimator):
         # the base's guards: a failed refit leaves the estimator unfitted (not half old,
         # half new), the device is checked, torch's global random stream is left alone
         with self._forget_fit_on_failure():
-            self._forget_fit()  # nothing of an earlier fit survives a refit
+            self._forget_fit()  # inputs valid: nothing of an earlier fit survives
             self.n_causes_ = m
             self.n_features_in_ = X.shape[1]
             for attr, value in (("cause_names_", cause_names),

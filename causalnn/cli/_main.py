@@ -365,6 +365,11 @@ def _read_csv(path, index_col, sep=","):
     if index_col is not None:
         _check_columns(frame, [index_col], "--index-col")
         frame = frame.set_index(index_col)
+        repeated = int(frame.index.duplicated(keep=False).sum())
+        if repeated:  # the effects file's ids would not identify its rows
+            print(f"{PROG}: warning: --index-col {index_col} repeats values ({repeated} "
+                  f"rows share an id with another row): the effects written under them "
+                  f"cannot be joined back by id alone", file=sys.stderr)
     if unnamed is not None and unnamed != index_col:
         # pandas writes its index as a first column with an empty header
         # (df.to_csv(path)); it numbers rows, it is not a covariate

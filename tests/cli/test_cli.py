@@ -102,6 +102,21 @@ def test_csv_index_col_and_covariates(toy_csv_with_id, tmp_path, capsys):
     assert effects["id"].tolist() == [f"u{i}" for i in range(60)]
 
 
+def test_repeated_index_col_values_are_warned_about(toy_frame, tmp_path, capsys):
+    frame = toy_frame.copy()
+    frame.loc[[3, 7], "id"] = "u0"  # three rows now share the id u0
+    path = tmp_path / "repeated_ids.csv"
+    frame.to_csv(path, index=False)
+    assert main(_toy_args(str(path)) + FAST + ["--index-col", "id", "--no-inference"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --index-col id repeats values (3 rows share an id" in err
+    # unique ids: no such warning
+    unique = tmp_path / "unique_ids.csv"
+    toy_frame.to_csv(unique, index=False)
+    assert main(_toy_args(str(unique)) + FAST + ["--index-col", "id", "--no-inference"]) == 0
+    assert "repeats values" not in capsys.readouterr().err
+
+
 def test_csv_is_reproducible_with_seed(toy_csv, tmp_path):
     paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
     for path in paths:

@@ -440,8 +440,12 @@ class Trainer:
             valid_mask[m, valid_idx] = 1.0
         train_weight = 1.0 - valid_mask
         if self.bootstrap:  # each member resamples its own training rows
+            # within the rows the caller's weight keeps (a cross-fitting fold's), as
+            # many draws as the member has there
+            rows = (train_weight if given_weight is None
+                    else train_weight * (given_weight.detach().cpu() > 0))
             train_weight = bootstrap_counts(self.n_members, n, self.generator, "cpu",
-                                            rows=train_weight, strata=stratify)
+                                            rows=rows, strata=stratify)
         valid_weight = valid_mask * (n / valid_mask.sum(dim=1, keepdim=True))
         # one order for both, shuffled once so validation chunks mix the arms
         order = torch.randperm(n, generator=self.generator)

@@ -57,9 +57,9 @@ FOLD_MASK = torch.tensor([[float(i % 2) for i in range(N)],
 @pytest.mark.parametrize("n_members, member_validation, bootstrap, given", [
     (None, "shared", False, None), (3, "shared", False, None), (3, "shared", True, None),
     (3, "own", False, None), (3, "own", True, None), (2, "shared", True, FOLD_MASK),
-    (2, "own", False, FOLD_MASK)],
+    (2, "own", False, FOLD_MASK), (2, "own", True, FOLD_MASK)],
     ids=["one-model", "shared", "shared-bootstrap", "own", "own-bootstrap",
-         "folds-bootstrap", "folds-own"])
+         "folds-bootstrap", "folds-own", "folds-own-bootstrap"])
 def test_the_exposed_row_weights_are_those_the_losses_used(n_members, member_validation,
                                                            bootstrap, given):
     trainer, trained, validated = _fit_and_record(n_members, member_validation,

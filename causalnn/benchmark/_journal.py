@@ -10,14 +10,13 @@ ones, reads the records back and runs only the work items that have none.
 """
 import datetime
 import json
-import os
 import uuid
 from pathlib import Path
 
 import numpy as np
 
 from ._report import (RUN_RECORDS_FILE, RUN_SETTINGS_FILE, RESULT_FILE_PATTERNS,
-                      _clear_results, check_out_folder, held_results)
+                      _clear_results, check_out_folder, held_results, write_atomically)
 
 __all__ = ["run_settings", "start_run", "resume_run", "write_records", "append_records"]
 
@@ -82,14 +81,6 @@ def _differences(recorded, current):
     return differences
 
 
-def _write_atomically(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder, so a
-    crash leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def start_run(out, settings, force):
     """Begin the record of a new run in the folder ``out``: refuse a folder holding an
     earlier run's outputs or record (``FileExistsError``) unless ``force``, which
@@ -100,7 +91,7 @@ def start_run(out, settings, force):
     out.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    _write_atomically(out / RUN_SETTINGS_FILE, json.dumps(
+    write_atomically(out / RUN_SETTINGS_FILE, json.dumps(
         {"format": FORMAT, "run_id": run_id, "started": started, "settings": settings},
         indent=1) + "\n")
     write_records(out, [])
@@ -145,6 +136,20 @@ def resume_run(out, settings):
     return run_id, _read_records(out / RUN_RECORDS_FILE)
 
 
+def _record_key(row):
+    """``(model, dataset, replication)`` of a record read back, after checking that
+    it is one (a hand-edited line may parse as JSON and still not be a record)."""
+    if not isinstance(row, dict):
+        raise TypeError(f"a JSON {type(row).__name__}, not an object")
+    key = (row["model"], row["dataset"], row["replication"])
+    if not (isinstance(key[0], str) and isinstance(key[1], str)
+            and isinstance(key[2], int) and not isinstance(key[2], bool)):
+        raise TypeError("model and dataset must be strings and replication an integer")
+    if row["status"] not in ("ok", "failed"):
+        raise ValueError(f"status {row['status']!r} is neither 'ok' nor 'failed'")
+    return key
+
+
 def _read_records(path):
     """The records of ``path``, one per (model, dataset, replication), the last line
     of each winning. A last line cut short (the process died while writing it) is
@@ -158,7 +163,7 @@ def _read_records(path):
             continue
         try:
             row = json.loads(line)
-            key = (row["model"], row["dataset"], row["replication"])
+            key = _record_key(row)
         except (ValueError, KeyError, TypeError) as exc:
             if number == len(lines):
                 break
@@ -171,7 +176,7 @@ def _read_records(path):
 
 def write_records(out, records):
     """Replace the records file of ``out`` by ``records`` (one JSON line each)."""
-    _write_atomically(Path(out) / RUN_RECORDS_FILE, "".join(
+    write_atomically(Path(out) / RUN_RECORDS_FILE, "".join(
         json.dumps(row, default=_plain) + "\n" for row in records))
 
 

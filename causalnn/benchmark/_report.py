@@ -4,6 +4,8 @@ import json
 import os
 import platform
 import re
+import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,13 @@ __all__ = ["machine_description", "summarize", "format_table", "write_results",
 # ``causalnn bench``) refuse a folder holding any of them unless told to replace them.
 # Plots are named per dataset of the registry, so a user's own "errorbars_mine.png"
 # beside them is neither refused nor deleted
-PLOT_FILE_PATTERNS = tuple(f"{kind}_{name}.png" for name in DATASETS
-                           for kind in ("errorbars", "effects"))
+def _plot_names(datasets):
+    """The plot files a run over ``datasets`` writes."""
+    return tuple(f"{kind}_{name}.png" for name in datasets
+                 for kind in ("errorbars", "effects"))
+
+
+PLOT_FILE_PATTERNS = _plot_names(DATASETS)
 OUTPUT_FILE_PATTERNS = ("results.md", "results.csv", "results.json") + PLOT_FILE_PATTERNS
 # the run record run_benchmark(out=...) keeps so that resume=True can continue the run
 # (see _journal.py): its settings, and its records appended as work items finish
@@ -363,6 +370,27 @@ def _is_recorded_run(result, out):
     return run_id is not None and run_id == recorded_run_id(out)
 
 
+def _own_outputs(result):
+    """The output files the run ``result`` writes: its table files and its own
+    datasets' plots, which replacing it may delete (no other dataset's plot)."""
+    return ("results.md", "results.csv", "results.json") + _plot_names(result["datasets"])
+
+
+def write_atomically(path, text):
+    """Write ``text`` to ``path`` through a temporary file in the same folder, so a
+    crash leaves the old file or the new one, never half of one. A symbolic link is
+    followed (the file it names is replaced) and the file's mode is kept."""
+    target = Path(path).resolve()
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text)
+        if target.exists():
+            shutil.copymode(target, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _clear_results(out, patterns):
     """Delete the files matching ``patterns`` in ``out`` (only those): an earlier run's
     plots for datasets the new run lacks would otherwise stay beside its table."""
@@ -420,7 +448,7 @@ def write_results(result, out, command, *, force=False):
     """
     out = Path(out)
     if _is_recorded_run(result, out):
-        _clear_results(out, OUTPUT_FILE_PATTERNS)
+        _clear_results(out, _own_outputs(result))
     else:
         check_out_folder(out, force)
         _clear_results(out, RESULT_FILE_PATTERNS)
@@ -469,9 +497,11 @@ def plot_results(result, out, *, force=False):
     except ImportError:
         return []
     out = Path(out)
-    if not _is_recorded_run(result, out):
+    if _is_recorded_run(result, out):   # its own datasets' plots, no other
+        _clear_results(out, _plot_names(result["datasets"]))
+    else:
         check_out_folder(out, force, PLOT_FILE_PATTERNS)
-    _clear_results(out, PLOT_FILE_PATTERNS)
+        _clear_results(out, PLOT_FILE_PATTERNS)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(result)
     paths = []
@@ -568,5 +598,6 @@ def update_readme(path, markdown):
     else); the markers must stand alone on their lines (see :func:`check_readme`)."""
     text = check_readme(path)
     start, end = _marker_block(text, path)
-    Path(path).write_text(text[:start[1]] + "\n" + markdown.rstrip() + "\n"
-                          + text[end[0]:])
+    # the user's file: a crash mid-write must leave the old README, never half of it
+    write_atomically(path, text[:start[1]] + "\n" + markdown.rstrip() + "\n"
+                     + text[end[0]:])

@@ -3,11 +3,15 @@
 with other settings is refused, and the output folder's protection still holds."""
 import csv
 import json
+import pathlib
+import re
 
 import pytest
 
 from causalnn import TARNet
 from causalnn.benchmark import MODELS, ModelSpec, run_benchmark, write_results
+from causalnn.benchmark._report import (README_END, README_START, plot_results,
+                                        update_readme)
 from causalnn.benchmark import _runner
 from causalnn.benchmark._models import _Causalnn
 from causalnn.cli import main
@@ -140,6 +144,63 @@ def test_a_damaged_line_before_the_last_is_an_error_naming_it(tmp_path):
     with pytest.raises(ValueError, match="resume: line 1 of .*bench_records.jsonl is "
                                          "not a record"):
         run_benchmark(**grid, out=tmp_path, resume=True)
+
+
+@pytest.mark.parametrize("line, why", [
+    ('{"model": "constant", "dataset": "ihdp", "replication": 1}', "KeyError: 'status'"),
+    ('{"model": "constant", "dataset": "ihdp", "replication": [1], "status": "ok"}',
+     "replication an integer"),
+    ('[1, 2]', "a JSON list, not an object"),
+    ('{"model": "constant", "dataset": "ihdp", "replication": 1, "status": "done"}',
+     "neither 'ok' nor 'failed'")])
+def test_a_json_line_that_is_no_record_is_an_error_naming_it(tmp_path, line, why):
+    """A hand-edited line may parse as JSON and still not be a record: the same
+    message as for a garbled line, not a KeyError traceback or an unnamed TypeError."""
+    grid = dict(models=[CONSTANT], datasets=["ihdp"], replications=2, progress=False)
+    run_benchmark(**grid, out=tmp_path)
+    lines = (tmp_path / RECORDS).read_text().splitlines()
+    (tmp_path / RECORDS).write_text(line + "\n" + lines[1] + "\n")
+    with pytest.raises(ValueError, match=r"resume: line 1 of .*bench_records.jsonl is "
+                                         r"not a record \(.*" + re.escape(why)):
+        run_benchmark(**grid, out=tmp_path, resume=True)
+
+
+def test_replacing_a_recorded_runs_outputs_leaves_other_datasets_plots(tmp_path):
+    """Only the run's own table and its own datasets' plots are replaced: a plot of
+    another benchmark dataset that the user put beside them stays."""
+    pytest.importorskip("matplotlib")
+    grid = dict(models=[CONSTANT], datasets=["ihdp"], replications=2, progress=False)
+    result = run_benchmark(**grid, out=tmp_path)
+    (tmp_path / "errorbars_make_ihdp.png").write_bytes(b"the user's")
+    write_results(result, tmp_path, "test")
+    plot_results(result, tmp_path)
+    again = run_benchmark(**grid, out=tmp_path, resume=True)
+    write_results(again, tmp_path, "test")
+    plot_results(again, tmp_path)
+    assert (tmp_path / "errorbars_make_ihdp.png").read_bytes() == b"the user's"
+    assert (tmp_path / "errorbars_ihdp.png").exists()
+
+
+def test_the_readme_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """update_readme writes through a temporary file: a failure mid-write (a kill, a
+    full disk) leaves the user's README as it was, not truncated."""
+    readme = tmp_path / "README.md"
+    original = f"# mine\n{README_START}\nold table\n{README_END}\nmore text\n"
+    readme.write_text(original)
+
+    def dies_mid_write(self, text, *args, **kwargs):
+        with open(self, "w") as fh:
+            fh.write(text[:5])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", dies_mid_write)
+    with pytest.raises(OSError, match="No space left"):
+        update_readme(readme, "new table")
+    monkeypatch.undo()
+    assert readme.read_text() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]  # no litter
+    update_readme(readme, "new table")
+    assert readme.read_text() == original.replace("old table", "new table")
 
 
 def test_a_finished_run_resumes_without_fitting_anything(tmp_path, ctrl_c):

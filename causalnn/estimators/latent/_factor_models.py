@@ -291,8 +291,8 @@ class DeepFactorModel(_FittedFactorModel):
     ``natural`` and ``scale`` map back to the causes' units: the fit is then the same
     whatever the causes' location and units, as the deconfounder's PPCA's is
     (:func:`fit_factor_model` standardises its real-valued causes too; a raw offset of
-    100 cost the VAE most of the latent). Counts and 0/1 causes are fed as they are: their values
-    carry meaning (a rate, a presence) that a shift would destroy.
+    100 cost the VAE most of the latent). Counts and 0/1 causes are fed as they are:
+    their values carry meaning (a rate, a presence) that a shift would destroy.
     """
 
     def __init__(self, n_factors, likelihood, hidden):

@@ -133,8 +133,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         y = check_vector(y, name="y", n_samples=n, warn_column=True)
         # after X and y, so their errors come first
         require_treatment(treatment, self.treatment_col, columns)
-        check_same_index(treatment, X_given, "treatment")
-        # a numpy X has no index: then y's and the treatment's must agree
+        # against X's index; for a numpy X, y's and the treatment's against each other
         check_same_rows([(y_given, "y"), (treatment, "treatment")], X_given)
         # converted after the index check, which an index-less (polars) frame skips
         treatment = self._validate_treatment(as_pandas_frame(treatment), n)

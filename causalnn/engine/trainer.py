@@ -456,11 +456,11 @@ class Trainer:
             weight = weight[:, order].to(self.device)
             return {**members, "member_weight": weight if given is None else weight * given}
 
-        train = (shared, weighted(train_weight))
-        self.train_row_weight = self._in_data_order(n, order, train[1]["member_weight"])
-        self.valid_row_weight = (valid_mask if given_weight is None
-                                 else valid_mask * given_weight.detach().float().cpu())
-        return train, (shared, weighted(valid_weight))
+        # the CPU weights in data order, before they go to the device
+        given_cpu = 1.0 if given_weight is None else given_weight.detach().float().cpu()
+        self.train_row_weight = train_weight * given_cpu
+        self.valid_row_weight = valid_mask * given_cpu
+        return (shared, weighted(train_weight)), (shared, weighted(valid_weight))
 
     def _train_epoch(self, train, n_batches, optimizer, callbacks):
         self.module.train()

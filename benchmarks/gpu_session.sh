@@ -1,57 +1,136 @@
 #!/usr/bin/env bash
-# The GPU checks of a session, as one script with a time limit per step, so that a slow
-# step cannot eat the others' time:
+# The GPU checks of a session, as one script that ends inside a time budget:
 #
 #   bash benchmarks/gpu_session.sh OUTDIR [tests] [members] [throughput] [ihdp] [compile]
 #
 # (no step names: all of them). "tests" runs the whole default suite with the GPU
 # present, where device="auto" puts every estimator on CUDA (8 pytest workers share the
-# GPU). The other steps are the issue-12 benchmarks: 100 IHDP TARNets as one batched
-# fit against one-by-one fits, rows/s against a plain torch loop and CATENets, the 10
-# IHDP files as one fit_many, and torch.compile with CUDA graphs. CATENets is
-# optional: install it first (pip install --no-deps catenets==0.2.4 loguru gdown) or the
-# table says it is missing.
+# GPU when pytest-xdist is there). The other steps are the issue-12 benchmarks: 100 IHDP
+# TARNets as one batched fit against one-by-one fits, rows/s against a plain torch loop
+# and CATENets, the 10 IHDP files as one fit_many, and torch.compile with CUDA graphs.
+#
+# Environment:
+#   GPU_SESSION_BUDGET_S  seconds the whole script may take (default 480). Each step's
+#                         time limit is its own cap or what is left of the budget,
+#                         whichever is less; a step with under 30 s left is skipped.
+#   GPU_SESSION_PACK      a folder: after every step, OUTDIR is packed into
+#                         PACK/gpu_session.tgz (replaced whole, never half-written) and
+#                         the lines printed so far into PACK/summary.txt, so that a call
+#                         cut off at its limit still returns the finished steps.
+#   GPU_SESSION_DEVICE    the device the benchmarks ask for (default cuda; "cpu" for a
+#                         dry run of the script on a machine without a GPU).
+#   PYTHON                the interpreter; by default the first of python3, python and
+#                         /opt/torch/.venv/bin/python3 that imports torch. (A symbolic
+#                         link to a virtual environment's python that lies outside it
+#                         starts a python without the environment's packages.)
+#
+# CATENets is optional: with wheels in .whl/ (pip download catenets==0.2.4 loguru gdown
+# requests beautifulsoup4 soupsieve) they are installed into a folder of their own, used
+# only if torch still imports beside it; otherwise the tables say CATENets is missing.
+#
+# On the device tool, as one call that returns the packed results (the steps' caps add
+# up to more than the budget, so the budget decides):
+#   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=500 bash benchmarks/gpu_session.sh /tmp/gs
+# with timeout_s=600 and carry [".whl"].
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:?usage: bash benchmarks/gpu_session.sh OUTDIR [step ...]}"
 shift
 steps="${*:-tests members throughput ihdp compile}"
-mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-nvidia-smi -L 2>&1 | tee "$OUT/nvidia-smi.txt"
+budget="${GPU_SESSION_BUDGET_S:-480}"
+device="${GPU_SESSION_DEVICE:-cuda}"
+pack_to="${GPU_SESSION_PACK:-}"
 start=$(date +%s)
-stamp() { echo "== $1 done at $(( $(date +%s) - start )) s"; }
+deadline=$((start + budget))
+mkdir -p "$OUT/logs"
+summary="$OUT/summary.txt"
+: > "$summary"
+say() { echo "$*" | tee -a "$summary"; }
 has() { [[ " $steps " == *" $1 "* ]]; }
 
+pack() {  # a half-written archive never replaces a whole one
+  [[ -n "$pack_to" ]] || return 0
+  mkdir -p "$pack_to"
+  cp "$summary" "$pack_to/summary.txt.part" && mv -f "$pack_to/summary.txt.part" "$pack_to/summary.txt"
+  tar czf "$pack_to/gpu_session.tgz.part" -C "$(dirname "$OUT")" "$(basename "$OUT")" \
+    && mv -f "$pack_to/gpu_session.tgz.part" "$pack_to/gpu_session.tgz"
+}
+
+# step NAME CAP_S COMMAND...: runs COMMAND under min(CAP_S, budget left - 15 s); its
+# output goes to logs/NAME.log, and the log's last lines to the summary. SIGINT first
+# (pytest then prints its summary), SIGKILL 10 s later: timeout signals the command's
+# whole process group, pytest's workers included.
+step() {
+  local name=$1 cap=$2
+  shift 2
+  local left=$((deadline - $(date +%s) - 15))
+  local limit=$(( cap < left ? cap : left ))
+  if (( limit < 30 )); then
+    say "== $name skipped: ${left} s of the budget left"
+    return 0
+  fi
+  timeout -s INT -k 10 "$limit" "$@" > "$OUT/logs/$name.log" 2>&1
+  local rc=$?
+  tail -n "${TAIL_LINES:-22}" "$OUT/logs/$name.log" | tee -a "$summary"
+  say "== $name: exit $rc after $(( $(date +%s) - start )) s (limit ${limit} s)"
+  pack
+}
+
+PY="${PYTHON:-}"
+if [[ -z "$PY" ]]; then
+  for candidate in python3 python /opt/torch/.venv/bin/python3; do
+    if command -v "$candidate" > /dev/null && "$candidate" -c "import torch" 2> /dev/null; then
+      PY=$candidate
+      break
+    fi
+  done
+fi
+if [[ -z "$PY" ]] || ! "$PY" -c "import torch" 2> /dev/null; then
+  say "no python with torch found (set PYTHON)"
+  pack
+  exit 2
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" > /dev/null && ! "$PY" -c "import catenets" 2> /dev/null; then
+  site=/tmp/causalnn_gpu_session_site
+  if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+       --target "$site" .whl/*.whl > "$OUT/logs/wheels.log" 2>&1 \
+     && PYTHONPATH="$PYTHONPATH:$site" "$PY" -c "import torch, catenets" 2>> "$OUT/logs/wheels.log"; then
+    export PYTHONPATH="$PYTHONPATH:$site"
+  else
+    say "CATENets wheels did not install (logs/wheels.log): its rows say it is missing"
+  fi
+fi
+say "$("$PY" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())')"
+{ command -v nvidia-smi > /dev/null && nvidia-smi -L || echo "no nvidia-smi"; } > "$OUT/nvidia-smi.txt" 2>&1
+say "$(cat "$OUT/nvidia-smi.txt")"
+say "device $device, budget ${budget} s, steps: $steps"
+pack
+
 if has tests; then
-  workers=$(python -c "import xdist" 2>/dev/null && echo "-n 8" || echo "")
-  timeout 200 python -m pytest -q -p no:cacheprovider $workers -W ignore::UserWarning \
-    --tb=short > "$OUT/pytest.txt" 2>&1
-  grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/pytest.txt" | tail -15
-  stamp tests
+  pytest_args=(-q -p no:cacheprovider -W ignore::UserWarning --tb=short --durations=15)
+  "$PY" -c "import xdist" 2> /dev/null && pytest_args+=(-n 8)
+  "$PY" -c "import pytest_timeout" 2> /dev/null && pytest_args+=(--timeout=150)
+  TAIL_LINES=40 step tests 240 "$PY" -m pytest "${pytest_args[@]}"
 fi
 if has members; then  # 100 IHDP TARNets (10 files x 10 seeds) batched vs one by one
-  timeout 110 python benchmarks/members.py --device cuda --part impl batched \
-    --datasets 10 --seeds 10 --sequential-fits 10 --out "$OUT" 2>&1 | tail -22
-  stamp members
+  step members 110 "$PY" benchmarks/members.py --device "$device" --part impl batched \
+    --datasets 10 --seeds 10 --sequential-fits 10 --out "$OUT"
 fi
 if has throughput; then  # rows/s at 1e6 and 1e7 rows x 25 features
-  timeout 120 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
-    --rows 1000000 --batch 8192 65536 262144 --out "$OUT" 2>&1 | tail -20
-  timeout 60 python benchmarks/throughput.py --device cuda --bf16 --epochs 2 \
-    --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 \
-    --out "$OUT" 2>&1 | tail -8
-  stamp throughput
+  step throughput 110 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
+    --rows 1000000 --batch 8192 65536 262144 --out "$OUT"
+  step throughput_1e7 60 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
+    --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 --out "$OUT"
 fi
 if has ihdp; then  # the 10 IHDP files x 10 members as one fit_many
-  timeout 60 python benchmarks/ihdp.py --device cuda --fit-many --n-members 10 \
-    --models "T-learner GB (baseline)" TARNet --out "$OUT" 2>&1 | tail -8
-  stamp ihdp
+  step ihdp 60 "$PY" benchmarks/ihdp.py --device "$device" --fit-many --n-members 10 \
+    --models "T-learner GB (baseline)" TARNet --out "$OUT"
 fi
 if has compile; then  # CUDA graphs through torch.compile (compilation not timed)
-  timeout 100 python benchmarks/throughput.py --device cuda --epochs 3 \
+  step compile 100 "$PY" benchmarks/throughput.py --device "$device" --epochs 3 \
     --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile catenets --tag _compile \
-    --out "$OUT" 2>&1 | tail -8
-  stamp compile
+    --out "$OUT"
 fi
-echo "total $(( $(date +%s) - start )) s"
+say "total $(( $(date +%s) - start )) s"
+pack

@@ -160,7 +160,8 @@ def require_treatment(treatment, treatment_col=None, columns=None, *,
             f"to the name of the DataFrame column that holds it. {routing}".rstrip())
 
 
-def check_features(X, *, name="X", feature_names=None, n_features=None, owner="estimator"):
+def check_features(X, *, name="X", feature_names=None, n_features=None, owner="estimator",
+                   allow_no_columns=False):
     """Validate a feature matrix and return ``(array float64 (n, d), column names or None)``.
 
     At predict time ``feature_names``/``n_features`` are the ones seen in ``fit``: a
@@ -168,7 +169,14 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     array the same number of columns. Other libraries' DataFrames are taken as their
     pandas conversion (:func:`as_pandas_frame`). Dates and durations are refused, in
     a DataFrame column as in an array: their numeric value depends on the unit of
-    their dtype.
+    their dtype. Any array-like is converted before it is inspected (NumPy functions
+    are not called on the raw input, whose ``__array_function__`` may refuse them).
+
+    ``allow_no_columns=True`` accepts an ``(n, 0)`` matrix, for an estimator whose
+    covariates are optional (the Deconfounder): it is how "no covariates" passes
+    through scikit-learn's cross-validation tools, which cannot split ``None``. Its
+    column names are then None, as scikit-learn records none for a frame without
+    columns.
     """
     names = None
     if callable(getattr(X, "collect", None)) and not hasattr(X, "to_numpy"):
@@ -180,9 +188,8 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
         raise TypeError(
             f"{name} is a sparse matrix; sparse input is not supported: pass a dense "
             f"array (e.g. {name}.toarray()).")
-    if np.iscomplexobj(X):
-        raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
     if _is_frame(X):
+        _refuse_complex(X.dtypes, name)
         names = np.asarray([str(c) for c in X.columns], dtype=object)
         unique, counts = np.unique(names, return_counts=True)
         if np.any(counts > 1):
@@ -209,9 +216,14 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     else:
         _refuse_dates(X, name)
         try:
-            array = np.asarray(X, dtype=np.float64)
+            array = np.asarray(X)
+            complex_values = array.dtype.kind == "c"
+            if not complex_values:
+                array = np.asarray(array, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name} must be a numeric array-like; {exc}") from None
+        if complex_values:
+            _refuse_complex([array.dtype], name)
     if array.ndim == 1:
         raise ValueError(
             f"{name} must be 2-dimensional (n_samples, n_features); got a 1-d array of "
@@ -223,7 +235,9 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     if array.shape[0] == 0:
         raise ValueError(f"{name} has no rows.")
     if array.shape[1] == 0:
-        raise ValueError(f"{name} has no columns.")
+        if not allow_no_columns:
+            raise ValueError(f"{name} has no columns.")
+        names = None
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(
             f"{name} has {array.shape[1]} features, but {owner} is expecting "
@@ -241,6 +255,14 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     if not array.flags.writeable:  # pandas copy-on-write hands out read-only views
         array = array.copy()
     return array, names
+
+
+def _refuse_complex(dtypes, name):
+    """Refuse complex values, given the dtypes of converted data (a frame's columns, or
+    an array's): NumPy's ``iscomplexobj`` on the raw input would call the input's
+    ``__array_function__``, which an array-like may implement restrictively."""
+    if any(getattr(dtype, "kind", None) == "c" for dtype in dtypes):
+        raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
 
 
 def _check_finite(array, name):
@@ -291,10 +313,11 @@ def _as_float64(v, name):
     if isinstance(v, (pd.Series, pd.DataFrame)):
         v = v.to_numpy()
         _refuse_dates(v, name)  # e.g. a categorical of dates hands out datetime64
-    if np.iscomplexobj(v):
-        raise ValueError(f"{name} holds complex numbers: Complex data not supported.")
     try:
-        return np.asarray(v, dtype=np.float64)
+        # converted first: complexness is read from the array, not from the raw input
+        array = np.asarray(v)
+        if array.dtype.kind != "c":
+            return np.asarray(array, dtype=np.float64)
     except (TypeError, ValueError):
         try:
             shown = pd.unique(np.ravel(np.asarray(v, dtype=object)))
@@ -305,6 +328,7 @@ def _as_float64(v, name):
         raise TypeError(
             f"{name} must be numeric (encode categories as numbers, e.g. 0/1 for a "
             f"treatment); got {type(v).__name__}{detail}.") from None
+    _refuse_complex([array.dtype], name)
 
 
 def check_vector(v, *, name, n_samples=None, warn_column=False):
@@ -424,6 +448,17 @@ def check_device_type(device, owner):
             f"'cuda' (optionally 'cuda:N').")
 
 
+def _ndim(v):
+    """``v``'s number of dimensions, read from its conversion to an array (``np.ndim``
+    would call the input's ``__array_function__``); None when it does not convert."""
+    if isinstance(v, np.ndarray):
+        return v.ndim
+    try:
+        return np.asarray(v).ndim
+    except (TypeError, ValueError):
+        return None
+
+
 def check_cause_matrix(A, *, n_samples=None, n_causes=None, cause_names=None,
                        owner="estimator", fit=False):
     """Validate an (n_samples, n_causes) matrix of causes (the deconfounder's treatment).
@@ -435,11 +470,11 @@ def check_cause_matrix(A, *, n_samples=None, n_causes=None, cause_names=None,
     if A is None:
         require_treatment(A)
     A = as_pandas_frame(A)
-    if not _is_frame(A) and not scipy.sparse.issparse(A) and np.ndim(A) == 1:
+    if not _is_frame(A) and not scipy.sparse.issparse(A) and _ndim(A) == 1:
         raise ValueError(
             f"treatment must be a 2-d matrix of causes (n_samples, n_causes) for {owner}; "
-            f"got a 1-d array of shape {np.shape(A)}. For one binary treatment use a "
-            f"single-treatment estimator (TARNet, CFRNet, Dragonnet).")
+            f"got a 1-d array of shape {np.asarray(A).shape}. For one binary treatment "
+            f"use a single-treatment estimator (TARNet, CFRNet, Dragonnet).")
     A, names = check_features(A, name="treatment", feature_names=cause_names,
                               n_features=n_causes, owner=owner)
     if n_samples is not None and A.shape[0] != n_samples:

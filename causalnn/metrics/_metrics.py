@@ -290,17 +290,33 @@ class _CausalScorer:
         """Check the metadata and return ``(estimator, X, metadata[name])``.
 
         The rows of ``y_true`` and of the metadata ``name`` are checked against
-        ``X``'s before a Pipeline's transformers drop its index; a Pipeline is
-        replaced by its last step and ``X`` by its transform (a Pipeline has
-        no ``predict_outcome`` or ``causal_validation_loss``). Without the
-        metadata, the estimator must read it from its ``column_param``.
+        ``X``'s before a Pipeline's transformers drop its index. Then the
+        wrappers are unwrapped, outermost first, as far as they go: a fitted
+        search (``GridSearchCV``, ``RandomizedSearchCV``, ...; nested
+        cross-validation scores it) is replaced by its refitted
+        ``best_estimator_``, a Pipeline by its last step and ``X`` by its
+        transform (neither has ``predict_outcome`` or
+        ``causal_validation_loss``). Without the metadata, the estimator must
+        read it from its ``column_param``.
         """
         self._check_metadata(metadata)
         value = metadata.get(name)
         check_same_rows([(y_true, "y_true"), (value, name)], X, value, name)
-        if isinstance(estimator, Pipeline):
-            X = estimator[:-1].transform(X)
-            estimator = estimator[-1]
+        while True:
+            if isinstance(estimator, Pipeline):
+                X = estimator[:-1].transform(X)
+                estimator = estimator[-1]
+            elif hasattr(estimator, "best_estimator_"):
+                # a search's own predict and score go to best_estimator_ too
+                estimator = estimator.best_estimator_
+            elif hasattr(estimator, "best_params_"):
+                raise TypeError(
+                    f"{self!r} cannot score a {type(estimator).__name__} fitted "
+                    "with refit=False: it has no best_estimator_. Fit the search "
+                    "with refit=True, or score a model fitted with its "
+                    "best_params_.")
+            else:
+                break
         if value is None and getattr(estimator, column_param, None) is None:
             raise ValueError(
                 f"{self!r} needs {what}: set `{column_param}` on the estimator, "
@@ -335,8 +351,9 @@ class _FactualScorer(_CausalScorer):
         Parameters
         ----------
         estimator : object
-            Fitted estimator with ``predict_outcome(X, treatment)``, or a
-            Pipeline ending in one.
+            Fitted estimator with ``predict_outcome(X, treatment)``, a
+            Pipeline ending in one, or a fitted search (e.g. ``GridSearchCV``)
+            over either, scored by its ``best_estimator_``.
         X : array-like or DataFrame of shape (n_samples, n_features)
             Covariates (holding the treatment column when the estimator has
             ``treatment_col`` set).
@@ -360,6 +377,9 @@ class _FactualScorer(_CausalScorer):
             If the treatment is missing, if a pandas ``y_true`` or
             ``treatment`` has an index other than ``X``'s, or if the lengths
             differ.
+        TypeError
+            If the estimator has no ``predict_outcome``, or is a search
+            fitted with ``refit=False``.
         """
         estimator, X, treatment = self._rows_and_last_step(
             estimator, X, y_true, metadata, "treatment", "treatment_col",
@@ -455,7 +475,8 @@ class _CausalValidationScorer(_CausalScorer):
         ----------
         estimator : object
             Fitted estimator with ``causal_validation_loss(X, y, instrument)``
-            (e.g. :class:`~causalnn.DeepIV`), or a Pipeline ending in one.
+            (e.g. :class:`~causalnn.DeepIV`), a Pipeline ending in one, or a
+            fitted search over either, scored by its ``best_estimator_``.
         X : array-like or DataFrame of shape (n_samples, n_features)
             Covariates (holding the instruments when the estimator has
             ``instrument_cols`` set).
@@ -480,7 +501,8 @@ class _CausalValidationScorer(_CausalScorer):
             ``instrument`` has an index other than ``X``'s, or if the lengths
             differ.
         TypeError
-            If the estimator has no ``causal_validation_loss``.
+            If the estimator has no ``causal_validation_loss``, or is a
+            search fitted with ``refit=False``.
         """
         estimator, X, instrument = self._rows_and_last_step(
             estimator, X, y_true, metadata, "instrument", "instrument_cols",

@@ -161,6 +161,9 @@ class DeepIV(BaseCausalEstimator):
     first_stage_f_statistic_ : float
         The matching partial F statistic; below 10 a ``WeakInstrumentWarning`` is raised
         (the Staiger-Stock rule of thumb).
+    treatment_type_ : str
+        The treatment type fitted (``treatment_type`` at fit); prediction uses it, so a
+        later ``set_params(treatment_type=...)`` takes effect at the next ``fit``.
     treatment_classes_ : ndarray
         Levels of a discrete treatment.
     n_treatment_features_ : int
@@ -346,6 +349,9 @@ class DeepIV(BaseCausalEstimator):
         return instrument
 
     def _fit(self, X, y, treatment, generator):
+        # what prediction reads: a later set_params(treatment_type=...) takes effect
+        # at the next fit, not on this fit's networks
+        self.treatment_type_ = self.treatment_type
         if getattr(self, "_treatment_names", None) is not None:
             self.treatment_names_ = self._treatment_names
         Z = self._check_instrument(self._instrument, X.shape[0])
@@ -354,7 +360,7 @@ class DeepIV(BaseCausalEstimator):
         self.z_mean_, self.z_scale_ = column_scaling(Z, name="instrument")
         Xs = (X - self.x_mean_) / self.x_scale_
         context = np.column_stack([Xs, (Z - self.z_mean_) / self.z_scale_])
-        discrete = self.treatment_type == "discrete"
+        discrete = self.treatment_type_ == "discrete"
         if discrete:
             self.treatment_classes_, codes = np.unique(treatment, return_inverse=True)
             self.n_treatment_features_ = 1
@@ -425,7 +431,7 @@ class DeepIV(BaseCausalEstimator):
     def _first_stage_network(self, n_context):
         """The first-stage network ``F(t | x, z)``, with ``dropout_`` after every
         hidden layer."""
-        if self.treatment_type == "discrete":
+        if self.treatment_type_ == "discrete":
             return CategoricalNetwork(n_context, len(self.treatment_classes_),
                                       self.first_stage_layers, self.activation,
                                       dropout=self.dropout_)
@@ -453,7 +459,7 @@ class DeepIV(BaseCausalEstimator):
         f_stat, partial_r2 = _partial_f(target, Xs, Zs)
         # every column of a vector treatment needs the instruments (the weakest counts);
         # a discrete one's class indicators may respond non-monotonically (the strongest)
-        pick = np.max if self.treatment_type == "discrete" else np.min
+        pick = np.max if self.treatment_type_ == "discrete" else np.min
         self.first_stage_f_statistic_ = float(pick(f_stat))
         self.first_stage_strength_ = float(pick(partial_r2))
         if self.first_stage_f_statistic_ < 10:
@@ -468,14 +474,15 @@ class DeepIV(BaseCausalEstimator):
     def _first_stage_loss(self, module, batch):
         """Negative log-likelihood of the observed treatment under ``F(t | x, z)``."""
         distribution = module(batch["context"].to(DTYPE))
-        t = batch["t"].long() if self.treatment_type == "discrete" else batch["t"].to(DTYPE)
+        discrete = self.treatment_type_ == "discrete"
+        t = batch["t"].long() if discrete else batch["t"].to(DTYPE)
         return {"loss": -distribution.log_prob(t).mean()}
 
     def _second_stage_loss(self, module, batch, generator):
         """``(y - E_{t~F} h(t, x))^2`` with the expectation by Monte-Carlo draws."""
         x, y = batch["X"].to(DTYPE), batch["y"].to(DTYPE)
         distribution = self.first_stage_module_(batch["context"].to(DTYPE))
-        if self.treatment_type == "discrete":  # the expectation is a finite sum
+        if self.treatment_type_ == "discrete":  # the expectation is a finite sum
             fitted = (distribution.probs * module(x)).sum(-1)
             return {"loss": ((y - fitted) ** 2).mean()}
         S = self.n_treatment_samples
@@ -513,7 +520,7 @@ class DeepIV(BaseCausalEstimator):
         ambiguous, also when ``n == k``). DataFrames and a Series of length ``k`` are
         matched to the fit's treatment columns by name.
         """
-        if self.treatment_type == "discrete":
+        if self.treatment_type_ == "discrete":
             levels = check_scalar_or_vector(value, name=name, n_samples=n)
             index = np.searchsorted(self.treatment_classes_, levels)
             index = np.clip(index, 0, len(self.treatment_classes_) - 1)
@@ -573,7 +580,7 @@ class DeepIV(BaseCausalEstimator):
 
     def _outcome_network(self, X, levels):
         Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
-        if self.treatment_type == "discrete":
+        if self.treatment_type_ == "discrete":
             index = torch.as_tensor(levels, dtype=torch.long)
             return predict_in_batches(
                 lambda x, i: self.module_(x).gather(1, i[:, None])[:, 0],
@@ -598,7 +605,8 @@ class DeepIV(BaseCausalEstimator):
         grad : ndarray of shape (n_samples,) or (n_samples, k)
             In units of ``y`` per unit of treatment; (n,) for a one-dimensional one.
         """
-        if self.treatment_type == "discrete":
+        check_is_fitted(self, "n_features_in_")
+        if self.treatment_type_ == "discrete":
             raise ValueError("marginal_effect needs a continuous treatment; for a discrete "
                              "one use effect(X, T0, T1).")
         X = as_pandas_frame(X)
@@ -640,12 +648,12 @@ class DeepIV(BaseCausalEstimator):
             X, instrument, call="first_stage_log_likelihood(X, treatment, instrument=z)")
         n = X.shape[0]
         levels = self._levels(treatment, "treatment", n)
-        t = torch.as_tensor(levels, dtype=torch.long if self.treatment_type == "discrete"
+        t = torch.as_tensor(levels, dtype=torch.long if self.treatment_type_ == "discrete"
                             else DTYPE)
         logp = predict_in_batches(
             lambda c, t: self.first_stage_module_(c).log_prob(t),
             [torch.as_tensor(context, dtype=DTYPE), t], device=self.device_)
-        if self.treatment_type != "discrete":
+        if self.treatment_type_ != "discrete":
             logp = logp - np.log(self.t_scale_).sum()  # change of variables to raw t
         return float(np.mean(logp))
 
@@ -730,7 +738,7 @@ class DeepIV(BaseCausalEstimator):
         def squared_residuals(c, y):
             x = c[:, :n_features]  # the context is [x, z], both standardised
             distribution = self.first_stage_module_(c)
-            if self.treatment_type == "discrete":  # the expectation is a finite sum
+            if self.treatment_type_ == "discrete":  # the expectation is a finite sum
                 return (y - (distribution.probs * self.module_(x)).sum(-1)) ** 2
             h = self._outcome_at_draws(self.module_, distribution, x, n_draws, generator)
             # E (y - hbar)^2 = (y - E h)^2 + var(h) / S: remove the Monte-Carlo bias

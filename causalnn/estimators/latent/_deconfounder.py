@@ -59,11 +59,13 @@ class Deconfounder(BaseCausalEstimator):
     """Effects of many causes, adjusting for a substitute confounder (Wang & Blei 2019).
 
     ``fit(X, y, treatment=A)`` takes the causes as an ``(n_samples, n_causes)`` matrix
-    ``A`` (binary, counts or real) and optional covariates ``X`` (``None`` for none).
-    It fits a factor model to ``A``, runs the held-out predictive check, infers the
-    substitute confounder ``Z_hat = E[Z | A]``, and fits an outcome model of ``y`` on
-    ``A``, ``Z_hat`` and ``X``; the naive model of the same form without ``Z_hat`` is
-    fitted too, so that both sets of effects can be compared.
+    ``A`` (binary, counts or real) and optional covariates ``X`` (``None`` for none, or
+    an ``(n_samples, 0)`` array: the same fit, in a form that ``cross_validate`` and
+    ``GridSearchCV`` can split). It fits a factor model to ``A``, runs the held-out
+    predictive check, infers the substitute confounder ``Z_hat = E[Z | A]``, and fits
+    an outcome model of ``y`` on ``A``, ``Z_hat`` and ``X``; the naive model of the
+    same form without ``Z_hat`` is fitted too, so that both sets of effects can be
+    compared.
 
     Parameters
     ----------
@@ -142,6 +144,9 @@ class Deconfounder(BaseCausalEstimator):
         The fitted factor model (``transform`` gives ``E[Z | A]``).
     factor_model_kind_ : str
         The factor model used (``"auto"`` resolved).
+    outcome_model_ : str
+        The outcome model fitted (``outcome_model`` at fit); prediction uses it, so a
+        later ``set_params(outcome_model=...)`` takes effect at the next ``fit``.
     confounder_mean_, confounder_scale_ : ndarray of shape (n_factors,)
         Mean and standard deviation of ``Z_hat`` over the training rows (scale 1 for a
         constant factor); the outcome models see
@@ -168,7 +173,7 @@ class Deconfounder(BaseCausalEstimator):
     cause_names_ : ndarray of str
         Column names of ``A`` when it was a DataFrame.
     n_features_in_ : int
-        Number of covariates (0 when ``X`` is None).
+        Number of covariates (0 when ``X`` is None or has no columns).
     feature_names_in_ : ndarray of str
     history_, best_epoch_, n_iter_ :
         Training record of the neural outcome model.
@@ -257,7 +262,9 @@ class Deconfounder(BaseCausalEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features) or None
-            Observed covariates (not causes); ``None`` when there are none.
+            Observed covariates (not causes); ``None`` when there are none, or
+            equivalently ``np.empty((n_samples, 0))``, which scikit-learn's
+            cross-validation tools can split by rows as they cannot split ``None``.
         y : array-like of shape (n_samples,)
             Outcomes.
         treatment : array-like or DataFrame of shape (n_samples, n_causes)
@@ -273,7 +280,8 @@ class Deconfounder(BaseCausalEstimator):
         check_same_rows([(y, "y"), (treatment, "treatment")], X, treatment, "treatment")
         n_rows = None
         if X is not None:
-            X, names = check_features(X, name="X")
+            # an (n, 0) X: no covariates, in the form cross-validation tools can split
+            X, names = check_features(X, name="X", allow_no_columns=True)
             n_rows = X.shape[0]
         y = check_vector(y, name="y", n_samples=n_rows, warn_column=True)
         A, cause_names = check_cause_matrix(treatment, n_samples=len(y), owner=owner,
@@ -309,6 +317,8 @@ class Deconfounder(BaseCausalEstimator):
                 elif hasattr(self, attr):
                     delattr(self, attr)
             self.factor_model_kind_, self._likelihood = kind, likelihood
+            # prediction follows the fitted model, whatever set_params changes later
+            self.outcome_model_ = self.outcome_model
             self._seeded_fit(X, y, A)
         return self
 
@@ -329,7 +339,7 @@ class Deconfounder(BaseCausalEstimator):
         Z = (Z - self.confounder_mean_) / self.confounder_scale_
         reference = torch.randperm(n, generator=outcome_stream)[:_N_REFERENCE].numpy()
         self._reference = (A[reference], Z[reference], X[reference])
-        if self.outcome_model == "linear":
+        if self.outcome_model_ == "linear":
             self._fit_linear(A, Z, X, y)
         else:
             self._fit_neural(A, Z, X, y, outcome_stream)
@@ -450,7 +460,7 @@ class Deconfounder(BaseCausalEstimator):
         """The fitted ``E[Y | a, z_hat, x]`` (float64, units of y) less ``offset``: the
         difference of two outcomes taken with ``offset=y_mean_`` keeps the digits a
         large outcome offset would round away."""
-        if self.outcome_model == "linear":
+        if self.outcome_model_ == "linear":
             beta, (intercept, gamma) = ((self.naive_coef_, self._naive_linear) if naive
                                         else (self.coef_, self._linear))
             return ((intercept - offset) + A @ beta
@@ -480,7 +490,7 @@ class Deconfounder(BaseCausalEstimator):
             return None
         return check_features(X, name="X", n_features=self.n_features_in_,
                               feature_names=getattr(self, "feature_names_in_", None),
-                              owner=type(self).__name__)[0]
+                              owner=type(self).__name__, allow_no_columns=True)[0]
 
     def substitute_confounder(self, A):
         """The substitute confounder ``Z_hat = E[Z | A]`` under the fitted factor model.
@@ -513,7 +523,7 @@ class Deconfounder(BaseCausalEstimator):
         effects : ndarray of shape (n_causes,)
         """
         check_is_fitted(self, "n_causes_")
-        if self.outcome_model == "linear":
+        if self.outcome_model_ == "linear":
             return (self.naive_coef_ if naive else self.coef_).copy()
         A, Z, X = self._reference
         r, m = len(A), self.n_causes_
@@ -719,7 +729,7 @@ class Deconfounder(BaseCausalEstimator):
         n = self._n_rows(X, observed_causes=observed_causes, T0=T0, T1=T1)
         causes = self._observed_causes(observed_causes, n)
         t0, t1 = self._levels(T0, "T0", n), self._levels(T1, "T1", n)
-        if self.outcome_model == "linear":  # the average over z_hat cancels
+        if self.outcome_model_ == "linear":  # the average over z_hat cancels
             return (t1 - t0) @ self.coef_
         mu0, mu1 = self._predict_outcome(X, t0, t1, causes=causes, offset=self.y_mean_)
         return mu1 - mu0

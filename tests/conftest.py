@@ -46,13 +46,15 @@ def simulate(n=400, d=5, seed=0, binary_outcome=False):
 def cevae_loss_batch(est, X, t, y, rows):
     """The first ``rows`` rows as a training batch of the fitted CEVAE ``est``, scaled
     as its fit scaled them, with the KL warm-up over (weight 1), to call
-    ``est._compute_loss(est.module_, batch)`` on."""
+    ``est._compute_loss(est.module_, batch)`` on. The tensors are on ``est.device_``,
+    where the fitted module is (CUDA with a GPU present)."""
     est._step, est._warmup_steps = 0, 0
     Xs = est._scale_X(est._validate_X(X))
-    return {"X": torch.tensor(Xs[:rows], dtype=torch.float32),
-            "t": torch.tensor(t[:rows], dtype=torch.float32),
+    device = est.device_
+    return {"X": torch.tensor(Xs[:rows], dtype=torch.float32, device=device),
+            "t": torch.tensor(t[:rows], dtype=torch.float32, device=device),
             "y": torch.tensor((y[:rows] - est.y_mean_) / est.y_scale_,
-                              dtype=torch.float32)}
+                              dtype=torch.float32, device=device)}
 
 
 @pytest.fixture(params=list(ESTIMATORS))

@@ -20,6 +20,7 @@ import torch
 
 from causalnn import CFRNet, Dragonnet, TARNet
 from causalnn.engine import loadable_device, resolve_device
+from causalnn.engine.random import draw_to_device
 
 from conftest import SMALL, simulate
 
@@ -120,6 +121,34 @@ def test_bfloat16_on_cuda_trains_close_to_float32():
     full = TARNet(**kw).fit(X, Y, treatment=T)
     half = TARNet(precision="bfloat16", **kw).fit(X, Y, treatment=T)
     assert abs(half.ate(X) - full.ate(X)) < 0.2
+
+
+@pytest.mark.cuda
+def test_noise_drawn_on_the_cpu_reaches_cuda_pinned_and_without_a_sync():
+    """``draw_to_device`` (the per-step noise of CEVAE, DeepIV and the deep factor
+    model) draws the CPU generator's numbers into pinned memory and copies them to CUDA
+    without a host sync: torch's sync debug mode raises on a synchronising copy, as on
+    the plain ``.to()`` below, but not on this one. The values are the CPU draw's."""
+    drawn = []
+
+    def recording_randn(*args, **kwargs):
+        drawn.append(torch.randn(*args, **kwargs))
+        return drawn[-1]
+
+    device = torch.device("cuda")
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        noise = draw_to_device(recording_randn, (64, 3),
+                               generator=torch.Generator().manual_seed(0), device=device)
+        with pytest.raises(RuntimeError, match="synchronizing CUDA operation"):
+            torch.randn(64, 3).to(device)  # pageable memory: a blocking copy
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    assert drawn[0].is_pinned() and noise.device.type == "cuda"
+    expected = torch.randn((64, 3), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(noise.cpu(), expected, rtol=0, atol=0)
 
 
 def _machine_with_gpus(monkeypatch, count):

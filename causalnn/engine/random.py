@@ -1,8 +1,10 @@
-"""Seeding through ``random_state`` only: no global numpy or torch seeds are touched."""
+"""Seeding through ``random_state``: an int or a ``RandomState`` seeds the fit's own
+generators and no global seed is read or changed; ``None`` draws the seed from NumPy's
+global ``RandomState``, as scikit-learn's ``check_random_state`` does."""
 import torch
 from sklearn.utils import check_random_state
 
-__all__ = ["make_generator", "spawn_generator"]
+__all__ = ["draw_to_device", "make_generator", "spawn_generator"]
 
 
 def make_generator(random_state):
@@ -27,3 +29,45 @@ def spawn_generator(generator):
     """
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
     return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def draw_to_device(draw, shape, *, generator, device, dtype=None):
+    """``draw(shape)`` from ``generator`` on the generator's device, placed on ``device``
+    without a host sync.
+
+    Noise for a fit on the GPU is drawn by the fit's CPU generator, so that a CPU and a
+    GPU fit see the same random numbers. Moved with a plain ``.to(device)``, a CPU tensor
+    in pageable memory is copied to CUDA by a copy followed by a stream synchronisation:
+    the host waits for every queued kernel, once per training step, and can no longer
+    queue steps ahead of the GPU. Drawn into pinned (page-locked) memory, the copy is
+    asynchronous (``non_blocking=True``); the caching host allocator keeps the pinned
+    block until the copy has run. Pinning needs CUDA, so it is done only for a CUDA
+    ``device``; for a CPU ``device`` the draw is the same as ``draw(shape,
+    generator=generator)`` and nothing is copied.
+
+    Parameters
+    ----------
+    draw : callable
+        A torch sampler taking ``generator``, ``device``, ``dtype`` and ``pin_memory``:
+        ``torch.randn`` or ``torch.rand``.
+    shape : tuple of int
+        Shape of the draw.
+    generator : torch.Generator
+        The stream drawn from; the numbers are made on its device.
+    device : torch.device
+        Where the draw is used.
+    dtype : torch.dtype, default=None
+        The draw's dtype (``None``: torch's default float type).
+
+    Returns
+    -------
+    values : torch.Tensor
+        The draw, on ``device``.
+    """
+    source = generator.device
+    on_host = source.type == "cpu"
+    values = draw(shape, generator=generator, device=source, dtype=dtype,
+                  pin_memory=on_host and torch.device(device).type == "cuda")
+    # a copy from the host's memory may return before it has run; one back to the host
+    # may not (the values could be read before they arrive)
+    return values.to(device, non_blocking=on_host)

@@ -9,6 +9,7 @@ from torch import nn
 from torch.distributions import (Categorical, Independent, MixtureSameFamily, Normal)
 from torch.nn import functional as F
 
+from ..engine.random import draw_to_device
 from .mlp import MLP
 
 __all__ = ["MixtureDensityNetwork", "CategoricalNetwork", "sample"]
@@ -93,8 +94,9 @@ def sample(distribution, n_draws, generator):
     (returns class indices of shape ``(n_draws, n)``). No gradient flows through the
     draws. The random numbers come from ``generator`` on its own device (a CPU
     generator for a model on the GPU gives the same draws as on the CPU, so CPU and GPU
-    fits agree up to rounding) and are then moved to the distribution's device; classes
-    and mixture components are picked by inverting the cumulative probabilities.
+    fits agree up to rounding) and are then moved to the distribution's device without
+    a host sync (:func:`causalnn.engine.random.draw_to_device`); classes and mixture
+    components are picked by inverting the cumulative probabilities.
     """
     with torch.no_grad():
         if isinstance(distribution, Categorical):
@@ -107,14 +109,14 @@ def sample(distribution, n_draws, generator):
         index = component.unsqueeze(-1).expand(-1, -1, normal.loc.shape[-1])
         loc = normal.loc.gather(1, index)                          # (n, S, d)
         scale = normal.scale.gather(1, index)
-        noise = torch.randn(loc.shape, generator=generator, device=generator.device,
-                            dtype=loc.dtype).to(loc.device)
+        noise = draw_to_device(torch.randn, loc.shape, generator=generator,
+                               device=loc.device, dtype=loc.dtype)
         return (loc + scale * noise).transpose(0, 1)
 
 
 def _pick(probs, n_draws, generator):
     """``n_draws`` category indices per row of ``probs`` (n, K), as ``(n, n_draws)``."""
-    uniform = torch.rand((probs.shape[0], n_draws), generator=generator,
-                         device=generator.device, dtype=probs.dtype).to(probs.device)
+    uniform = draw_to_device(torch.rand, (probs.shape[0], n_draws), generator=generator,
+                             device=probs.device, dtype=probs.dtype)
     cdf = probs.cumsum(-1)
     return torch.searchsorted(cdf, uniform).clamp_max(probs.shape[-1] - 1)

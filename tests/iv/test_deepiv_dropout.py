@@ -68,8 +68,9 @@ def test_auto_rate_is_the_authors_formula_in_both_networks():
 
 def test_dropout_zero_reproduces_the_fits_made_before_dropout_existed(demand):
     """Effects of the code before the dropout parameter (same data, settings and seeds,
-    printed by it): ``dropout=0`` adds no layer and consumes no random number."""
-    est = _fit(demand, dropout=0.0, random_state=3)
+    printed by it): ``dropout=0`` adds no layer and consumes no random number. The
+    numbers were printed on the CPU: the fits run there also with a GPU present."""
+    est = _fit(demand, dropout=0.0, random_state=3, device="cpu")
     assert not _dropout_layers(est.module_) and not _dropout_layers(
         est.first_stage_module_)
     np.testing.assert_allclose(
@@ -85,8 +86,8 @@ def test_dropout_zero_reproduces_the_fits_made_before_dropout_existed(demand):
     y = t + x[:, 1] + rng.randn(200)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        discrete = DeepIV(**SMALL, treatment_type="discrete", random_state=4).fit(
-            x, y, treatment=t, instrument=z)
+        discrete = DeepIV(**SMALL, treatment_type="discrete", random_state=4,
+                          device="cpu").fit(x, y, treatment=t, instrument=z)
     np.testing.assert_allclose(
         discrete.effect(x[:5], T0=0, T1=2),
         [1.6955827115007158, 0.38622658142378397, 1.5106945846886202,

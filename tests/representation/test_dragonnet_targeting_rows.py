@@ -37,8 +37,10 @@ def _record_engine_draws(monkeypatch):
 
 def _bootstrap_samples(draws, n, n_members, member_validation):
     """Each member's sample, ``(n_members, n)``: its bootstrap counts on its training
-    rows and weight 1 on its validation rows (which the engine does not resample)."""
+    rows and weight 1 on its validation rows (which the engine does not resample).
+    The shared split's counts are drawn for the fit's device: copied to the CPU here."""
     (counts,) = draws["counts"]
+    counts = counts.cpu()
     weight = np.zeros((n_members, n))
     if member_validation == "shared":
         ((train, valid),) = draws["splits"]

@@ -30,6 +30,7 @@ from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
 from ..._base._docstrings import fill_doc
 from ..._base._scaling import column_scaling
 from ...engine import Callback, member_mean, predict_in_batches, spawn_generator
+from ...engine.random import draw_to_device
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...nets import init_weights
 from ...nets.mlp import ACTIVATIONS
@@ -342,8 +343,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
 
     def _standard_normal(self, like, training):
         """``N(0, 1)`` noise shaped as ``like``, drawn on the CPU and moved to
-        ``like``'s device: fresh draws in training, and in validation the same draws
-        on every pass (the engine evaluates the same chunks in the same order)."""
+        ``like``'s device without a host sync: fresh draws in training, and in
+        validation the same draws on every pass (the engine evaluates the same chunks
+        in the same order)."""
         if training:
             self._validation_pass_begins = True
             generator = self._noise
@@ -352,7 +354,8 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
                 self._validation_noise.set_state(self._validation_noise_start)
                 self._validation_pass_begins = False
             generator = self._validation_noise
-        return torch.randn(like.shape, generator=generator).to(like.device)
+        return draw_to_device(torch.randn, like.shape, generator=generator,
+                              device=like.device)
 
     def _compute_loss(self, module, batch):
         x, t, y = batch["X"], batch["t"], batch["y"]

@@ -33,6 +33,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from ...engine import Trainer
+from ...engine.random import draw_to_device
 from ...exceptions import ConvergenceWarning
 from ...nets.factor import (DeepFactorModel as DeepFactorNet, MatrixFactorization,
                             cause_distribution)
@@ -318,7 +319,8 @@ class DeepFactorModel(_FittedFactorModel):
             a, obs = batch["A"], batch["observed"]
             q = module.encode(a, obs)
             # reparameterised draw from the fit's generator (not torch's global RNG)
-            eps = torch.randn(q.loc.shape, generator=generator).to(q.loc.device)
+            eps = draw_to_device(torch.randn, q.loc.shape, generator=generator,
+                                 device=q.loc.device)
             z = q.loc + q.scale * eps
             nll = -(module(z).log_prob(a) * obs).sum(1).mean()
             # KL(q || N(0, I)) in closed form (no prior tensors to place on a device)

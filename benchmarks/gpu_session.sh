@@ -28,10 +28,13 @@
 # requests beautifulsoup4 soupsieve) they are installed into a folder of their own, used
 # only if torch still imports beside it; otherwise the tables say CATENets is missing.
 #
-# On the device tool, as one call that returns the packed results (the steps' caps add
-# up to more than the budget, so the budget decides):
-#   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=500 bash benchmarks/gpu_session.sh /tmp/gs
-# with timeout_s=600 and carry [".whl"].
+# On the device tool (15 minutes of device time a session, 10 a call), as two calls
+# back to back on the warm machine, each returning its packed results:
+#   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=240 bash benchmarks/gpu_session.sh /tmp/gs tests
+#   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=420 bash benchmarks/gpu_session.sh /tmp/gs \
+#     members throughput ihdp compile
+# with timeout_s=600 and carry [".whl"]. The steps' caps add up to more than a budget:
+# the budget decides, and the last steps are skipped when time runs out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:?usage: bash benchmarks/gpu_session.sh OUTDIR [step ...]}"

@@ -23,6 +23,14 @@ TARGETS = ("ate", "att", "atc")
 METHODS = ("aipw", "tmle", "plugin")
 
 
+def _check_alpha(alpha):
+    """Refuse an ``alpha`` that is not a real number in (0, 1) (a string, an array, a
+    bool, NaN), naming it, before it reaches a comparison or a quantile."""
+    if not (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool)
+            and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a float in (0, 1); got {alpha!r}.")
+
+
 class AverageEffectResult:
     """An average effect with its influence-function standard error.
 
@@ -81,11 +89,16 @@ class AverageEffectResult:
 
     @property
     def zstat(self):
-        return self.point_estimate / self.stderr
+        """``point_estimate / stderr``. With a standard error of 0 (influence values
+        all equal, e.g. outcome models that fit ``y`` exactly) it is ``+-inf``, or NaN
+        for an estimate of 0, as is the plug-in's (NaN standard error)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.float64(self.point_estimate) / self.stderr)
 
     @property
     def pvalue(self):
-        """Two-sided p-value of ``effect = 0`` (normal approximation)."""
+        """Two-sided p-value of ``effect = 0`` (normal approximation); 0 for an
+        infinite ``zstat``, NaN for a NaN one."""
         return float(2 * stats.norm.sf(abs(self.zstat)))
 
     def conf_int(self, alpha=0.05):
@@ -95,8 +108,7 @@ class AverageEffectResult:
         -------
         lower, upper : float
         """
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}.")
+        _check_alpha(alpha)
         z = stats.norm.ppf(1 - alpha / 2)
         return (self.point_estimate - z * self.stderr,
                 self.point_estimate + z * self.stderr)

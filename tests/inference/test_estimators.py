@@ -155,18 +155,27 @@ def test_intervals_from_bootstrap_members():
         warnings.simplefilter("ignore")
         est = TARNet(**TINY, n_members=8, bootstrap=True, random_state=0).fit(
             X, y, treatment=t)
-    lo, hi = est.ate_interval(X, alpha=0.1)
+    # method="percentile" (8 members are too few for its 5% tails: it warns)
+    with pytest.warns(UserWarning, match="n_members=8"):
+        lo, hi = est.ate_interval(X, alpha=0.1, method="percentile")
     members = est.effect(X, members=True).mean(axis=1)
     assert lo <= np.median(members) <= hi
     assert lo == pytest.approx(np.quantile(members, 0.05))
-    lo_i, hi_i = est.effect_interval(X[:10], alpha=0.1)
+    with pytest.warns(UserWarning, match="n_members=8"):
+        lo_i, hi_i = est.effect_interval(X[:10], alpha=0.1, method="percentile")
     assert lo_i.shape == (10,) and np.all(lo_i <= hi_i)
     # per row, the alpha/2 and 1 - alpha/2 quantiles of the members' effects
     row_members = est.effect(X[:10], members=True)
     np.testing.assert_allclose(lo_i, np.quantile(row_members, 0.05, axis=0))
     np.testing.assert_allclose(hi_i, np.quantile(row_members, 0.95, axis=0))
-    # one row: the per-row interval and the interval of the mean describe the same thing
-    assert (lo_i[0], hi_i[0]) == pytest.approx(est.ate_interval(X[:1], alpha=0.1))
+    # one row: the per-row interval and the interval of the mean describe the same
+    # thing, for either method
+    for method in ("percentile", "normal"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lo_i, hi_i = est.effect_interval(X[:1], alpha=0.1, method=method)
+            assert (lo_i[0], hi_i[0]) == pytest.approx(
+                est.ate_interval(X[:1], alpha=0.1, method=method))
     with pytest.raises(ValueError, match="alpha"):
         est.ate_interval(X, alpha=0)
 

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
 from ...engine import Callback, member_mean, spawn_generator
-from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
+from ...inference._mixins import (AverageEffectInferenceMixin, IntervalMixin,
+                                  check_interval_options, member_interval)
 from ...inference._overlap import check_overlap
 from ...losses import (TargetedRegularization, clever_covariate, fit_logistic_fluctuation,
                        fluctuate, outcome_loss)
@@ -351,7 +352,10 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
             had the smaller mean |ATE error| (0.18 against 0.27, carried by
             replication 9: 0.53 against 1.61) but the larger median (0.15 against
             0.11); the plug-in stays the default, as ``effect`` is its per-row
-            version.
+            version. With several members the targeted estimate is the mean of the
+            members' fluctuated ATEs, each with its own ``epsilon_``;
+            ``ate_interval(X, targeted=True)`` gives its interval from
+            ``bootstrap=True`` members.
 
         Returns
         -------
@@ -359,15 +363,67 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         """
         if not targeted:
             return super().ate(X, T0=T0, T1=T1)
+        self._check_targeted(call="ate")
+        return float(np.mean(self._targeted_member_ates(X, T0, T1)))
+
+    def ate_interval(self, X, T0=0, T1=1, *, alpha=0.05, method="normal",
+                     targeted=False):
+        """Interval of the average effect over ``X`` from the members' average effects.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        T0, T1 : scalar or array-like of shape (n_samples,), default=0 and 1
+            Scalars in {0, 1} with ``targeted=True``.
+        alpha : float, default=0.05
+            Two-sided: the interval's nominal coverage is ``1 - alpha``.
+        method : {"normal", "percentile"}, default="normal"
+            How the members' ATEs make the interval, as in
+            :meth:`IntervalMixin.ate_interval`.
+        targeted : bool, default=False
+            ``False``: the members' plug-in ATEs, the interval around ``ate(X)``.
+            ``True`` (needs ``targeted_regularization=True``): the members' fluctuated
+            ATEs, each with its own ``epsilon_`` (solved on its own bootstrap
+            resample), the interval around ``ate(X, targeted=True)``: the bootstrap
+            of the targeted estimator.
+
+            With targeted regularisation the plug-in members are shrunk towards 0:
+            the fluctuation ``epsilon * H`` takes up part of the effect during
+            training, which the heads' ``Q(1, x) - Q(0, x)`` then lack. On a
+            simulated design (``n=400``, true ATE about 1, 20 bootstrap members, 100
+            datasets; ``docs/dragonnet.md``) the plug-in ATE was off by -0.155 (sd
+            0.105) and its nominal 95% interval covered 81% (normal) and 63%
+            (percentile); the targeted members' covered 93% and 86%. With
+            ``targeted_regularization=True`` prefer ``targeted=True``.
+
+        Returns
+        -------
+        lower, upper : float
+        """
+        check_interval_options(alpha, method)
+        if targeted:  # refused before the member checks can warn
+            self._check_targeted(call="ate_interval")
+        self._check_interval_members()
+        ates = (self._targeted_member_ates(X, T0, T1) if targeted
+                else self._member_ates(X, T0, T1))
+        lower, upper = member_interval(ates, alpha=alpha, method=method)
+        return float(lower), float(upper)
+
+    def _check_targeted(self, call):
+        """Refuse the fluctuated estimate of a fit without ``epsilon``."""
         if not self.targeted_regularization:
-            raise ValueError("ate(targeted=True) needs a Dragonnet fitted with "
-                             "targeted_regularization=True.")
+            raise ValueError(f"{call}(targeted=True) needs a Dragonnet fitted with "
+                             f"targeted_regularization=True.")
+
+    def _targeted_member_ates(self, X, T0, T1):
+        """Each member's fluctuated ATE ``mean_i [Q~(T1, x_i) - Q~(T0, x_i)]`` with its
+        own ``epsilon``, ``(n_members,)`` (after ``_check_targeted``)."""
         X = self._validate_X(X)
         if not (np.isscalar(T0) and np.isscalar(T1) and {T0, T1} <= {0, 1}):
             raise ValueError("the targeted ATE needs scalar T0 and T1 in {0, 1}; pass "
                              "targeted=False for per-row treatment levels.")
         if T0 == T1:
-            return 0.0
+            return np.zeros(self.n_members_)
         _, eta0, eta1 = self._fluctuated(self._heads_and_propensity_logit(X))
-        tau = self._effect_from_eta(eta0, eta1)
-        return float(np.mean(tau) if T1 == 1 else -np.mean(tau))
+        tau = np.atleast_2d(self._effect_from_eta(eta0, eta1)).mean(axis=1)
+        return tau if T1 == 1 else -tau

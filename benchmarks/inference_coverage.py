@@ -496,10 +496,16 @@ def main(argv=None):
                      ("ihdp", ihdp), ("known_nuisances", known_nuisances)):
         if getattr(args, flag):
             lines += fn(args, args.out)
+    append_section(lines, args.out)
+
+
+def append_section(lines, out):
+    """Print a run's section and append it to the results file ``out`` (earlier runs'
+    sections stay above it)."""
     text = "\n".join(lines) + "\n"
     print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "a") as fh:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "a") as fh:
         fh.write(text)
 
 

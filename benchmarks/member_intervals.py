@@ -29,6 +29,7 @@ import torch
 
 from causalnn import Dragonnet, TARNet
 from causalnn.benchmark import machine_description
+from inference_coverage import append_section  # benchmarks/ is the script's folder
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 METHODS = ("normal", "percentile")
@@ -118,11 +119,7 @@ def main(argv=None):
                       f"{np.mean(width[label, method]):.3f}"]
         lines.append(f"| {label} | {e.mean():+.3f} ± {e.std(ddof=1) / np.sqrt(len(e)):.3f}"
                      f" ({e.std(ddof=1):.3f}) | " + " | ".join(cells) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "a") as fh:
-        fh.write(text)
+    append_section(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -34,12 +34,20 @@
 #   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=420 bash benchmarks/gpu_session.sh /tmp/gs \
 #     members throughput ihdp compile
 # with timeout_s=600 and carry [".whl"]. The steps' caps add up to more than a budget:
-# the budget decides, and the last steps are skipped when time runs out.
+# the budget decides, and the last steps are skipped when time runs out. Size the
+# second call's budget from the device time `status` reports as left, less a minute.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:?usage: bash benchmarks/gpu_session.sh OUTDIR [step ...]}"
 shift
-steps="${*:-tests members throughput ihdp compile}"
+all_steps="tests members throughput ihdp compile"
+steps="${*:-$all_steps}"
+for name in $steps; do
+  if [[ " $all_steps " != *" $name "* ]]; then
+    echo "unknown step '$name'; the steps are: $all_steps" >&2
+    exit 2
+  fi
+done
 budget="${GPU_SESSION_BUDGET_S:-480}"
 device="${GPU_SESSION_DEVICE:-cuda}"
 pack_to="${GPU_SESSION_PACK:-}"
@@ -96,7 +104,7 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null && ! "$PY" -c "import catenets" 2> /dev/null; then
   site=/tmp/causalnn_gpu_session_site
-  if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  if timeout 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
        --target "$site" .whl/*.whl > "$OUT/logs/wheels.log" 2>&1 \
      && PYTHONPATH="$PYTHONPATH:$site" "$PY" -c "import torch, catenets" 2>> "$OUT/logs/wheels.log"; then
     export PYTHONPATH="$PYTHONPATH:$site"
@@ -105,7 +113,7 @@ if compgen -G ".whl/*.whl" > /dev/null && ! "$PY" -c "import catenets" 2> /dev/n
   fi
 fi
 say "$("$PY" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())')"
-{ command -v nvidia-smi > /dev/null && nvidia-smi -L || echo "no nvidia-smi"; } > "$OUT/nvidia-smi.txt" 2>&1
+{ command -v nvidia-smi > /dev/null && timeout 30 nvidia-smi -L || echo "no nvidia-smi"; } > "$OUT/nvidia-smi.txt" 2>&1
 say "$(cat "$OUT/nvidia-smi.txt")"
 say "device $device, budget ${budget} s, steps: $steps"
 pack

@@ -216,14 +216,14 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     else:
         _refuse_dates(X, name)
         try:
-            array = np.asarray(X)
-            complex_values = array.dtype.kind == "c"
-            if not complex_values:
-                array = np.asarray(array, dtype=np.float64)
+            # complexness read from a plain conversion; the float64 one is of the
+            # original input, so that its errors name the input's own values
+            plain_dtype = np.asarray(X).dtype
+            if plain_dtype.kind != "c":
+                array = np.asarray(X, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name} must be a numeric array-like; {exc}") from None
-        if complex_values:
-            _refuse_complex([array.dtype], name)
+        _refuse_complex([plain_dtype], name)
     if array.ndim == 1:
         raise ValueError(
             f"{name} must be 2-dimensional (n_samples, n_features); got a 1-d array of "
@@ -314,10 +314,10 @@ def _as_float64(v, name):
         v = v.to_numpy()
         _refuse_dates(v, name)  # e.g. a categorical of dates hands out datetime64
     try:
-        # converted first: complexness is read from the array, not from the raw input
+        # complexness is read from a conversion, not from the raw input
         array = np.asarray(v)
         if array.dtype.kind != "c":
-            return np.asarray(array, dtype=np.float64)
+            return np.asarray(v, dtype=np.float64)
     except (TypeError, ValueError):
         try:
             shown = pd.unique(np.ravel(np.asarray(v, dtype=object)))

@@ -1,6 +1,6 @@
 """Dragonnet's ate_interval: targeted=True is the bootstrap of the targeted estimator,
 built from each member's fluctuated ATE with the member's own epsilon (Shi, Blei &
-Veitch 2019, eq. 3.3), the ATEs that ate(targeted=True) averages."""
+Veitch 2019), the ATEs that ate(targeted=True) averages."""
 import warnings
 
 import numpy as np
@@ -61,9 +61,13 @@ def test_targeted_interval_is_built_from_each_members_own_fluctuated_ate(pair):
 
 
 def test_plugin_interval_stays_around_the_plugin_ate(pair):
-    lower, upper = pair.ate_interval(X)
+    # by default the plug-in, as ate(X), with a warning under targeted regularisation
+    with pytest.warns(UserWarning, match="shrunk towards 0"):
+        lower, upper = pair.ate_interval(X)
     assert (lower + upper) / 2 == pytest.approx(pair.ate(X), abs=1e-12)
-    assert (lower, upper) == pair.ate_interval(X, targeted=False, method="normal")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # an explicit choice is not warned about
+        assert (lower, upper) == pair.ate_interval(X, targeted=False, method="normal")
 
 
 def test_targeted_interval_brackets_the_targeted_ate():

@@ -49,9 +49,9 @@ def draw_to_device(draw, shape, *, generator, device, dtype=None):
     ----------
     draw : callable
         A torch sampler taking ``generator``, ``device``, ``dtype`` and ``pin_memory``:
-        ``torch.randn`` or ``torch.rand``.
-    shape : tuple of int
-        Shape of the draw.
+        ``torch.randn``, ``torch.rand`` or ``torch.randperm``.
+    shape : tuple of int, or int for ``torch.randperm``
+        Shape of the draw (``randperm``: the number of items permuted).
     generator : torch.Generator
         The stream drawn from; the numbers are made on its device.
     device : torch.device

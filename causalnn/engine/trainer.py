@@ -70,6 +70,7 @@ import torch
 from ..exceptions import ConvergenceWarning, StopTraining, TrainingDivergedError
 from .callbacks import EarlyStopping, ProgressBar
 from .members import bootstrap_counts, strata_masks
+from .random import draw_to_device
 
 __all__ = ["Trainer", "float32_term", "stratified_split"]
 
@@ -465,7 +466,8 @@ class Trainer:
     def _train_epoch(self, train, n_batches, optimizer, callbacks):
         self.module.train()
         n_train = next(iter(train[0].values())).shape[0]
-        perm = torch.randperm(n_train, generator=self.generator).to(self.device)
+        perm = draw_to_device(torch.randperm, n_train, generator=self.generator,
+                              device=self.device)
 
         def step(b, losses):
             optimizer.zero_grad(set_to_none=True)

@@ -27,7 +27,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import causalnn
 from causalnn import CEVAE, TARNet
@@ -35,6 +34,7 @@ from causalnn.datasets import load_ihdp, make_proxy_confounded
 from causalnn.metrics import ate_error, pehe
 
 from causalnn.benchmark import machine_description, save_markdown
+from causalnn.engine import wait_for_gpu
 
 # Louizos et al. 2017, Table 2 (IHDP, 1000 replications, mean ± s.e.):
 # sqrt(PEHE) within-sample 2.7 ± .1, out-of-sample 2.6 ± .1;
@@ -45,8 +45,7 @@ PAPER_IHDP = {"pehe_in": 2.7, "pehe_out": 2.6, "ate_in": 0.34, "ate_out": 0.46}
 def timed_fit(est, X, y, t):
     start = time.perf_counter()
     est.fit(X, y, treatment=t)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    wait_for_gpu()
     return time.perf_counter() - start
 
 

@@ -37,6 +37,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 import causalnn
 from causalnn import CFRNet, Dragonnet, TARNet
 from causalnn.benchmark import machine_description, save_markdown
+from causalnn.engine import wait_for_gpu
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import ate_error, pehe
 
@@ -90,8 +91,7 @@ def run_one(name, est, data):
     fit_rows = np.concatenate([data.train_index, data.valid_index])
     start = time.perf_counter()
     est.fit(data.X[fit_rows], data.y[fit_rows], treatment=data.treatment[fit_rows])
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    wait_for_gpu()
     return score(name, est, data, fit_rows, data.test_index,
                  time.perf_counter() - start)
 
@@ -104,8 +104,7 @@ def run_many(name, est, files):
     Y = np.stack([f.y[fit_rows] for f in files])
     start = time.perf_counter()
     ests = est.fit_many(split.X[fit_rows], Y, treatment=split.treatment[fit_rows])
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+    wait_for_gpu()
     seconds = (time.perf_counter() - start) / len(files)  # per replication
     rows = []
     for f, fitted in zip(files, ests):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine import wait_for_gpu
 from ..metrics import ate_error, pehe
 from ._datasets import (DATASETS, check_datasets, dataset_kind, demand_grid,
                         load_replication, same_design)
@@ -84,10 +85,6 @@ def score(fitted, data):
     return result
 
 
-def _sync():
-    import torch
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def _record(spec, label, data, seconds, device, metrics=None, error=None,
@@ -161,7 +158,7 @@ def warm_up(device):
     try:
         small.fit(X, Y[0], treatment=treatment).effect(X)
         small.fit_many(X, Y, treatment=treatment)
-        _sync()
+        wait_for_gpu()
     except Exception:
         pass
 
@@ -210,7 +207,7 @@ def _run_unit(spec, label, dataset, replications, seed, device, batched, shared_
             model = spec.make(seed + datas[0].replication - 1, device)  # not timed
             start = time.perf_counter()
             fits = model.fit_many(datas)
-            _sync()
+            wait_for_gpu()
             seconds = (time.perf_counter() - start) / len(datas)
         except Exception as exc:
             return [_record(spec, label, d, np.nan, device, error=_failure(exc),
@@ -229,7 +226,7 @@ def _run_unit(spec, label, dataset, replications, seed, device, batched, shared_
             model = spec.make(seed + data.replication, device)   # not timed
             start = time.perf_counter()
             fitted = model.fit(data)
-            _sync()
+            wait_for_gpu()
             seconds = time.perf_counter() - start
             rows.append(_record(spec, label, data, seconds, _device_of(fitted),
                                 score(fitted, data)))

@@ -1,7 +1,7 @@
 """Device resolution and batched inference."""
 import torch
 
-__all__ = ["resolve_device", "loadable_device", "predict_in_batches"]
+__all__ = ["resolve_device", "loadable_device", "predict_in_batches", "wait_for_gpu"]
 
 
 def _cuda_device_missing(device):
@@ -34,6 +34,18 @@ def resolve_device(device):
         if missing is not None:
             raise ValueError(f"device={device!r} was requested but {missing}.")
     return resolved
+
+
+def wait_for_gpu():
+    """Wait until the GPU has finished the work queued so far, so that a wall-clock
+    time includes it; a no-op where this process has not used CUDA.
+
+    ``torch.cuda.synchronize`` alone would create a CUDA context in a process that has
+    none, and on a GPU machine a benchmark would time that set-up (a quarter of a
+    second) as the first CPU model's fit.
+    """
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def loadable_device(device):

@@ -13,6 +13,7 @@ import torch
 import causalnn
 from causalnn.benchmark import ModelSpec, format_table, run_benchmark, write_results
 from causalnn.benchmark import _report, _runner
+from causalnn.engine import wait_for_gpu
 from causalnn.benchmark._models import _catenets
 
 
@@ -38,6 +39,21 @@ def test_building_the_model_is_not_timed_and_the_warm_up_comes_first(monkeypatch
     row = _runner.run_unit(spec, spec.name, "ihdp", [1], 0, "cpu", False)[0]
     assert row["status"] == "ok" and row["fit_seconds"] < 0.15
     assert calls == ["warm_up", "make"]
+
+
+def test_a_cpu_fit_on_a_gpu_machine_does_not_time_a_cuda_context(monkeypatch):
+    """Waiting for the GPU after a fit must not create a CUDA context where the process
+    has not used CUDA: on a GPU machine that set-up (0.27 s) was timed as the first CPU
+    fit's."""
+    synchronised = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: synchronised.append(a))
+    wait_for_gpu()
+    assert synchronised == []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    wait_for_gpu()
+    assert synchronised == [()]
 
 
 @pytest.mark.filterwarnings("ignore:Training reached max_epochs")

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks of a session, as one script that ends inside a time budget:
 #
-#   bash benchmarks/gpu_session.sh OUTDIR [tests] [members] [throughput] [ihdp] [compile]
+#   bash benchmarks/gpu_session.sh OUTDIR [tests] [members] [throughput] [chunks] [ihdp]
+#                                         [compile]
 #
 # (no step names: all of them). "tests" runs the whole default suite with the GPU
 # present, where device="auto" puts every estimator on CUDA (8 pytest workers share the
 # GPU when pytest-xdist is there). The other steps are the issue-12 benchmarks: 100 IHDP
 # TARNets as one batched fit against one-by-one fits, rows/s against a plain torch loop
-# and CATENets, the 10 IHDP files as one fit_many, and torch.compile with CUDA graphs.
+# and CATENets, effect(X) by prediction chunk size, the 10 IHDP files as one fit_many,
+# and torch.compile with CUDA graphs.
 #
 # Environment:
 #   GPU_SESSION_BUDGET_S  seconds the whole script may take (default 480). Each step's
@@ -28,19 +30,18 @@
 # requests beautifulsoup4 soupsieve) they are installed into a folder of their own, used
 # only if torch still imports beside it; otherwise the tables say CATENets is missing.
 #
-# On the device tool (15 minutes of device time a session, 10 a call), as two calls
-# back to back on the warm machine, each returning its packed results:
-#   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=240 bash benchmarks/gpu_session.sh /tmp/gs tests
-#   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=420 bash benchmarks/gpu_session.sh /tmp/gs \
-#     members throughput ihdp compile
-# with timeout_s=600 and carry [".whl"]. The steps' caps add up to more than a budget:
-# the budget decides, and the last steps are skipped when time runs out. Size the
-# second call's budget from the device time `status` reports as left, less a minute.
+# On the device tool (15 minutes of device time a session, 10 a call; a machine stays
+# warm only 30 s after a call), as one call that returns its packed results:
+#   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=555 bash benchmarks/gpu_session.sh /tmp/gs
+# with timeout_s=600 and carry [".whl"]. On 2026-11-28 (an H200) the machine started in
+# about 30 s and the steps of that day (tests, members, throughput, ihdp, compile) took
+# 370 s in all. The steps' caps add up to more than a budget: the budget decides, and
+# the last steps are skipped when time runs out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:?usage: bash benchmarks/gpu_session.sh OUTDIR [step ...]}"
 shift
-all_steps="tests members throughput ihdp compile"
+all_steps="tests members throughput chunks ihdp compile"
 steps="${*:-$all_steps}"
 for name in $steps; do
   if [[ " $all_steps " != *" $name "* ]]; then
@@ -129,10 +130,15 @@ if has members; then  # 100 IHDP TARNets (10 files x 10 seeds) batched vs one by
     --datasets 10 --seeds 10 --sequential-fits 10 --out "$OUT"
 fi
 if has throughput; then  # rows/s at 1e6 and 1e7 rows x 25 features
-  step throughput 110 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
-    --rows 1000000 --batch 8192 65536 262144 --out "$OUT"
+  step throughput 150 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
+    --rows 1000000 --batch 8192 65536 262144 --models plain plain-members tarnet \
+    tarnet-plain-model tarnet-bf16 cfr-wass catenets --out "$OUT"
   step throughput_1e7 60 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
     --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 --out "$OUT"
+fi
+if has chunks; then  # effect(X) rows/s by prediction chunk size
+  step chunks 60 "$PY" benchmarks/prediction_chunks.py --device "$device" --rows 2000000 \
+    --repeats 2 --out "$OUT"
 fi
 if has ihdp; then  # the 10 IHDP files x 10 members as one fit_many
   step ihdp 60 "$PY" benchmarks/ihdp.py --device "$device" --fit-many --n-members 10 \

@@ -19,7 +19,11 @@ its last slice ending at row n - 1, ``min(round(n / batch) * batch, n - 1)`` (16
 NumPy in and out.
 
 Network (all models): 25 features -> 3 x 200 ELU (representation) -> 2 heads of 3 x 100
-ELU -> 1 (the TARNet defaults).
+ELU -> 1 (the TARNet defaults). causalnn's TARNet also projects the representation onto
+the unit sphere, reweights the factual loss by the arms' shares and decays its weights;
+two further rows take the gap to the plain loop apart: ``tarnet-plain-model`` (causalnn
+without those three, the plain loop's model) and ``plain-members`` (the plain loop built
+from causalnn's one-member ``MemberLinear`` layers).
 
 Run (CPU):  python benchmarks/throughput.py --device cpu --rows 20000 --batch 8192
 Run (GPU):  python benchmarks/throughput.py --device cuda --rows 100000 1000000 10000000
@@ -38,6 +42,7 @@ import torch
 
 from causalnn import CFRNet, TARNet
 from causalnn.engine import resolve_device
+from causalnn.nets import MemberLinear
 from causalnn.benchmark import machine_description, save_markdown
 
 REP, HEAD = (200, 200, 200), (100, 100, 100)
@@ -85,22 +90,32 @@ class CausalnnRunner:
 
 
 class PlainTorchRunner:
-    """The loop a user would write: data on the device, randperm batches, Adam."""
+    """The loop a user would write: data on the device, randperm batches, Adam.
+
+    ``member_layers=True`` builds the same loop from causalnn's one-member
+    :class:`~causalnn.nets.MemberLinear` layers (batched products of batch 1 after the
+    first layer), which isolates what those layers cost against ``nn.Linear``."""
+
+    def __init__(self, member_layers=False):
+        self.member_layers = member_layers
 
     def rows_per_epoch(self, n, batch):
         """Rows the training steps see in one epoch: all of them (``randperm.split``)."""
         return n
 
     class Net(torch.nn.Module):
-        def __init__(self, d):
+        def __init__(self, d, member_layers=False):
             super().__init__()
+
+            def linear(a, b):
+                return MemberLinear(1, a, b) if member_layers else torch.nn.Linear(a, b)
 
             def mlp(sizes, last=None):
                 layers = []
                 for a, b in zip(sizes[:-1], sizes[1:]):
-                    layers += [torch.nn.Linear(a, b), torch.nn.ELU()]
+                    layers += [linear(a, b), torch.nn.ELU()]
                 if last:
-                    layers.append(torch.nn.Linear(sizes[-1], last))
+                    layers.append(linear(sizes[-1], last))
                 return torch.nn.Sequential(*layers)
 
             self.rep = mlp((d,) + REP)
@@ -108,10 +123,11 @@ class PlainTorchRunner:
 
         def forward(self, x):
             phi = self.rep(x)
-            return torch.cat([h(phi) for h in self.heads], dim=1)
+            out = torch.cat([h(phi) for h in self.heads], dim=-1)
+            return out[0] if out.dim() == 3 else out  # member layers: (1, n, 2)
 
     def epoch_seconds(self, X, y, t, epochs, batch, device):
-        net = self.Net(X.shape[1]).to(device)
+        net = self.Net(X.shape[1], self.member_layers).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         Xd, yd, td = (torch.as_tensor(a, device=device) for a in (X, y, t))
         n = len(Xd)
@@ -232,7 +248,14 @@ def main(argv=None):
                   patience=None, random_state=0)
     runners = {
         "plain": ("plain torch loop (baseline)", PlainTorchRunner()),
+        "plain-members": ("plain torch loop of one-member MemberLinear layers",
+                          PlainTorchRunner(member_layers=True)),
         "tarnet": ("causalnn TARNet", CausalnnRunner(lambda **kw: TARNet(**common, **kw))),
+        "tarnet-plain-model": (
+            "causalnn TARNet, the plain loop's model (no unit-sphere representation, "
+            "reweighting or weight decay)", CausalnnRunner(lambda **kw: TARNet(
+                **common, normalize_representation=False, reweight_sample=False,
+                weight_decay=0.0, **kw))),
         "tarnet-bf16": ("causalnn TARNet, precision=bfloat16", CausalnnRunner(
             lambda **kw: TARNet(**common, precision="bfloat16", **kw))),
         "tarnet-compile": ("causalnn TARNet, compile=True (CUDA graphs)", CausalnnRunner(

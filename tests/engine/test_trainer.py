@@ -127,6 +127,37 @@ def test_predict_in_batches_keeps_float64_and_upcasts_bfloat16():
     assert half.dtype == np.float32
 
 
+def test_prediction_chunks_fit_the_device_and_never_change_a_cpu_prediction(monkeypatch):
+    """A CPU predicts in cache-sized chunks (~2**19 activation floats), a GPU in large
+    ones (~2**26), within [64, 2**20] rows; on the CPU a row's effect does not depend on
+    the chunk it is computed in, so the choice changes speed only."""
+    from causalnn import TARNet
+    from causalnn.engine import prediction_chunk_rows
+    from causalnn.estimators.representation import _common
+    assert prediction_chunk_rows(torch.device("cpu"), 200) == 2**19 // 200
+    assert prediction_chunk_rows(torch.device("cuda"), 200) == 2**26 // 200
+    assert prediction_chunk_rows("cpu", 10**9) == 64
+    assert prediction_chunk_rows("cuda", 1) == 2**20
+    rng = np.random.RandomState(0)
+    X = rng.randn(700, 3)
+    t = np.arange(700) % 2
+    est = TARNet(representation_layers=(16,), head_layers=(8,), n_members=2, max_epochs=2,
+                 batch_size=128, random_state=0, device="cpu").fit(X, X[:, 0] + t,
+                                                                   treatment=t)
+    chunks = []
+
+    def rows(device, floats_per_row):
+        chunks.append(rows.size)
+        return rows.size
+    monkeypatch.setattr(_common, "prediction_chunk_rows", rows)
+    effects = {}
+    for rows.size in (64, 300, 700):
+        effects[rows.size] = est.effect(X, members=True)
+    assert chunks == [64, 300, 700]
+    np.testing.assert_array_equal(effects[64], effects[700])
+    np.testing.assert_array_equal(effects[300], effects[700])
+
+
 class _HoldsAModule:
     module = torch.nn.Linear(1, 2)  # member-major: one output per member of two
 

@@ -16,7 +16,8 @@ from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
 from ..._base._scaling import standardize_outcome
 from ..._base._validation import (_as_float64, as_pandas_frame, check_same_rows,
                                   check_vector)
-from ...engine import per_member, predict_in_batches, select_members
+from ...engine import (per_member, predict_in_batches, prediction_chunk_rows,
+                      select_members)
 from ...nets import RepresentationNet, init_weights
 from ...nets.mlp import ACTIVATIONS
 
@@ -238,8 +239,7 @@ class RepresentationEstimator(BaseCausalEstimator):
         X = torch.as_tensor(X, dtype=torch.float32)
         net = self.module_["net"]
         width = max(tuple(self.representation_layers) + tuple(self.head_layers) + (1,))
-        # activations of ~2**26 floats per chunk: large chunks, bounded memory
-        rows = int(np.clip(2**26 // (self.n_members_ * width), 1024, 2**20))
+        rows = prediction_chunk_rows(self.device_, self.n_members_ * width)
         return predict_in_batches(lambda x: select(net(x)), [X], device=self.device_,
                                   batch_size=rows, row_dim=1)
 

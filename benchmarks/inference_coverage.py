@@ -100,7 +100,8 @@ def coverage(args, out):
                 warnings.simplefilter("ignore")
                 # one cross-fitted fit serves both targets (ate_inference refits per
                 # call; the benchmark shares the nuisances); with --n-repeats R the
-                # first partition alone is the single cross-fit
+                # first partition is a single cross-fit, though not the numbers of
+                # n_repeats=1: a member's initial weights depend on the fit's size
                 partitions = est._nuisances_cross_fitted(
                     X, y, t, est._propensity_model(None), args.cv, args.n_repeats)
             mu0, mu1, e = partitions[0]
@@ -358,7 +359,8 @@ def stability(args, out):
             seconds["plug-in"] += time.perf_counter() - start
             start = time.perf_counter()
             # what ate_inference(target="att", cv=3, n_repeats=R) computes; partition 0
-            # alone is the single cross-fit (n_repeats=1)
+            # alone is a single cross-fit, though not the numbers of n_repeats=1 (a
+            # member's initial weights depend on how many members the fit has)
             est = TARNet(**STABLE, n_members=args.n_members, random_state=s)
             each = [estimate_average_effect(y, t, *p, target="att", cv=3)
                     for p in est._nuisances_cross_fitted(

@@ -17,6 +17,13 @@ error of the matching point estimate (``ate(X)``, or ``ate(X, targeted=True)``).
     OMP_NUM_THREADS=1 python benchmarks/member_intervals.py --datasets 100 --members 20
 
 appends its table to ``benchmarks/results/member_intervals.md`` (``--out``).
+
+``--ideal`` checks the interval rule itself, without networks: ideal bootstrap
+replicates ``theta* ~ N(theta_hat, 1)`` around an estimate ``theta_hat ~ N(theta, 1)``,
+``--draws`` of them per number of members ``B``, give each method's coverage at 95% and
+90% (``causalnn.inference.member_interval``, the function behind ``ate_interval``).
+
+    python benchmarks/member_intervals.py --ideal --draws 200000
 """
 import argparse
 import os
@@ -29,6 +36,7 @@ import torch
 
 from causalnn import Dragonnet, TARNet
 from causalnn.benchmark import machine_description
+from causalnn.inference import member_interval
 from inference_coverage import append_section  # benchmarks/ is the script's folder
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -61,6 +69,46 @@ def rows(members):
     ]
 
 
+def ideal_coverage(members_grid, draws, seed=0, chunk=20000):
+    """Coverage of each method's interval on ideal replicates: ``{(B, alpha, method):
+    fraction of draws whose interval holds the truth}``."""
+    rng = np.random.default_rng(seed)
+    hits = {}
+    for B in members_grid:
+        for start in range(0, draws, chunk):
+            size = min(chunk, draws - start)
+            theta_hat = rng.standard_normal(size)        # truth 0
+            members = theta_hat + rng.standard_normal((B, size))
+            for alpha in (0.05, 0.10):
+                for method in METHODS:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")   # the percentile's warning
+                        low, high = member_interval(members, alpha=alpha, method=method)
+                    key = (B, alpha, method)
+                    hits[key] = hits.get(key, 0) + int(np.sum((low <= 0) & (0 <= high)))
+    return {key: count / draws for key, count in hits.items()}
+
+
+def ideal_section(args):
+    start = time.perf_counter()
+    grid = (2, 5, 10, 20, 50, 200)
+    coverage = ideal_coverage(grid, args.draws)
+    se = max(np.sqrt(c * (1 - c) / args.draws) for c in coverage.values())
+    lines = [
+        f"\n## `python {' '.join(['benchmarks/member_intervals.py'] + sys.argv[1:])}`",
+        f"\nMachine: {machine_description(device='cpu')}",
+        f"\nIdeal replicates: B members theta* ~ N(theta_hat, 1) around theta_hat ~ "
+        f"N(theta, 1); {args.draws:,} draws per B (binomial standard error at most "
+        f"{100 * se:.2f} points); {time.perf_counter() - start:.0f} s\n",
+        "| B | 95%: normal | 95%: percentile | 90%: normal | 90%: percentile |",
+        "|---|---|---|---|---|"]
+    for B in grid:
+        cells = [f"{100 * coverage[B, alpha, method]:.1f}%"
+                 for alpha in (0.05, 0.10) for method in METHODS]
+        lines.append(f"| {B} | " + " | ".join(cells) + " |")
+    append_section(lines, args.out)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", type=int, default=100)
@@ -68,7 +116,12 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=400)
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--out", default=os.path.join(RESULTS, "member_intervals.md"))
+    p.add_argument("--ideal", action="store_true",
+                   help="coverage of the interval rule on ideal replicates (no networks)")
+    p.add_argument("--draws", type=int, default=200_000, help="--ideal: draws per B")
     args = p.parse_args(argv)
+    if args.ideal:
+        return ideal_section(args)
     torch.set_num_threads(1)
     checks = rows(args.members)
     covered = {(label, m): [] for label, _, _ in checks for m in METHODS}

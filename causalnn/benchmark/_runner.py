@@ -364,8 +364,10 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     n_jobs : int
         Parallel work items (joblib).
     backend : {"loky", "threading", "dask", ...}
-        joblib backend; ``"dask"`` connects to ``scheduler`` (an address, or a
-        ``distributed.Client``; ``None`` starts a local cluster).
+        joblib backend; ``"dask"`` connects to ``scheduler``.
+    scheduler : str or distributed.Client, default=None
+        With ``backend="dask"``: the scheduler's address or a ``distributed.Client``;
+        ``None`` starts a local cluster. Ignored by the other backends.
     batch : bool
         Fit the replications of a representation estimator as one batched ``fit_many``
         when they share X, treatment and fit rows (the IHDP files do not: each has its own

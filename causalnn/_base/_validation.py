@@ -197,8 +197,9 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
                 f"{name} has duplicate column names {unique[counts > 1].tolist()}; "
                 f"rename them so that every column can be found by name at predict.")
         if feature_names is not None:
-            unknown = [c for c in names if c not in set(feature_names)]
-            missing = [c for c in feature_names if c not in set(names)]
+            known, given = set(feature_names), set(names)
+            unknown = [c for c in names if c not in known]
+            missing = [c for c in feature_names if c not in given]
             if unknown or missing:
                 raise ValueError(
                     f"{name} has different columns than at fit: "

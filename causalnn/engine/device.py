@@ -65,7 +65,9 @@ def prediction_chunk_rows(device, floats_per_row):
     A GPU gets ~2**26 floats per chunk: few launches and host syncs, with memory still
     bounded. A CPU gets ~2**19, activations that stay in its caches: on this project's
     2-core CPU, TARNet predicted 1.9 to 2.8 times faster in chunks of that size than of
-    2**26 floats (``benchmarks/results/prediction_chunks_cpu.md``).
+    2**26 floats (``benchmarks/results/prediction_chunks_cpu.md``). As with any other
+    grouping of rows, the chunk size can move predictions in the last float32 digits:
+    a product over another number of rows may add up in another order.
     """
     floats = 2**26 if torch.device(device).type == "cuda" else 2**19
     return int(min(max(floats // max(int(floats_per_row), 1), 64), 2**20))

@@ -127,10 +127,11 @@ def test_predict_in_batches_keeps_float64_and_upcasts_bfloat16():
     assert half.dtype == np.float32
 
 
-def test_prediction_chunks_fit_the_device_and_never_change_a_cpu_prediction(monkeypatch):
+def test_prediction_chunks_fit_the_device_and_change_predictions_by_round_off_only(monkeypatch):
     """A CPU predicts in cache-sized chunks (~2**19 activation floats), a GPU in large
-    ones (~2**26), within [64, 2**20] rows; on the CPU a row's effect does not depend on
-    the chunk it is computed in, so the choice changes speed only."""
+    ones (~2**26), within [64, 2**20] rows. The chunk size moves a row's effect by
+    float32 round-off at most (a product over another number of rows may add up in
+    another order: up to 1.8e-7 for the default TARNet on 12,000 rows), never more."""
     from causalnn import TARNet
     from causalnn.engine import prediction_chunk_rows
     from causalnn.estimators.representation import _common
@@ -154,8 +155,10 @@ def test_prediction_chunks_fit_the_device_and_never_change_a_cpu_prediction(monk
     for rows.size in (64, 300, 700):
         effects[rows.size] = est.effect(X, members=True)
     assert chunks == [64, 300, 700]
-    np.testing.assert_array_equal(effects[64], effects[700])
-    np.testing.assert_array_equal(effects[300], effects[700])
+    scale = np.abs(effects[700]).max()
+    for size in (64, 300):
+        np.testing.assert_allclose(effects[size], effects[700], rtol=0,
+                                   atol=1e-6 * scale)
 
 
 class _HoldsAModule:

@@ -540,3 +540,34 @@ def test_unsupported_device_is_refused():
     A = (np.random.RandomState(0).rand(20, 4) < 0.5).astype(float)
     with pytest.raises(ValueError, match="device='meta' is not supported by Deconfounder"):
         Deconfounder(n_factors=1, device="meta").fit(None, A.sum(1), treatment=A)
+
+
+@pytest.mark.parametrize("outcome_model", ["linear", "neural"])
+def test_effects_in_row_blocks_equal_the_whole_design(small, monkeypatch, outcome_model):
+    """effect / predict_outcome expand each query row to its confounder draws, and
+    cause_effects sets one cause at a time: both now work in blocks (memory O(block), not
+    O(n * draws) or O(n * causes**2)); the numbers are those of one design holding
+    every row, here as one block against blocks of a few rows (to the float32 round-off
+    of the neural outcome model's products over another number of rows)."""
+    from causalnn.estimators.latent import _deconfounder
+    d = small
+    X = np.random.RandomState(0).randn(len(d.y), 2)
+    kw = NEURAL if outcome_model == "neural" else {"outcome_model": "linear"}
+    est = fit_quiet(Deconfounder(n_factors=2, random_state=0, **FAST, **kw), X,
+                    d.y + X[:, 0], d.treatment)
+    monkeypatch.setattr(_deconfounder, "_CHUNK", 10**9)  # one block
+    whole = (est.effect(X, T0=0, T1=d.treatment), est.predict_outcome(X, d.treatment))
+    monkeypatch.setattr(_deconfounder, "_CHUNK", 1)  # blocks of a few query rows
+    blocks = (est.effect(X, T0=0, T1=d.treatment), est.predict_outcome(X, d.treatment))
+    for a, b in zip(whole, blocks):  # float32 round-off: products over other row counts
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * np.abs(a).max())
+    # cause_effects, one cause at a time, against setting each cause by hand
+    A, Z, Xr = est._reference
+    offset = getattr(est, "y_mean_", 0.0)
+    by_hand = []
+    for j in range(est.n_causes_):
+        on, off = A.copy(), A.copy()
+        on[:, j], off[:, j] = 1.0, 0.0
+        by_hand.append(np.mean(est._outcome(on, Z, Xr, offset=offset)
+                               - est._outcome(off, Z, Xr, offset=offset)))
+    np.testing.assert_allclose(est.cause_effects(), by_hand, rtol=1e-9, atol=1e-12)

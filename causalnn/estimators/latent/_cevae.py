@@ -29,7 +29,8 @@ from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
 from ..._base._scaling import column_scaling
-from ...engine import Callback, member_mean, predict_in_batches, spawn_generator
+from ...engine import (Callback, member_mean, predict_in_batches,
+                      prediction_chunk_rows, spawn_generator)
 from ...engine.random import draw_to_device
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...nets import init_weights
@@ -176,8 +177,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
     sampling_seed_ : int
         Seed of the posterior draws at prediction, drawn from ``random_state`` at fit.
         Each row's draws are a hash of its (standardised) ``x`` and this seed, so a
-        row's effect depends only on its ``x`` and this seed: the same on every call,
-        whatever other rows are passed with it and in whatever order. Distinct rows
+        row's draws depend only on its ``x`` and this seed: the same on every call,
+        whatever other rows are passed with it and in whatever order (its effect too,
+        up to the round-off of products over another number of rows). Distinct rows
         draw independently, so the Monte Carlo noise of ``ate`` averages out over the
         rows.
     %(fitted_attributes)s
@@ -397,7 +399,7 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         for a binary outcome).
 
         Each row's uniforms are a hash of its values and ``sampling_seed_``
-        (:func:`_row_uniforms`): a row's effect depends on its ``x`` alone, whatever
+        (:func:`_row_uniforms`): a row's draws depend on its ``x`` alone, whatever
         other rows are passed with it, while distinct rows draw independently, so the
         Monte Carlo error of ``ate`` still averages out over the rows.
         """
@@ -441,9 +443,11 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         """``q(t = 1 | x)`` of every member, ``(n_members, n)``."""
         x = torch.as_tensor(self._scale_X(X_scaled), dtype=self._module_dtype())
         self.module_.eval()
+        rows = prediction_chunk_rows(
+            self.device_, self.n_members_ * max(tuple(self.hidden_layers) + (1,)))
         return predict_in_batches(
             lambda b: self.module_.auxiliary_t(b).probs.squeeze(-1), [x],
-            device=self.device_, row_dim=1).astype(np.float64)
+            device=self.device_, batch_size=rows, row_dim=1).astype(np.float64)
 
     def _predict_propensity(self, X):
         """``q(t = 1 | x)``, the auxiliary treatment model (the members' mean)."""

@@ -526,14 +526,13 @@ class Deconfounder(BaseCausalEstimator):
         if self.outcome_model_ == "linear":
             return (self.naive_coef_ if naive else self.coef_).copy()
         A, Z, X = self._reference
-        r, m = len(A), self.n_causes_
-        on, off = np.repeat(A[None], m, 0), np.repeat(A[None], m, 0)
-        on[np.arange(m), :, np.arange(m)] = 1.0
-        off[np.arange(m), :, np.arange(m)] = 0.0
-        tile = lambda M: np.tile(M, (m, 1))  # noqa: E731
-        y1 = self._outcome(on.reshape(-1, m), tile(Z), tile(X), naive, self.y_mean_)
-        y0 = self._outcome(off.reshape(-1, m), tile(Z), tile(X), naive, self.y_mean_)
-        return (y1 - y0).reshape(m, r).mean(1)
+        effects = np.empty(self.n_causes_)
+        for j in range(self.n_causes_):  # one cause at a time: O(r * m) memory
+            on, off = A.copy(), A.copy()
+            on[:, j], off[:, j] = 1.0, 0.0
+            effects[j] = np.mean(self._outcome(on, Z, X, naive, self.y_mean_)
+                                 - self._outcome(off, Z, X, naive, self.y_mean_))
+        return effects
 
     def _levels(self, value, name, n):
         """Cause vectors for ``effect``: a scalar, an (n_causes,) vector or an
@@ -653,9 +652,18 @@ class Deconfounder(BaseCausalEstimator):
         Z, index = self._confounder_rows(X, causes, n)
         s = index.shape[1]
         x = np.empty((n, 0)) if X is None else X
-        z = Z[index.ravel()]
-        return [self._outcome(np.repeat(t, s, 0), z, np.repeat(x, s, 0), offset=offset)
-                .reshape(n, s).mean(1) for t in treatments]
+        # query rows in blocks: each row is expanded to its s confounder values, so
+        # the design of all rows at once would hold n * s rows
+        step = max(1, _CHUNK * 8 // s)
+        out = [np.empty(n) for _ in treatments]
+        for start in range(0, n, step):
+            rows = slice(start, start + step)
+            z = Z[index[rows].ravel()]
+            xs = np.repeat(x[rows], s, 0)
+            for o, t in zip(out, treatments):
+                o[rows] = self._outcome(np.repeat(t[rows], s, 0), z, xs,
+                                        offset=offset).reshape(-1, s).mean(1)
+        return out
 
     def _observed_causes(self, observed_causes, n):
         if observed_causes is None:

@@ -162,6 +162,39 @@ def test_row_effects_do_not_depend_on_the_other_rows(outcome, n_members):
     assert np.std(tau) > 0  # rows still differ: their own x gives their own effect
 
 
+@pytest.mark.parametrize("outcome, n_members", [("continuous", 1), ("binary", 2)])
+def test_posterior_outcomes_match_the_draw_by_draw_computation(outcome, n_members):
+    """q(t|x) and q(y|x,t) are evaluated once per row and arm and handed to each draw:
+    the result must be the one of running every draw's own copy of the row through
+    them (each draw on its own row, t and arm; a misordered expansion would give
+    rows another row's propensity)."""
+    import torch
+    from scipy.special import ndtri
+    from causalnn.estimators.latent._cevae import _row_uniforms
+    y = (Y > np.median(Y)).astype(float) if outcome == "binary" else Y
+    est = CEVAE(**dict(TINY, n_samples=7), n_members=n_members, random_state=0).fit(
+        X, y, treatment=T)
+    rows = X[:9]
+    module, draws, members = est.module_, est.n_samples, est.n_members_
+    scaled = est._scale_X(rows)
+    n, width = len(rows), 2 + module.latent_dim
+    u = _row_uniforms(scaled, est.sampling_seed_, (members, draws, width))
+    u = u.transpose(1, 2, 0, 3).reshape(members, draws * n, width)
+    normal, u = (torch.as_tensor(a, dtype=torch.float32) for a in (ndtri(u), u))
+    with torch.no_grad():
+        x = torch.as_tensor(scaled, dtype=torch.float32).repeat(draws, 1)
+        t = (u[..., :1] < module.auxiliary_t(x).probs).float().squeeze(-1)
+        q_y = module.auxiliary_y(x, t)
+        y_draw = ((u[..., 1:2] < q_y.probs).float() if outcome == "binary"
+                  else q_y.loc + q_y.scale * normal[..., 1:2])
+        q_z = module.encode(x, t, y_draw.squeeze(-1))
+        z = q_z.loc + q_z.scale * normal[..., 2:]
+        arms = torch.cat([arm.mean for arm in module.p_y.all_arms(z)], dim=-1)
+    expected = arms.double().reshape(members, draws, n, 2).mean(1).numpy()
+    np.testing.assert_allclose(est._posterior_outcomes(rows), expected, rtol=1e-5,
+                               atol=1e-7)
+
+
 def test_validation_loss_uses_common_random_numbers():
     """Every validation pass replays the same reparameterisation noise, so at fixed
     weights the held-out loss repeats exactly and early stopping compares epochs, not

@@ -60,7 +60,8 @@ def loadable_device(device):
 
 def prediction_chunk_rows(device, floats_per_row):
     """Rows per prediction chunk on ``device`` for a network whose widest activation
-    holds ``floats_per_row`` floats per row (the member axis counted in).
+    holds ``floats_per_row`` floats per row (members and any other copies of a row, such
+    as posterior draws, counted in).
 
     A GPU gets ~2**26 floats per chunk: few launches and host syncs, with memory still
     bounded. A CPU gets ~2**19, activations that stay in its caches: on this project's

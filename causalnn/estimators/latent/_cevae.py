@@ -40,9 +40,6 @@ from ...nets.vae import CEVAEModule
 __all__ = ["CEVAE"]
 
 _PROXY_TYPES = ("continuous", "binary")
-# rows x posterior samples pushed through the networks at once at predict time
-_PREDICT_CHUNK = 1 << 16
-
 
 # splitmix64 (Steele, Lea & Flood 2014): a counter-based generator in wrapping uint64
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -408,7 +405,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         scaled = self._scale_X(X)
         per_row = (members, draws, 2 + module.latent_dim)  # t, y, then z's columns
         dtype = self._module_dtype()
-        rows = max(1, _PREDICT_CHUNK // (draws * members))
+        # every row goes through the networks once per member and draw
+        rows = prediction_chunk_rows(
+            device, members * draws * max(tuple(self.hidden_layers) + (1,)))
         out = []
         module.eval()
         with torch.no_grad():

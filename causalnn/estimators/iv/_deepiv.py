@@ -26,7 +26,8 @@ from ..._base._validation import (as_pandas_frame, check_features, check_matrix,
                                   check_same_index, check_same_rows, check_scalar_or_vector,
                                   check_varies,
                                   check_vector, column_list, split_named_columns)
-from ...engine import make_generator, predict_in_batches, spawn_generator
+from ...engine import (make_generator, predict_in_batches, prediction_chunk_rows,
+                      spawn_generator)
 from ...exceptions import WeakInstrumentWarning
 from ...nets import MLP, dropout_masks_from, init_weights
 from ...nets.distributions import CategoricalNetwork, MixtureDensityNetwork, sample
@@ -578,16 +579,23 @@ class DeepIV(BaseCausalEstimator):
             f"columns {names} seen in fit: label one treatment vector by those names, or "
             f"pass a NumPy array in their order.")
 
+    def _outcome_chunk_rows(self):
+        """Rows per prediction chunk of the outcome network ``h`` (float64: a row's
+        activations take twice the bytes of a float32 network's)."""
+        return prediction_chunk_rows(self.device_,
+                                     2 * max(tuple(self.outcome_layers) + (1,)))
+
     def _outcome_network(self, X, levels):
         Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
         if self.treatment_type_ == "discrete":
             index = torch.as_tensor(levels, dtype=torch.long)
             return predict_in_batches(
                 lambda x, i: self.module_(x).gather(1, i[:, None])[:, 0],
-                [Xs, index], device=self.device_)
+                [Xs, index], device=self.device_, batch_size=self._outcome_chunk_rows())
         t = torch.as_tensor(levels, dtype=DTYPE)
         return predict_in_batches(lambda x, t: self.module_(torch.cat([t, x], -1))[:, 0],
-                                  [Xs, t], device=self.device_)
+                                  [Xs, t], device=self.device_,
+                                  batch_size=self._outcome_chunk_rows())
 
     def _predict_outcome(self, X, *treatments):
         return [self._outcome_network(X, levels) for levels in treatments]
@@ -622,7 +630,7 @@ class DeepIV(BaseCausalEstimator):
                 return torch.autograd.grad(h, t)[0]
 
         grad = predict_in_batches(gradient, [Xs, torch.as_tensor(levels, dtype=DTYPE)],
-                                  device=self.device_)
+                                  device=self.device_, batch_size=self._outcome_chunk_rows())
         grad = grad * self.y_scale_ / self.t_scale_
         return grad[:, 0] if grad.shape[1] == 1 else grad
 

@@ -289,7 +289,9 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         offset = getattr(self, "X_offset_", None)
         if offset is None:
             return X
-        return (X - offset) / self.X_scale_
+        scaled = X - offset  # one temporary of X's size, divided in place
+        scaled /= self.X_scale_
+        return scaled
 
     def _to_outcome_scale(self, eta, offset=0.0):
         """Linear predictor (training scale) to the units of ``y``, in float64, less

@@ -359,7 +359,7 @@ class DeepIV(BaseCausalEstimator):
         self.n_instruments_ = Z.shape[1]
         self.x_mean_, self.x_scale_ = column_scaling(X, name="X")
         self.z_mean_, self.z_scale_ = column_scaling(Z, name="instrument")
-        Xs = (X - self.x_mean_) / self.x_scale_
+        Xs = self._standardized_X(X)
         context = np.column_stack([Xs, (Z - self.z_mean_) / self.z_scale_])
         discrete = self.treatment_type_ == "discrete"
         if discrete:
@@ -579,6 +579,12 @@ class DeepIV(BaseCausalEstimator):
             f"columns {names} seen in fit: label one treatment vector by those names, or "
             f"pass a NumPy array in their order.")
 
+    def _standardized_X(self, X):
+        """``X`` on the scale the networks were fitted on (one temporary of its size)."""
+        scaled = X - self.x_mean_
+        scaled /= self.x_scale_
+        return scaled
+
     def _outcome_chunk_rows(self):
         """Rows per prediction chunk of the outcome network ``h`` (float64: a row's
         activations take twice the bytes of a float32 network's)."""
@@ -586,7 +592,7 @@ class DeepIV(BaseCausalEstimator):
                                      2 * max(tuple(self.outcome_layers) + (1,)))
 
     def _outcome_network(self, X, levels):
-        Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
+        Xs = torch.as_tensor(self._standardized_X(X), dtype=DTYPE)
         if self.treatment_type_ == "discrete":
             index = torch.as_tensor(levels, dtype=torch.long)
             return predict_in_batches(
@@ -621,7 +627,7 @@ class DeepIV(BaseCausalEstimator):
         self._check_level_index(T, X, "T")
         X = self._validate_X(X)
         levels = self._levels(T, "T", X.shape[0])
-        Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=DTYPE)
+        Xs = torch.as_tensor(self._standardized_X(X), dtype=DTYPE)
 
         def gradient(x, t):
             with torch.enable_grad():
@@ -782,6 +788,6 @@ class DeepIV(BaseCausalEstimator):
         if Z.shape[1] != self.n_instruments_:
             raise ValueError(f"instrument has {Z.shape[1]} columns but had "
                              f"{self.n_instruments_} in fit.")
-        context = np.column_stack([(X - self.x_mean_) / self.x_scale_,
+        context = np.column_stack([self._standardized_X(X),
                                    (Z - self.z_mean_) / self.z_scale_])
         return X, context

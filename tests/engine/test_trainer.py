@@ -155,6 +155,17 @@ def test_prediction_chunks_fit_the_device_and_change_predictions_by_round_off_on
     for rows.size in (64, 300, 700):
         effects[rows.size] = est.effect(X, members=True)
     assert chunks == [64, 300, 700]
+    # a chunk is sized by the wider of the members' activations and the input rows
+    asked = []
+    monkeypatch.setattr(_common, "prediction_chunk_rows",
+                        lambda device, floats: asked.append(floats) or 64)
+    est.effect(X)
+    assert asked == [2 * 16]
+    wide = TARNet(representation_layers=(16,), head_layers=(8,), max_epochs=1,
+                  random_state=0, device="cpu").fit(np.tile(X, 100), X[:, 0] + t,
+                                                    treatment=t)
+    wide.effect(np.tile(X, 100))
+    assert asked[-1] == 300
     scale = np.abs(effects[700]).max()
     for size in (64, 300):
         np.testing.assert_allclose(effects[size], effects[700], rtol=0,

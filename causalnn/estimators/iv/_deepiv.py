@@ -586,10 +586,10 @@ class DeepIV(BaseCausalEstimator):
         return scaled
 
     def _outcome_chunk_rows(self):
-        """Rows per prediction chunk of the outcome network ``h`` (float64: a row's
-        activations take twice the bytes of a float32 network's)."""
-        return prediction_chunk_rows(self.device_,
-                                     2 * max(tuple(self.outcome_layers) + (1,)))
+        """Rows per prediction chunk of the outcome network ``h``: its widest layer or
+        its input, whichever is wider (float64: twice the bytes of float32)."""
+        widest = max(tuple(self.outcome_layers) + (self.module_[0].in_features,))
+        return prediction_chunk_rows(self.device_, 2 * widest)
 
     def _outcome_network(self, X, levels):
         Xs = torch.as_tensor(self._standardized_X(X), dtype=DTYPE)

@@ -405,9 +405,11 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         scaled = self._scale_X(X)
         per_row = (members, draws, 2 + module.latent_dim)  # t, y, then z's columns
         dtype = self._module_dtype()
-        # every row goes through the networks once per member and draw
+        # every row goes through the networks once per draw, with the members' widest
+        # activations or its own columns (and y, for q(z | x, t, y)) as the widest
+        width = max(tuple(self.hidden_layers) + (1,))
         rows = prediction_chunk_rows(
-            device, members * draws * max(tuple(self.hidden_layers) + (1,)))
+            device, draws * max(members * width, self.n_features_in_ + 1))
         out = []
         module.eval()
         with torch.no_grad():
@@ -453,7 +455,8 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         x = torch.as_tensor(self._scale_X(X_scaled), dtype=self._module_dtype())
         self.module_.eval()
         rows = prediction_chunk_rows(
-            self.device_, self.n_members_ * max(tuple(self.hidden_layers) + (1,)))
+            self.device_, max(self.n_members_ * max(tuple(self.hidden_layers) + (1,)),
+                              self.n_features_in_))
         return predict_in_batches(
             lambda b: self.module_.auxiliary_t(b).probs.squeeze(-1), [x],
             device=self.device_, batch_size=rows, row_dim=1).astype(np.float64)

@@ -239,7 +239,9 @@ class RepresentationEstimator(BaseCausalEstimator):
         X = torch.as_tensor(X, dtype=torch.float32)
         net = self.module_["net"]
         width = max(tuple(self.representation_layers) + tuple(self.head_layers) + (1,))
-        rows = prediction_chunk_rows(self.device_, self.n_members_ * width)
+        # the widest of the members' activations and the input rows themselves
+        rows = prediction_chunk_rows(self.device_,
+                                     max(self.n_members_ * width, self.n_features_in_))
         return predict_in_batches(lambda x: select(net(x)), [X], device=self.device_,
                                   batch_size=rows, row_dim=1)
 

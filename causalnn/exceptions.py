@@ -2,7 +2,7 @@
 from sklearn.exceptions import NotFittedError
 
 __all__ = ["NotFittedError", "StopTraining", "TrainingDivergedError", "ConvergenceWarning",
-           "WeakInstrumentWarning"]
+           "ProxyAdjustmentWarning", "WeakInstrumentWarning"]
 
 
 class StopTraining(Exception):
@@ -22,3 +22,9 @@ class ConvergenceWarning(UserWarning):
 
 class WeakInstrumentWarning(UserWarning):
     """The instruments barely move the treatment (first-stage partial F below 10)."""
+
+
+class ProxyAdjustmentWarning(UserWarning):
+    """A doubly robust estimate of a latent-confounder model (CEVAE) weights by a
+    propensity of the observed proxies, so it adjusts for the proxies, not the latent
+    confounder."""

@@ -199,13 +199,14 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         return "continuous"
 
     def _train(self, module, data, generator, *, stratify, loss_fn=None, n_members=None,
-               bootstrap=False, member_data=None):
+               bootstrap=False, member_data=None, stage=None):
         """Run the shared engine; record ``history_``, ``best_epoch_`` and ``n_iter_``.
 
         ``loss_fn(module, batch) -> dict`` defaults to ``self._compute_loss``; estimators
         trained in stages pass each stage's loss. ``n_members``, ``bootstrap`` and
         ``member_data`` train a member module (see :mod:`causalnn.engine.trainer`);
-        ``best_epoch_`` is then one epoch per member.
+        ``best_epoch_`` is then one epoch per member. ``stage`` names the training run
+        in warnings beside the estimator (estimators trained in stages).
         """
         tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in data.items()}
         trainer = Trainer(
@@ -220,7 +221,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             member_validation=getattr(self, "member_validation", "shared"),
             precision=getattr(self, "precision", "float32"),
             compile=getattr(self, "compile", False),
-            callbacks=self._training_callbacks())
+            callbacks=self._training_callbacks(),
+            name=type(self).__name__ + (f", {stage}" if stage else ""))
         member_data = {k: torch.tensor(v, dtype=torch.float32)
                        for k, v in (member_data or {}).items()}
         self.history_ = trainer.fit(module, tensors, stratify=stratify,

@@ -11,6 +11,8 @@ import pandas as pd
 import scipy.sparse
 from sklearn.exceptions import DataConversionWarning
 
+from .._warnings import warn_at_caller
+
 __all__ = [
     "as_pandas_frame",
     "require_treatment",
@@ -246,12 +248,11 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
         )
     if n_features is not None and (feature_names is None) != (names is None):
         # at predict: columns are then matched by position alone, as sklearn warns
-        warnings.warn(
+        warn_at_caller(
             f"{name} has feature names, but {owner} was fitted without feature names"
             if names is not None else
             f"{name} does not have valid feature names, but {owner} was fitted with "
-            f"feature names; its columns are taken in the order seen in fit",
-            UserWarning, stacklevel=3)
+            f"feature names; its columns are taken in the order seen in fit")
     _check_finite(array, name)
     if not array.flags.writeable:  # pandas copy-on-write hands out read-only views
         array = array.copy()

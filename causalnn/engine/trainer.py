@@ -62,12 +62,12 @@ order of the round-off itself in bfloat16), is computed with :func:`float32_term
 """
 import math
 import time
-import warnings
 
 import numpy as np
 import torch
 
 from ..exceptions import ConvergenceWarning, StopTraining, TrainingDivergedError
+from .._warnings import warn_at_caller
 from .callbacks import EarlyStopping, ProgressBar
 from .members import bootstrap_counts, strata_masks
 from .random import draw_to_device
@@ -100,6 +100,8 @@ def stratified_split(n_samples, fraction, generator, stratify=None):
     """
     if fraction <= 0:
         return torch.arange(n_samples), torch.arange(0)
+    if stratify is not None:
+        _check_strata(stratify, n_samples)
     groups = [torch.from_numpy(np.flatnonzero(mask))
               for mask in strata_masks(stratify, n_samples)]
     train, valid = [], []
@@ -206,6 +208,9 @@ class Trainer:
         CUDA graphs and so removes most per-step launch overhead at small batches. The
         first epoch pays the compilation (tens of seconds); worth it for long fits on
         large tables, not for small data.
+    name : str, default=None
+        What is trained (e.g. ``"DeepIV, first stage"``), named in the warning that
+        ``max_epochs`` ended training before early stopping.
 
     Attributes
     ----------
@@ -229,8 +234,10 @@ class Trainer:
                  batch_size=100, max_epochs=300, validation_fraction=0.2, patience=20,
                  device=torch.device("cpu"), generator=None, verbose=0, callbacks=(),
                  weight_decay_filter=None, n_members=None, bootstrap=False,
-                 member_validation="shared", precision="float32", compile=False):
+                 member_validation="shared", precision="float32", compile=False,
+                 name=None):
         self.loss_fn = loss_fn
+        self.name = name
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -412,9 +419,13 @@ class Trainer:
             for cb in callbacks:
                 cb.on_train_end(self)
         if not stopped_early and self.patience:
-            warnings.warn(
-                f"Training reached max_epochs={self.max_epochs} before early stopping; "
-                f"the fit may improve with a larger max_epochs.", ConvergenceWarning)
+            # the name tells two stages, or two models, apart (and lets Python's
+            # default filter show each once rather than only the first)
+            of = f" ({self.name})" if self.name else ""
+            warn_at_caller(
+                f"Training reached max_epochs={self.max_epochs} before early "
+                f"stopping{of}; the fit may improve with a larger max_epochs.",
+                ConvergenceWarning)
         self.module.eval()
         return self.history
 

@@ -374,12 +374,16 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
     check_clip_and_trim(propensity_clip, trim)
+    if outcome not in ("continuous", "binary"):
+        raise ValueError(f"outcome must be 'continuous' or 'binary'; got {outcome!r}.")
     names = ("y", "treatment", "mu0", "mu1", "propensity")
     given = (y, t, mu0, mu1, propensity)
     # pandas inputs are paired by position below: their indexes must agree
     check_same_rows(list(zip(given, names)), None)
     arrays = [np.asarray(a, dtype=np.float64) for a in given]
     n = len(arrays[0])
+    if n == 0:
+        raise ValueError("y, treatment, mu0, mu1 and propensity are empty.")
     for name, a in zip(names, arrays):
         if a.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},); got {a.shape}.")
@@ -396,8 +400,9 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
         keep = (e >= trim) & (e <= 1 - trim)
         n_trimmed = int(n - keep.sum())
         y, t, mu0, mu1, e = (a[keep] for a in (y, t, mu0, mu1, e))
-        if t.min() == t.max():
-            raise ValueError(f"trimming at {trim} left only one treatment arm.")
+        if t.size == 0 or t.min() == t.max():
+            left = "no rows" if t.size == 0 else "only one treatment arm"
+            raise ValueError(f"trimming at {trim} left {left}.")
     e_clipped = np.clip(e, propensity_clip, 1 - propensity_clip)
     n_clipped = int(np.sum(e_clipped != e))
     if method != "plugin":

@@ -4,6 +4,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .._base._validation import check_binary, check_same_rows
+from .._warnings import warn_at_caller
+
 __all__ = ["OverlapWarning", "overlap_summary", "plot_propensity", "check_overlap",
            "OVERLAP_BOUNDS", "OVERLAP_WARN_SHARE"]
 
@@ -35,8 +38,18 @@ def overlap_summary(propensity, treatment, clip=OVERLAP_BOUNDS):
         the effective sample size ``(sum w)^2 / sum w^2`` of the arm's inverse
         propensity weights (``1/e`` treated, ``1/(1-e)`` control).
     """
+    check_same_rows([(propensity, "propensity"), (treatment, "treatment")], None)
     e = np.asarray(propensity, dtype=float)
     t = np.asarray(treatment, dtype=float)
+    if e.ndim != 1 or t.shape != e.shape:
+        raise ValueError(f"propensity and treatment must be 1-d of one length; got "
+                         f"shapes {e.shape} and {t.shape}.")
+    check_binary(t, name="treatment", owner="overlap_summary")
+    if not (0 <= clip < 0.5):
+        raise ValueError(f"clip must be in [0, 0.5); got {clip!r}.")
+    if np.any(~np.isfinite(e) | (e < 0) | (e > 1)):
+        raise ValueError("propensity must hold probabilities in [0, 1] (not scores or "
+                         "logits), without NaN.")
     rows = {}
     for name, mask in (("control", t == 0), ("treated", t == 1), ("all", np.ones_like(
             t, dtype=bool))):
@@ -59,19 +72,23 @@ def overlap_summary(propensity, treatment, clip=OVERLAP_BOUNDS):
 
 
 def check_overlap(propensity, owner="", clip=OVERLAP_BOUNDS, share=OVERLAP_WARN_SHARE,
-                  stacklevel=3):
+                  stacklevel=None):
     """Warn (:class:`OverlapWarning`) when more than ``share`` of the rows have a
-    propensity outside ``[clip, 1 - clip]``; returns that share."""
+    propensity outside ``[clip, 1 - clip]``; returns that share. The warning points at
+    the first caller outside causalnn, or ``stacklevel`` frames up when given."""
     e = np.asarray(propensity, dtype=float)
     outside = float(np.mean((e < clip) | (e > 1 - clip)))
     if outside > share:
-        warnings.warn(
+        message = (
             f"{owner + ': ' if owner else ''}{100 * outside:.1f}% of rows have an "
             f"estimated propensity outside [{clip}, {1 - clip}] (more than "
             f"{100 * share:g}%): treated and control rows overlap poorly, so average "
             f"effects lean on few rows or on extrapolation. Inspect overlap_summary(), "
-            f"consider trim= in ate_inference, or target the ATT/ATC.",
-            OverlapWarning, stacklevel=stacklevel)
+            f"consider trim= in ate_inference, or target the ATT/ATC.")
+        if stacklevel is None:
+            warn_at_caller(message, OverlapWarning)
+        else:
+            warnings.warn(message, OverlapWarning, stacklevel=stacklevel)
     return outside
 
 

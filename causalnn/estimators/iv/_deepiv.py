@@ -389,7 +389,8 @@ class DeepIV(BaseCausalEstimator):
         self.first_stage_module_ = init_weights(first, generator, scale=1.0).to(DTYPE)
         with dropout_masks_from(self.first_stage_module_, self._mask_stream(generator, 1)):
             self._train(self.first_stage_module_, {"context": context, "t": T},
-                        first_stage_rows, stratify=None, loss_fn=self._first_stage_loss)
+                        first_stage_rows, stratify=None, loss_fn=self._first_stage_loss,
+                        stage="first stage")
         # frozen, and without dropout when it draws treatments for stage 2 (as the
         # authors' sampler, use_dropout=False); the engine leaves it in eval mode too
         self.first_stage_module_.requires_grad_(False).eval()
@@ -426,7 +427,8 @@ class DeepIV(BaseCausalEstimator):
 
         with dropout_masks_from(self.module_, self._mask_stream(generator, 2)):
             self._train(self.module_, {"X": Xs, "context": context, "y": y},
-                        second_stage_rows, stratify=None, loss_fn=second_stage_loss)
+                        second_stage_rows, stratify=None, loss_fn=second_stage_loss,
+                        stage="second stage")
         return self
 
     def _first_stage_network(self, n_context):
@@ -588,7 +590,9 @@ class DeepIV(BaseCausalEstimator):
     def _outcome_chunk_rows(self):
         """Rows per prediction chunk of the outcome network ``h``: its widest layer or
         its input, whichever is wider (float64: twice the bytes of float32)."""
-        widest = max(tuple(self.outcome_layers) + (self.module_[0].in_features,))
+        inputs = self.n_features_in_ + (0 if self.treatment_type_ == "discrete"
+                                        else self.n_treatment_features_)
+        widest = max(tuple(self.outcome_layers) + (inputs,))
         return prediction_chunk_rows(self.device_, 2 * widest)
 
     def _outcome_network(self, X, levels):

@@ -18,7 +18,6 @@ Effect: ``tau(x) = E[ E[y | t=1, z] - E[y | t=0, z] ]`` over ``n_samples`` draws
         its ``x`` only, while distinct rows draw independently.
 """
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -29,6 +28,8 @@ from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
 from ..._base._scaling import column_scaling
+from ..._warnings import warn_at_caller
+from ...exceptions import ProxyAdjustmentWarning
 from ...engine import (Callback, member_mean, predict_in_batches,
                       prediction_chunk_rows, spawn_generator)
 from ...engine.random import draw_to_device
@@ -323,15 +324,16 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         what TARNet on the proxies gives (measured on ``make_proxy_confounded``; see
         ``docs/cevae.md``). It is the right estimate when ``X`` contains the
         confounders; for latent-confounder adjustment report ``method="plugin"``
-        (cross-fitted, without a standard error) or ``ate``. A ``UserWarning`` says so
-        on every AIPW/TMLE call.
+        (cross-fitted, without a standard error) or ``ate``. A
+        :class:`~causalnn.exceptions.ProxyAdjustmentWarning` says so on every AIPW/TMLE
+        call.
         """
         if method != "plugin":
-            warnings.warn(
+            warn_at_caller(
                 "CEVAE.ate_inference with method='aipw'/'tmle' weights by q(t | x), a "
                 "function of the proxies X: the estimate adjusts for X, not for the "
                 "latent z. Under hidden confounding use method='plugin' or ate().",
-                UserWarning, stacklevel=2)
+                ProxyAdjustmentWarning)
         return super().ate_inference(
             X, y, treatment=treatment, target=target, method=method, cv=cv,
             n_repeats=n_repeats, propensity_model=propensity_model,

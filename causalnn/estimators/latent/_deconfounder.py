@@ -450,7 +450,8 @@ class Deconfounder(BaseCausalEstimator):
             module = init_weights(MLP(inputs.shape[1], self.outcome_layers, out_features=1,
                                       activation=self.activation), generator)
             modules[key] = self._train(module, {"inputs": (inputs - mean) / scale, "y": ys},
-                                       generator, stratify=None)
+                                       generator, stratify=None,
+                                       stage=f"{key} outcome model")
         self.naive_module_, self.outcome_module_ = modules["naive"], modules["adjusted"]
 
     def _compute_loss(self, module, batch):

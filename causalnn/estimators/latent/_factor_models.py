@@ -25,7 +25,6 @@ distribution. That mean does not see a
 model with too few factors (its unit p-values spread to both ends), so
 :func:`extreme_fraction` reports the share of units in the two tails as well.
 """
-import warnings
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -34,6 +33,7 @@ from sklearn.decomposition import PCA
 
 from ...engine import Trainer
 from ...engine.random import draw_to_device
+from ..._warnings import warn_at_caller
 from ...exceptions import ConvergenceWarning
 from ...nets.factor import (DeepFactorModel as DeepFactorNet, MatrixFactorization,
                             cause_distribution)
@@ -184,10 +184,10 @@ class PPCAFactorModel(_FittedFactorModel):
                         + torch.einsum("jk,nkl,jl->nj", W, S, W))
             self.noise_variance_ = max(float((residual * O).sum()) / n_observed, 1e-12)
         else:
-            warnings.warn(
+            warn_at_caller(
                 f"PPCA's EM for the held-out entries stopped at max_iter={self.max_iter} "
                 f"before its log-likelihood settled (tol={self.tol}).",
-                ConvergenceWarning, stacklevel=2)
+                ConvergenceWarning)
         return self
 
     def _log_likelihood(self, A, observed, z):

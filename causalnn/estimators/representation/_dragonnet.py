@@ -15,7 +15,6 @@ with ``ate(X, targeted=True)``, the fluctuated estimate
 ``mean_i [Q~(1, x_i) - Q~(0, x_i)]`` with the fitted ``eps``.
 """
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 
 from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
+from ..._warnings import warn_at_caller
 from ...engine import Callback, member_mean, spawn_generator
 from ...inference._mixins import (AverageEffectInferenceMixin, IntervalMixin,
                                   check_interval_options, member_interval)
@@ -193,8 +193,7 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         if not hasattr(self, "_many_y") and getattr(self, "_cross_fit_weight", None) is None:
             # overlap of the fitted propensity head (unsqueezed), members averaged
             raw = (1.0 / (1.0 + np.exp(-out[..., 2]))).mean(axis=0)
-            self.overlap_share_ = check_overlap(raw, owner=type(self).__name__,
-                                                stacklevel=4)
+            self.overlap_share_ = check_overlap(raw, owner=type(self).__name__)
         return self
 
     def _training_callbacks(self):
@@ -409,13 +408,12 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         if targeted is None:
             targeted = False
             if self.targeted_regularization:
-                warnings.warn(
+                warn_at_caller(
                     "ate_interval of a Dragonnet fitted with targeted regularisation: "
                     "the members' plug-in ATEs are shrunk towards 0 (on a simulated "
                     "design a nominal 95% interval covered 81%; docs/dragonnet.md). "
                     "Pass targeted=True for the interval of the targeted ATE "
-                    "(ate(X, targeted=True)), or targeted=False for the plug-in's.",
-                    UserWarning, stacklevel=2)
+                    "(ate(X, targeted=True)), or targeted=False for the plug-in's.")
         if targeted:  # refused before the member checks can warn
             self._check_targeted(call="ate_interval")
         self._check_interval_members()

@@ -1,0 +1,57 @@
+"""Bad input to the public inference and engine functions gets an error that names the
+argument, never a silent number (found by the sixth audit round)."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from causalnn.engine import stratified_split
+from causalnn.inference import estimate_average_effect, member_interval, overlap_summary
+
+E = np.array([0.2, 0.5, 0.7, 0.4])
+T = np.array([0, 1, 1, 0])
+
+
+def test_overlap_summary_refuses_what_it_would_misread():
+    summary = overlap_summary(E, T)
+    assert summary.loc["all", "n"] == 4
+    e = pd.Series(E, index=[0, 1, 2, 3])
+    t = pd.Series(T, index=[3, 2, 1, 0])  # the same labels in another order
+    with pytest.raises(ValueError, match="index"):
+        overlap_summary(e, t)
+    with pytest.raises(ValueError, match="treatment"):
+        overlap_summary(E, np.array([0, 2, 2, 0]))  # 0/2: a treated arm of n = 0
+    with pytest.raises(ValueError, match="logits"):
+        overlap_summary(np.array([-1.2, 0.3, 2.5, 0.1]), T)
+    with pytest.raises(ValueError, match="clip"):
+        overlap_summary(E, T, clip=0.7)
+    with pytest.raises(ValueError, match="one length"):
+        overlap_summary(E, T[:3])
+
+
+def test_member_interval_refuses_a_bad_alpha_method_or_too_few_members():
+    members = np.array([0.5, 1.0, 1.5, 2.0, 3.5])
+    low, high = member_interval(members, alpha=0.05, method="normal")
+    assert low < members.mean() < high
+    with pytest.raises(ValueError, match="alpha"):
+        member_interval(members, alpha=2, method="normal")
+    with pytest.raises(ValueError, match="method"):
+        member_interval(members, alpha=0.05, method="norma")  # was the percentile's
+    with pytest.raises(ValueError, match="n_members >= 2"):
+        member_interval(members[:1], alpha=0.05, method="normal")
+
+
+def test_stratified_split_refuses_strata_of_another_length():
+    with pytest.raises(ValueError, match="stratify"):
+        stratified_split(10, 0.3, torch.Generator().manual_seed(0),
+                         stratify=np.array([0, 1, 0, 1]))
+
+
+def test_estimate_average_effect_refuses_an_unknown_outcome_and_no_rows():
+    y, mu0, mu1 = np.array([1.0, 2.0, 2.5, 0.5]), np.zeros(4), np.ones(4)
+    with pytest.raises(ValueError, match="outcome"):
+        estimate_average_effect(y, T, mu0, mu1, E, outcome="Binary")
+    with pytest.raises(ValueError, match="empty"):
+        estimate_average_effect(*[np.array([])] * 5)
+    with pytest.raises(ValueError, match="no rows"):
+        estimate_average_effect(y, T, mu0, mu1, np.full(4, 0.005), trim=0.01)

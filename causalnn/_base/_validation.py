@@ -345,9 +345,9 @@ def check_vector(v, *, name, n_samples=None, warn_column=False):
     array = _as_float64(v, name)
     if array.ndim == 2 and array.shape[1] == 1:
         if warn_column:
-            warnings.warn(f"A column-vector {name} was passed when a 1d array was "
-                          f"expected; it is flattened to shape ({array.shape[0]},).",
-                          DataConversionWarning)
+            warn_at_caller(f"A column-vector {name} was passed when a 1d array was "
+                           f"expected; it is flattened to shape ({array.shape[0]},).",
+                           DataConversionWarning)
         array = array[:, 0]
     if array.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional; got shape {array.shape}.")

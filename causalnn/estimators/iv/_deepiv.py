@@ -13,7 +13,6 @@ Model selection: the second-stage loss on held-out rows (``causal_validation_los
 the paper's causal validation.
 """
 import numbers
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from ..._base._validation import (as_pandas_frame, check_features, check_matrix,
                                   check_vector, column_list, split_named_columns)
 from ...engine import (make_generator, predict_in_batches, prediction_chunk_rows,
                       spawn_generator)
+from ..._warnings import warn_at_caller
 from ...exceptions import WeakInstrumentWarning
 from ...nets import MLP, dropout_masks_from, init_weights
 from ...nets.distributions import CategoricalNetwork, MixtureDensityNetwork, sample
@@ -466,7 +466,7 @@ class DeepIV(BaseCausalEstimator):
         self.first_stage_f_statistic_ = float(pick(f_stat))
         self.first_stage_strength_ = float(pick(partial_r2))
         if self.first_stage_f_statistic_ < 10:
-            warnings.warn(
+            warn_at_caller(
                 f"The instrument is weak: its first-stage partial F statistic is "
                 f"{self.first_stage_f_statistic_:.2f} (< 10; partial R^2 "
                 f"{self.first_stage_strength_:.4f}) in a linear regression of the "

@@ -13,7 +13,6 @@ Effect: ``E[Y | do(A = t)] = E_{z_hat, x}[ f(t, z_hat, x) ]``: intervene on the 
         over ``z_hat`` given ``x`` (the row's own ``z_hat`` when its causes are known).
 """
 import numbers
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options, valida
 from ..._base._scaling import column_scaling, standardize_outcome
 from ..._base._validation import (check_cause_matrix, check_features, check_same_rows,
                                   check_vector)
+from ..._warnings import warn_at_caller
 from ...engine import predict_in_batches, spawn_generator
 from ...nets import MLP, init_weights
 from ...nets.mlp import ACTIVATIONS
@@ -388,7 +388,7 @@ class Deconfounder(BaseCausalEstimator):
         self.predictive_check_pvalues_ = pvalues
         self.predictive_check_extremes_ = extreme_fraction(pvalues, level=0.1)
         if score < self.check_threshold or self.predictive_check_extremes_ > 0.2:
-            warnings.warn(
+            warn_at_caller(
                 f"The {self.factor_model_kind_} factor model with n_factors="
                 f"{self.n_factors} fails the held-out predictive check (score "
                 f"{score:.3f}, threshold {self.check_threshold}; "

@@ -215,6 +215,45 @@ def _scaled_std(values):
     return float(np.std(values / top, ddof=1) * top)
 
 
+def _checked_arrays(named, *, propensity=None):
+    """``[(value, name)]`` as float64 vectors of one length, refused by name when
+    empty, of other shapes, not finite or (pandas) indexed apart. ``propensity``
+    names the one that must hold probabilities in [0, 1]."""
+    # pandas inputs are paired by position below: their indexes must agree
+    check_same_rows(list(named), None)
+    arrays = [np.asarray(value, dtype=np.float64) for value, _ in named]
+    names = [name for _, name in named]
+    n = arrays[0].shape[0] if arrays[0].ndim == 1 else None
+    if n == 0:
+        raise ValueError(f"{', '.join(names[:-1])} and {names[-1]} are empty.")
+    for name, a in zip(names, arrays):
+        if n is None or a.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n if n is not None else 'n'},); "
+                             f"got {a.shape}.")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} contains NaN or infinite values.")
+    if propensity is not None:
+        e = arrays[names.index(propensity)]
+        if e.min() < 0 or e.max() > 1:
+            raise ValueError(
+                f"{propensity} must hold probabilities in [0, 1]; got values from "
+                f"{e.min():.4g} to {e.max():.4g} (scores or logits? pass "
+                f"predict_proba(X)[:, 1]).")
+    return arrays
+
+
+def _check_weights_defined(e, target):
+    """The weights of ``target`` divide by ``e`` (ATE, ATC) and by ``1 - e`` (ATE,
+    ATT): a propensity of exactly 0 or 1 there would give an infinite or NaN
+    estimate."""
+    if (target in ("ate", "atc") and e.min() == 0) or (target in ("ate", "att")
+                                                       and e.max() == 1):
+        raise ValueError(
+            f"propensity must lie strictly between 0 and 1 where the {target.upper()}'s "
+            f"weights divide by e or 1 - e; clip it, or use estimate_average_effect "
+            f"with propensity_clip.")
+
+
 def _arm_shares(t):
     check_binary(t, name="treatment", owner="the average-effect estimators")
     p = t.mean()
@@ -238,6 +277,10 @@ def aipw(y, t, mu0, mu1, e, target="ate"):
     estimate : float
     influence : ndarray of shape (n,)
     """
+    y, t, mu0, mu1, e = _checked_arrays(
+        [(y, "y"), (t, "treatment"), (mu0, "mu0"), (mu1, "mu1"), (e, "propensity")],
+        propensity="propensity")
+    _check_weights_defined(e, target)
     p = _arm_shares(t)
     if target == "ate":
         psi = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
@@ -257,6 +300,8 @@ def aipw(y, t, mu0, mu1, e, target="ate"):
 
 def plugin(mu0, mu1, t, target="ate"):
     """The outcome model's own estimate: the mean of ``mu1 - mu0`` over the target rows."""
+    mu0, mu1, t = _checked_arrays([(mu0, "mu0"), (mu1, "mu1"), (t, "treatment")])
+    _arm_shares(t)  # refuses a treatment with an empty arm (the ATT's or ATC's rows)
     tau = mu1 - mu0
     if target == "ate":
         return float(tau.mean())
@@ -289,6 +334,12 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
+    if outcome not in ("continuous", "binary"):
+        raise ValueError(f"outcome must be 'continuous' or 'binary'; got {outcome!r}.")
+    y, t, mu0, mu1, e = _checked_arrays(
+        [(y, "y"), (t, "treatment"), (mu0, "mu0"), (mu1, "mu1"), (e, "propensity")],
+        propensity="propensity")
+    _check_weights_defined(e, target)
     _arm_shares(t)  # refuses a treatment with an empty arm
     if outcome == "binary":
         if y.min() < 0 or y.max() > 1:
@@ -376,25 +427,11 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
     check_clip_and_trim(propensity_clip, trim)
     if outcome not in ("continuous", "binary"):
         raise ValueError(f"outcome must be 'continuous' or 'binary'; got {outcome!r}.")
-    names = ("y", "treatment", "mu0", "mu1", "propensity")
-    given = (y, t, mu0, mu1, propensity)
-    # pandas inputs are paired by position below: their indexes must agree
-    check_same_rows(list(zip(given, names)), None)
-    arrays = [np.asarray(a, dtype=np.float64) for a in given]
-    n = len(arrays[0])
-    if n == 0:
-        raise ValueError("y, treatment, mu0, mu1 and propensity are empty.")
-    for name, a in zip(names, arrays):
-        if a.shape != (n,):
-            raise ValueError(f"{name} must have shape ({n},); got {a.shape}.")
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} contains NaN or infinite values.")
-    y, t, mu0, mu1, e = arrays
+    y, t, mu0, mu1, e = _checked_arrays(
+        [(y, "y"), (t, "treatment"), (mu0, "mu0"), (mu1, "mu1"),
+         (propensity, "propensity")], propensity="propensity")
+    n = len(y)
     check_binary(t, name="treatment", owner="estimate_average_effect")
-    if e.min() < 0 or e.max() > 1:
-        raise ValueError(
-            f"propensity must hold probabilities in [0, 1]; got values from {e.min():.4g} "
-            f"to {e.max():.4g} (scores or logits? pass predict_proba(X)[:, 1]).")
     n_trimmed = 0
     if trim is not None:
         keep = (e >= trim) & (e <= 1 - trim)

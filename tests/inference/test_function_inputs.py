@@ -55,3 +55,26 @@ def test_estimate_average_effect_refuses_an_unknown_outcome_and_no_rows():
         estimate_average_effect(*[np.array([])] * 5)
     with pytest.raises(ValueError, match="no rows"):
         estimate_average_effect(y, T, mu0, mu1, np.full(4, 0.005), trim=0.01)
+
+
+def test_the_exported_estimators_check_their_inputs_as_estimate_average_effect_does():
+    """aipw, tmle and plugin called directly: logits, a propensity of 0 or 1 (a
+    division by zero), an empty arm and misaligned pandas are refused by name."""
+    from causalnn.inference import aipw, plugin, tmle
+    y, mu0, mu1 = np.array([1.0, 2.0, 2.5, 0.5]), np.zeros(4), np.ones(4)
+    estimate, influence = aipw(y, T, mu0, mu1, E)
+    assert np.isfinite(estimate) and influence.shape == (4,)
+    for fn in (aipw, tmle):
+        with pytest.raises(ValueError, match="logits"):
+            fn(y, T, mu0, mu1, np.array([-1.2, 0.3, 2.5, 0.1]))
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):  # ATE
+            fn(y, T, mu0, mu1, np.array([0.0, 0.5, 0.7, 0.4]))
+        with pytest.raises(ValueError, match="index"):
+            fn(pd.Series(y, index=[3, 2, 1, 0]), pd.Series(T), mu0, mu1, E)
+        with pytest.raises(ValueError, match="propensity must have shape"):
+            fn(y, T, mu0, mu1, E[:3])
+    with pytest.raises(ValueError, match="outcome"):
+        tmle(y, T, mu0, mu1, E, outcome="Binary")
+    with pytest.raises(ValueError, match="both arms"):
+        plugin(mu0, mu1, np.zeros(4), target="att")
+    assert plugin(mu0, mu1, T) == 1.0

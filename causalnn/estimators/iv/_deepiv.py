@@ -25,9 +25,9 @@ from ..._base._validation import (as_pandas_frame, check_features, check_matrix,
                                   check_same_index, check_same_rows, check_scalar_or_vector,
                                   check_varies,
                                   check_vector, column_list, split_named_columns)
+from ..._warnings import warn_at_caller
 from ...engine import (make_generator, predict_in_batches, prediction_chunk_rows,
                       spawn_generator)
-from ..._warnings import warn_at_caller
 from ...exceptions import WeakInstrumentWarning
 from ...nets import MLP, dropout_masks_from, init_weights
 from ...nets.distributions import CategoricalNetwork, MixtureDensityNetwork, sample

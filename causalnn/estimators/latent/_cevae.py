@@ -29,10 +29,10 @@ from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
 from ..._base._docstrings import fill_doc
 from ..._base._scaling import column_scaling
 from ..._warnings import warn_at_caller
-from ...exceptions import ProxyAdjustmentWarning
 from ...engine import (Callback, member_mean, predict_in_batches,
                       prediction_chunk_rows, spawn_generator)
 from ...engine.random import draw_to_device
+from ...exceptions import ProxyAdjustmentWarning
 from ...inference._mixins import AverageEffectInferenceMixin, IntervalMixin
 from ...nets import init_weights
 from ...nets.mlp import ACTIVATIONS

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..engine import Trainer, loadable_device, make_generator, resolve_device
 from ._param_validation import Interval, Options, validate_params
-from ._scaling import column_scaling, standardize_outcome
+from ._scaling import apply_scaling, column_scaling, standardize_outcome
 from ._validation import (as_pandas_frame, check_binary, check_device_type,
                           check_features, check_same_index, check_same_rows,
                           check_scalar_or_vector,
@@ -291,9 +291,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         offset = getattr(self, "X_offset_", None)
         if offset is None:
             return X
-        scaled = X - offset  # one temporary of X's size, divided in place
-        scaled /= self.X_scale_
-        return scaled
+        return apply_scaling(X, offset, self.X_scale_)
 
     def _to_outcome_scale(self, eta, offset=0.0):
         """Linear predictor (training scale) to the units of ``y``, in float64, less

@@ -14,7 +14,7 @@ beyond ``mean`` and ``std``:
 """
 import numpy as np
 
-__all__ = ["column_scaling", "standardize_outcome"]
+__all__ = ["apply_scaling", "column_scaling", "standardize_outcome"]
 
 
 def _centre_and_scale(deviation):
@@ -33,6 +33,13 @@ def _centre_and_scale(deviation):
             centre[bad] = spread[bad] * mean
             scale[bad] = spread[bad] * np.sqrt(np.mean((scaled - mean) ** 2, axis=0))
     return centre, scale
+
+
+def apply_scaling(X, offset, scale):
+    """``(X - offset) / scale`` with one temporary of ``X``'s size (divided in place)."""
+    scaled = X - offset
+    scaled /= scale
+    return scaled
 
 
 def column_scaling(X, name="X"):

@@ -85,8 +85,6 @@ def score(fitted, data):
     return result
 
 
-
-
 def _record(spec, label, data, seconds, device, metrics=None, error=None,
             batched=False):
     row = {"dataset": data.dataset, "model": label, "family": spec.family,

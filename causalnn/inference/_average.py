@@ -242,16 +242,33 @@ def _checked_arrays(named, *, propensity=None):
     return arrays
 
 
-def _check_weights_defined(e, target):
+def _check_outcome_kind(outcome):
+    if outcome not in ("continuous", "binary"):
+        raise ValueError(f"outcome must be 'continuous' or 'binary'; got {outcome!r}.")
+
+
+def _checked_arrays_and_weights(y, t, mu0, mu1, e, target):
+    """The inputs of :func:`aipw` and :func:`tmle`, checked: ``(y, t, mu0, mu1, e)``."""
+    arrays = _checked_arrays(
+        [(y, "y"), (t, "treatment"), (mu0, "mu0"), (mu1, "mu1"), (e, "propensity")],
+        propensity="propensity")
+    _check_weights_defined(arrays[-1], target)
+    return arrays
+
+
+def _check_weights_defined(e, target, propensity_clip=None):
     """The weights of ``target`` divide by ``e`` (ATE, ATC) and by ``1 - e`` (ATE,
     ATT): a propensity of exactly 0 or 1 there would give an infinite or NaN
     estimate."""
-    if (target in ("ate", "atc") and e.min() == 0) or (target in ("ate", "att")
-                                                       and e.max() == 1):
+    unbounded = {"ate": (e <= 0) | (e >= 1), "att": e >= 1, "atc": e <= 0}.get(target)
+    if unbounded is not None and unbounded.any():
+        remedy = ("clip it (estimate_average_effect's propensity_clip) or trim"
+                  if propensity_clip is None else
+                  f"set propensity_clip > 0 (now {propensity_clip}) or trim")
         raise ValueError(
-            f"propensity must lie strictly between 0 and 1 where the {target.upper()}'s "
-            f"weights divide by e or 1 - e; clip it, or use estimate_average_effect "
-            f"with propensity_clip.")
+            f"{int(unbounded.sum())} rows have a propensity of exactly 0 or 1, where "
+            f"the {target.upper()}'s weights are unbounded (the effect is not identified "
+            f"there; the propensity must lie strictly between 0 and 1): {remedy}.")
 
 
 def _arm_shares(t):
@@ -262,25 +279,8 @@ def _arm_shares(t):
     return p
 
 
-def aipw(y, t, mu0, mu1, e, target="ate"):
-    """AIPW (doubly robust) estimate and influence values.
-
-    Parameters
-    ----------
-    y, t, mu0, mu1, e : ndarray of shape (n,)
-        Outcome, binary treatment, outcome predictions under control and treatment,
-        propensity (already clipped away from 0 and 1).
-    target : {"ate", "att", "atc"}
-
-    Returns
-    -------
-    estimate : float
-    influence : ndarray of shape (n,)
-    """
-    y, t, mu0, mu1, e = _checked_arrays(
-        [(y, "y"), (t, "treatment"), (mu0, "mu0"), (mu1, "mu1"), (e, "propensity")],
-        propensity="propensity")
-    _check_weights_defined(e, target)
+def _aipw(y, t, mu0, mu1, e, target):
+    """:func:`aipw` on checked float64 arrays."""
     p = _arm_shares(t)
     if target == "ate":
         psi = mu1 - mu0 + t * (y - mu1) / e - (1 - t) * (y - mu0) / (1 - e)
@@ -298,10 +298,33 @@ def aipw(y, t, mu0, mu1, e, target="ate"):
     raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
 
 
+def aipw(y, t, mu0, mu1, e, target="ate"):
+    """AIPW (doubly robust) estimate and influence values.
+
+    Parameters
+    ----------
+    y, t, mu0, mu1, e : ndarray of shape (n,)
+        Outcome, binary treatment, outcome predictions under control and treatment,
+        propensity (already clipped away from 0 and 1).
+    target : {"ate", "att", "atc"}
+
+    Returns
+    -------
+    estimate : float
+    influence : ndarray of shape (n,)
+    """
+    return _aipw(*_checked_arrays_and_weights(y, t, mu0, mu1, e, target), target)
+
+
 def plugin(mu0, mu1, t, target="ate"):
     """The outcome model's own estimate: the mean of ``mu1 - mu0`` over the target rows."""
     mu0, mu1, t = _checked_arrays([(mu0, "mu0"), (mu1, "mu1"), (t, "treatment")])
     _arm_shares(t)  # refuses a treatment with an empty arm (the ATT's or ATC's rows)
+    return _plugin(mu0, mu1, t, target)
+
+
+def _plugin(mu0, mu1, t, target):
+    """:func:`plugin` on checked float64 arrays."""
     tau = mu1 - mu0
     if target == "ate":
         return float(tau.mean())
@@ -334,12 +357,13 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}; got {target!r}.")
-    if outcome not in ("continuous", "binary"):
-        raise ValueError(f"outcome must be 'continuous' or 'binary'; got {outcome!r}.")
-    y, t, mu0, mu1, e = _checked_arrays(
-        [(y, "y"), (t, "treatment"), (mu0, "mu0"), (mu1, "mu1"), (e, "propensity")],
-        propensity="propensity")
-    _check_weights_defined(e, target)
+    _check_outcome_kind(outcome)
+    return _tmle(*_checked_arrays_and_weights(y, t, mu0, mu1, e, target), target,
+                 outcome)
+
+
+def _tmle(y, t, mu0, mu1, e, target, outcome):
+    """:func:`tmle` on checked float64 arrays."""
     _arm_shares(t)  # refuses a treatment with an empty arm
     if outcome == "binary":
         if y.min() < 0 or y.max() > 1:
@@ -364,7 +388,7 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
         eps = fit_logistic_fluctuation(y01, qt, np.sign(H), weight=np.abs(H))
         q1s, q0s = expit(logit(q1) + eps), expit(logit(q0) - eps)
         mu1s, mu0s = lo + scale * q1s, lo + scale * q0s
-        est, infl = aipw(y, t, mu0s, mu1s, e, "ate")
+        est, infl = _aipw(y, t, mu0s, mu1s, e, "ate")
         return est, infl  # the AIPW correction term is zero at the fluctuated fit
     if target == "att":
         c = t == 0
@@ -372,7 +396,7 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
         eps = fit_logistic_fluctuation(y01[c], q0[c], np.ones(c.sum()), weight=w[c])
         mu0s = lo + scale * expit(logit(q0) + eps)
         est = np.sum(t * (y - mu0s)) / t.sum()
-        _, infl = aipw(y, t, mu0s, mu1, e, "att")
+        _, infl = _aipw(y, t, mu0s, mu1, e, "att")
         # the AIPW correction vanishes at mu0s, so est equals AIPW's value at mu0s
         return est, infl
     tr = t == 1
@@ -380,7 +404,7 @@ def tmle(y, t, mu0, mu1, e, target="ate", outcome="continuous"):
     eps = fit_logistic_fluctuation(y01[tr], q1[tr], np.ones(tr.sum()), weight=w[tr])
     mu1s = lo + scale * expit(logit(q1) + eps)
     est = np.sum((1 - t) * (mu1s - y)) / (1 - t).sum()
-    _, infl = aipw(y, t, mu0, mu1s, e, "atc")
+    _, infl = _aipw(y, t, mu0, mu1s, e, "atc")
     return est, infl
 
 
@@ -425,8 +449,7 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
     check_clip_and_trim(propensity_clip, trim)
-    if outcome not in ("continuous", "binary"):
-        raise ValueError(f"outcome must be 'continuous' or 'binary'; got {outcome!r}.")
+    _check_outcome_kind(outcome)
     y, t, mu0, mu1, e = _checked_arrays(
         [(y, "y"), (t, "treatment"), (mu0, "mu0"), (mu1, "mu1"),
          (propensity, "propensity")], propensity="propensity")
@@ -443,16 +466,8 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
     e_clipped = np.clip(e, propensity_clip, 1 - propensity_clip)
     n_clipped = int(np.sum(e_clipped != e))
     if method != "plugin":
-        # the weights divide by e (ATE, ATC) and by 1 - e (ATE, ATT)
-        unbounded = {"ate": (e_clipped <= 0) | (e_clipped >= 1), "att": e_clipped >= 1,
-                     "atc": e_clipped <= 0}[target]
-        if unbounded.any():
-            raise ValueError(
-                f"{int(unbounded.sum())} rows have a propensity of exactly 0 or 1, where "
-                f"the {target.upper()}'s weights are unbounded (the effect is not "
-                f"identified there); set propensity_clip > 0 (now {propensity_clip}) "
-                f"or trim.")
-    plug = plugin(mu0, mu1, t, target)
+        _check_weights_defined(e_clipped, target, propensity_clip)
+    plug = _plugin(mu0, mu1, t, target)
     common = dict(target=target, method=method, propensity=e, treatment=t,
                   plugin_estimate=plug, propensity_clip=propensity_clip,
                   n_clipped=n_clipped, trim=trim, n_trimmed=n_trimmed, cv=cv)
@@ -460,7 +475,7 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
         return AverageEffectResult(point_estimate=plug, influence=None, stderr=np.nan,
                                    **common)
     if method == "aipw":
-        est, infl = aipw(y, t, mu0, mu1, e_clipped, target)
+        est, infl = _aipw(y, t, mu0, mu1, e_clipped, target)
     else:
-        est, infl = tmle(y, t, mu0, mu1, e_clipped, target, outcome)
+        est, infl = _tmle(y, t, mu0, mu1, e_clipped, target, outcome)
     return AverageEffectResult(point_estimate=est, influence=infl, **common)

@@ -20,9 +20,9 @@ from .._base._validation import (_is_frame, check_binary, check_features,
                                  check_same_index, check_same_rows, check_vector,
                                  require_treatment,
                                  split_treatment_column)
+from .._warnings import warn_at_caller
 from ._average import (METHODS, TARGETS, _check_alpha, aggregate_repeats,
                        check_clip_and_trim, estimate_average_effect)
-from .._warnings import warn_at_caller
 from ._overlap import OVERLAP_BOUNDS, check_overlap, overlap_summary
 
 __all__ = ["AverageEffectInferenceMixin", "IntervalMixin"]

@@ -20,7 +20,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
-from ..._base._scaling import column_scaling
+from ..._base._scaling import apply_scaling, column_scaling
 from ..._base._validation import (as_pandas_frame, check_features, check_matrix,
                                   check_same_index, check_same_rows, check_scalar_or_vector,
                                   check_varies,
@@ -582,10 +582,8 @@ class DeepIV(BaseCausalEstimator):
             f"pass a NumPy array in their order.")
 
     def _standardized_X(self, X):
-        """``X`` on the scale the networks were fitted on (one temporary of its size)."""
-        scaled = X - self.x_mean_
-        scaled /= self.x_scale_
-        return scaled
+        """``X`` on the scale the networks were fitted on."""
+        return apply_scaling(X, self.x_mean_, self.x_scale_)
 
     def _outcome_chunk_rows(self):
         """Rows per prediction chunk of the outcome network ``h``: its widest layer or

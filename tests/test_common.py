@@ -25,7 +25,10 @@ class _TreatmentFromFeature:
     @staticmethod
     def treatment(X):
         try:
-            X = np.asarray(X, dtype=float)
+            X = np.asarray(X)
+            if X.dtype.kind == "c":
+                return None  # complex X: the estimator refuses it by name
+            X = X.astype(float)
             return (X[:, 0] > np.median(X[:, 0])).astype(float)
         except (TypeError, ValueError, IndexError):
             return None  # malformed X: let the estimator's own checks report it

@@ -53,6 +53,33 @@ def test_arm_empty_or_too_small(n_treated):
         Dragonnet(**SMALL).fit(X, Y, treatment=t)
 
 
+@pytest.mark.parametrize("arg", ["X", "y", "treatment"])
+def test_numbers_written_as_text_are_refused_not_converted(arg):
+    """"1.5" would convert and "1,5" would not: a fit must not hang on the format."""
+    inputs = {"X": X, "y": Y, "treatment": T}
+    inputs[arg] = inputs[arg].astype(str)
+    with pytest.raises(TypeError, match=f"{arg} holds text"):
+        est().fit(inputs["X"], inputs["y"], treatment=inputs["treatment"])
+    if arg != "X":  # a Series of text, as read from a file without a dtype
+        inputs[arg] = pd.Series(inputs[arg], dtype=object)
+        with pytest.raises(TypeError, match=f"{arg} holds text"):
+            est().fit(inputs["X"], inputs["y"], treatment=inputs["treatment"])
+
+
+@pytest.mark.parametrize("arg", ["X", "y"])
+def test_masked_entries_are_refused_not_read_through_the_mask(arg):
+    inputs = {"X": X, "y": Y}
+    inputs[arg] = np.ma.masked_greater(inputs[arg], np.quantile(inputs[arg], 0.95))
+    n_masked = int(np.ma.count_masked(inputs[arg]))
+    assert n_masked > 0
+    with pytest.raises(ValueError, match=f"{arg} is a masked array with {n_masked} masked"):
+        est().fit(inputs["X"], inputs["y"], treatment=T)
+    # a masked array with nothing masked is its data
+    fitted = est(random_state=0).fit(np.ma.masked_array(X), Y, treatment=T)
+    np.testing.assert_array_equal(fitted.effect(X),
+                                  est(random_state=0).fit(X, Y, treatment=T).effect(X))
+
+
 def test_x_wrong_shape_and_type():
     with pytest.raises(ValueError, match="X must be 2-dimensional"):
         est().fit(X[:, 0], Y, treatment=T)

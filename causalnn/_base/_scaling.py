@@ -65,7 +65,8 @@ def column_scaling(X, name="X"):
     # to the first row, scaled by their largest
     bad = ~constant & ~(np.isfinite(offset) & np.isfinite(scale) & (scale > 0))
     if bad.any():
-        centre, scale[bad] = _centre_and_scale(X[:, bad] - X[0, bad])
+        with np.errstate(over="ignore"):  # an overflow is refused below
+            centre, scale[bad] = _centre_and_scale(X[:, bad] - X[0, bad])
         offset[bad] = X[0, bad] + centre
     offset = np.where(constant, X[0], offset)
     scale = np.where(constant, 1.0, scale)
@@ -86,7 +87,8 @@ def standardize_outcome(y):
     not change what the network sees, and effects (``scale * (eta1 - eta0)``) do not
     depend on it. A constant ``y`` gets scale 1.
     """
-    deviation = y - y[0]
+    with np.errstate(over="ignore"):  # an overflow is refused just below
+        deviation = y - y[0]
     if not np.all(np.isfinite(deviation)):
         raise ValueError("y spans more than float64 can standardise (differences "
                          "beyond 1e308); rescale it.")

@@ -207,9 +207,11 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
                     f"{name} has different columns than at fit: "
                     f"unknown columns {unknown}, missing columns {missing}."
                 )
-            X = X.copy()
-            X.columns = names
-            X = X[list(feature_names)]
+            # re-ordered by position: no copy when the order is fit's, one otherwise
+            position = {c: i for i, c in enumerate(names)}
+            order = [position[c] for c in feature_names]
+            if order != list(range(len(order))):
+                X = X.iloc[:, order]
             names = np.asarray(feature_names, dtype=object)
         bad = [str(c) for c, dt in X.dtypes.items()
                if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
@@ -218,6 +220,7 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
         array = X.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         _refuse_dates(X, name)
+        _refuse_masked_or_text(X, name)
         try:
             # complexness read from a plain conversion; the float64 one is of the
             # original input, so that its errors name the input's own values
@@ -306,6 +309,38 @@ def _refuse_dates(v, name):
                 f"({name} - reference) / np.timedelta64(1, 'D').")
 
 
+def _refuse_masked_or_text(v, name):
+    """Refuse what a float conversion would read silently: a NumPy masked array with
+    masked entries (the conversion drops the mask and uses the hidden values) and
+    numbers written as text (``"1.5"`` converts, ``"1,5"`` does not: a column's
+    meaning would hang on its formatting). Text that is no number is left to the
+    conversion's own error, which shows the values."""
+    if isinstance(v, np.ma.MaskedArray):
+        n_masked = int(np.ma.count_masked(v))
+        if n_masked:
+            raise ValueError(
+                f"{name} is a masked array with {n_masked} masked entries; converting "
+                f"it would use the values under the mask. Mark them as missing "
+                f"({name}.filled(np.nan), then impute or drop them), or pass "
+                f"{name}.data if they are valid.")
+        return
+    try:
+        array = v if isinstance(v, np.ndarray) else np.asarray(v)
+    except (TypeError, ValueError):
+        return  # the conversion that follows names the problem
+    if array.dtype.kind in "US" or (
+            array.dtype.kind == "O"
+            and any(isinstance(x, (str, bytes)) for x in array.ravel())):
+        try:
+            array.astype(np.float64)
+        except (TypeError, ValueError):
+            return  # words, not numbers: the conversion that follows shows them
+        raise TypeError(
+            f"{name} holds text; causalnn does not convert strings to numbers "
+            f"silently: convert them yourself (e.g. {name}.astype(float), or "
+            f"pd.to_numeric for a column) after checking their format.")
+
+
 def _as_float64(v, name):
     """``v`` (array-like, pandas or another library's Series/DataFrame, nested lists)
     as a float64 array; complex, non-numeric, date or duration values are refused,
@@ -315,6 +350,7 @@ def _as_float64(v, name):
     if isinstance(v, (pd.Series, pd.DataFrame)):
         v = v.to_numpy()
         _refuse_dates(v, name)  # e.g. a categorical of dates hands out datetime64
+    _refuse_masked_or_text(v, name)
     try:
         # complexness is read from a conversion, not from the raw input
         array = np.asarray(v)

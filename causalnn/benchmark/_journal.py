@@ -9,7 +9,10 @@ a crash or a killed job loses only the work items that were running.
 ones, reads the records back and runs only the work items that have none.
 """
 import datetime
+import functools
+import importlib.metadata
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -36,6 +39,74 @@ def _normalized(value):
     return json.loads(json.dumps(value, default=_plain))
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions():
+    return importlib.metadata.packages_distributions()
+
+
+def _stable_repr(value):
+    """``repr(value)``, without the memory address that a function's or a plain
+    object's repr holds (it differs between two runs of the same command)."""
+    if callable(value) and not hasattr(value, "get_params") and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def _library_version(module):
+    """The installed version of the distribution providing ``module``, or None (not
+    installed, or unknown): read from its metadata, without importing it."""
+    top = module.split(".")[0]
+    for name in _distributions().get(top, [top]):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _model_configuration(spec, seed, device):
+    """What a model computes beyond its name: the parameters of the estimator its
+    ``make`` builds (the seed and the device aside: they are settings of their own),
+    when that estimator is a scikit-learn-style one built without data, and the
+    versions of the libraries it requires. A model of the same name with other
+    parameters (e.g. an edited ``ModelSpec``) is another model: its records must not
+    be mixed with the recorded ones."""
+    params = None
+    if spec.unavailable() is None:
+        try:
+            fitter = spec.make(seed, device)
+        except Exception:  # it fails in the run too, where the failure is recorded
+            fitter = None
+        estimator = getattr(fitter, "estimator", fitter)
+        if callable(getattr(estimator, "get_params", None)):
+            params = {key: _stable_repr(value) for key, value in
+                      sorted(estimator.get_params(deep=True).items())
+                      if key not in ("random_state", "device")}
+    return {"params": params,
+            "versions": {module: _library_version(module) for module in spec.requires}}
+
+
+def _same_model(there, now):
+    """Whether two recorded models agree where both are known: a model not installed
+    on one machine records neither parameters nor a version there, and resuming there
+    is allowed (its work items fail as not installed, as they would in a new run)."""
+    if not isinstance(there, dict) or set(there) != set(now):
+        return there == now
+    for key in there:
+        if key == "configuration" and isinstance(there[key], dict):
+            a, b = there[key], now[key]
+            if a.get("params") is not None and b.get("params") is not None \
+                    and a["params"] != b["params"]:
+                return False
+            versions_a, versions_b = a.get("versions", {}), b.get("versions", {})
+            if any(versions_a.get(m) is not None and versions_b.get(m) is not None
+                   and versions_a[m] != versions_b[m] for m in versions_b):
+                return False
+        elif there[key] != now[key]:
+            return False
+    return True
+
+
 def run_settings(specs, datasets, replications, seed, device, batch, batch_size,
                  sequential_subset, threads, shared_split):
     """The settings a resumed run must share with the recorded one: those that decide
@@ -53,7 +124,9 @@ def run_settings(specs, datasets, replications, seed, device, batch, batch_size,
         resolved = str(device)
     return _normalized({
         "models": [{"name": s.name, "family": s.family, "kinds": list(s.kinds),
-                    "batched": bool(s.batched)} for s in specs],
+                    "batched": bool(s.batched),
+                    "configuration": _model_configuration(s, seed, resolved)}
+                   for s in specs],
         "datasets": list(datasets), "replications": replications, "seed": seed,
         "device": device, "device_resolved": resolved, "batch": bool(batch),
         "batch_size": batch_size, "sequential_subset": sequential_subset,
@@ -66,13 +139,17 @@ def _differences(recorded, current):
     differences = []
     for key in list(current) + [k for k in recorded if k not in current]:
         there, now = recorded.get(key, "missing"), current.get(key, "missing")
+        if key == "models" and isinstance(there, list) and len(there) == len(now) \
+                and all(_same_model(a, b) for a, b in zip(there, now)):
+            continue
         if there == now:
             continue
         if key == "models":
             names_there = [m["name"] for m in there] if isinstance(there, list) else there
             names_now = [m["name"] for m in now]
             if names_there == names_now:   # the same names, another ModelSpec
-                changed = [n for n, a, b in zip(names_now, there, now) if a != b]
+                changed = [n for n, a, b in zip(names_now, there, now)
+                           if not _same_model(a, b)]
                 there = [m for m in there if m["name"] in changed]
                 now = [m for m in now if m["name"] in changed]
             else:

@@ -7,6 +7,8 @@ identifies the structural demand function ``h(p, t, s)``.
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from ._checks import check_int, check_real
+
 __all__ = ["make_demand", "demand_structural", "demand_test_grid"]
 
 N_TYPES = 7
@@ -116,8 +118,8 @@ def make_demand(n_samples=5000, rho=0.5, random_state=None):
     .. [1] J. Hartford, G. Lewis, K. Leyton-Brown, M. Taddy. "Deep IV: A flexible
        approach for counterfactual prediction". ICML 2017.
     """
-    if not 0.0 <= rho <= 1.0:
-        raise ValueError(f"rho must be in [0, 1]; got {rho!r}.")
+    check_int(n_samples, "n_samples", 1)
+    rho = check_real(rho, "rho", low=0.0, high=1.0)
     rng = check_random_state(random_state)
     time = rng.uniform(0.0, 10.0, n_samples)
     type_index = rng.randint(0, N_TYPES, n_samples)
@@ -148,6 +150,8 @@ def demand_test_grid(n_prices=20, n_times=20):
         standardised ``h`` to score a counterfactual prediction against
         (``m = n_prices * n_times * 7``, 2800 by default).
     """
+    check_int(n_prices, "n_prices", 1)
+    check_int(n_times, "n_times", 1)
     reference = make_demand(100000, rho=0.0, random_state=0).treatment
     prices = np.linspace(*np.quantile(reference, [0.025, 0.975]), n_prices)
     times = np.linspace(0.0, 10.0, n_times)

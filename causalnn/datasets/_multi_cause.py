@@ -16,12 +16,9 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch, check_random_state
 
+from ._checks import check_int, check_real
+
 __all__ = ["make_multi_cause", "make_films"]
-
-
-def _check_int(value, name, low):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
 
 
 def _sigmoid(x):
@@ -94,9 +91,12 @@ def make_multi_cause(n_samples=2000, n_causes=50, n_factors=5, *, confounding=1.
         covariates); ``effects`` (m,) the true per-cause effects ``beta``;
         ``confounder`` (n, k) the latent ``Z``; ``loadings`` (k, m) ``theta``.
     """
-    _check_int(n_samples, "n_samples", 2)
-    _check_int(n_causes, "n_causes", 2)
-    _check_int(n_factors, "n_factors", 1)
+    check_int(n_samples, "n_samples", 2)
+    check_int(n_causes, "n_causes", 2)
+    check_int(n_factors, "n_factors", 1)
+    for name, value in (("confounding", confounding), ("effect_scale", effect_scale),
+                        ("noise", noise), ("loading_scale", loading_scale)):
+        check_real(value, name, low=0.0)
     if (not isinstance(prevalence, numbers.Real) or isinstance(prevalence, bool)
             or not 0 < prevalence < 1):
         raise ValueError(f"prevalence must be a number strictly between 0 and 1 (the "
@@ -152,13 +152,14 @@ def make_films(n_films=2000, n_actors=80, n_franchises=4, *, cast_size=8,
         Series of true per-actor effects; ``franchise`` (n_films,) latent franchise
         (-1 for none); ``planted_cause`` the name of the planted actor.
     """
-    _check_int(n_films, "n_films", 10)
-    _check_int(n_franchises, "n_franchises", 1)
+    check_int(n_films, "n_films", 10)
+    check_int(n_franchises, "n_franchises", 1)
     if n_franchises > 9:  # 10% of the films each, and some films in none
         raise ValueError(f"n_franchises must be at most 9 (each franchise takes 10% of "
                          f"the films); got {n_franchises}.")
-    _check_int(cast_size, "cast_size", 1)
-    _check_int(n_actors, "n_actors", cast_size * n_franchises + 3)
+    check_int(cast_size, "cast_size", 1)
+    check_int(n_actors, "n_actors", cast_size * n_franchises + 3)
+    check_real(franchise_boost, "franchise_boost")
     rng = check_random_state(random_state)
     names = ["planted"] + [f"actor_{j:03d}" for j in range(1, n_actors)]
     franchise = np.where(rng.rand(n_films) < 0.1 * n_franchises,

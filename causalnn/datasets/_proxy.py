@@ -6,10 +6,10 @@ References
 .. [1] C. Louizos, U. Shalit, J. Mooij, D. Sontag, R. Zemel and M. Welling, "Causal
    effect inference with deep latent-variable models", NeurIPS, 2017, Section 5.
 """
-import numbers
-
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
+
+from ._checks import check_int, check_real
 
 __all__ = ["make_proxy_confounded"]
 
@@ -78,18 +78,10 @@ def make_proxy_confounded(n=5000, *, n_proxies=5, noise_scale=1.0,
     >>> data.X.shape
     (1000, 5)
     """
-    for name, value, low in (("n", n, 2), ("n_proxies", n_proxies, 1)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
-    if (not isinstance(noise_scale, numbers.Real) or isinstance(noise_scale, bool)
-            or not np.isfinite(noise_scale) or noise_scale <= 0):
-        raise ValueError(f"noise_scale must be a positive float; got {noise_scale!r}.")
-    if (not isinstance(outcome_confounding, numbers.Real)
-            or isinstance(outcome_confounding, bool)
-            or not np.isfinite(outcome_confounding)):
-        raise ValueError(f"outcome_confounding must be a finite float; got "
-                         f"{outcome_confounding!r}.")
-    c = float(outcome_confounding)
+    check_int(n, "n", 2)
+    check_int(n_proxies, "n_proxies", 1)
+    check_real(noise_scale, "noise_scale", low=0.0, low_open=True)
+    c = check_real(outcome_confounding, "outcome_confounding")
     rng = check_random_state(random_state)
     z = rng.binomial(1, 0.5, size=n).astype(float)
     scale = noise_scale * (5.0 * z + 3.0 * (1.0 - z))

@@ -53,6 +53,7 @@ def loadable_device(device):
     """The device an unpickled fit made on ``device`` runs on here: ``device`` itself
     when this machine has it, else the CPU (a fit made on ``cuda:1`` loaded on a
     machine with one GPU or none)."""
+    device = torch.device(device)
     if device.type == "cuda" and _cuda_device_missing(device) is not None:
         return torch.device("cpu")
     return device
@@ -84,7 +85,8 @@ def predict_in_batches(fn, tensors, *, device, batch_size=65536, row_dim=0):
     n = tensors[0].shape[0]
     outputs = []
     with torch.no_grad():
-        for start in range(0, n, batch_size):
+        # zero rows still make one call, so the result has the output's other dimensions
+        for start in range(0, max(n, 1), batch_size):
             chunk = [t[start:start + batch_size].to(device, non_blocking=True) for t in tensors]
             out = fn(*chunk).detach()
             if out.dtype in (torch.bfloat16, torch.float16):  # NumPy has no bfloat16

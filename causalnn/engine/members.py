@@ -6,6 +6,7 @@ stores every parameter member-major along its first dimension (see
 estimators need on top of that rule.
 """
 import copy
+import numbers
 
 import numpy as np
 import torch
@@ -75,6 +76,15 @@ def bootstrap_counts(n_members, n_rows, generator, device, rows=None, strata=Non
     draws as the stratum has rows: a member never loses a small arm by chance, which
     would leave that arm's head untrained while its effects still enter the ensemble.
     """
+    for name, value in (("n_members", n_members), ("n_rows", n_rows)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
+    if rows is not None and tuple(rows.shape) != (n_members, n_rows):
+        raise ValueError(f"rows must have shape (n_members, n_rows) = ({n_members}, "
+                         f"{n_rows}); got {tuple(rows.shape)}.")
+    if strata is not None and np.shape(strata) != (n_rows,):
+        raise ValueError(f"strata must have shape ({n_rows},), one label per row; got "
+                         f"shape {np.shape(strata)}.")
     if rows is None and strata is None:  # one stratum of all rows: one draw per member
         draws = torch.randint(n_rows, (n_members, n_rows), generator=generator)
         counts = torch.zeros(n_members, n_rows)

@@ -61,6 +61,7 @@ from the outputs alone, such as CFR's IPM (a small difference of kernel means, o
 order of the round-off itself in bfloat16), is computed with :func:`float32_term`.
 """
 import math
+import numbers
 import time
 
 import numpy as np
@@ -98,7 +99,11 @@ def stratified_split(n_samples, fraction, generator, stratify=None):
     one when ``fraction > 0`` and the stratum has two rows or more, so both arms appear in
     the validation set.
     """
-    if fraction <= 0:
+    if (not isinstance(fraction, numbers.Real) or isinstance(fraction, bool)
+            or not 0 <= fraction < 1):
+        raise ValueError(f"fraction must be a number in [0, 1), the share of rows held "
+                         f"out; got {fraction!r}.")
+    if fraction == 0:
         return torch.arange(n_samples), torch.arange(0)
     if stratify is not None:
         _check_strata(stratify, n_samples)

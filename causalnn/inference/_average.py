@@ -182,6 +182,10 @@ def aggregate_repeats(results):
     results = list(results)
     if not results:
         raise ValueError("aggregate_repeats needs at least one result.")
+    wrong = [type(r).__name__ for r in results if not isinstance(r, AverageEffectResult)]
+    if wrong:
+        raise TypeError(f"aggregate_repeats needs AverageEffectResult objects (from "
+                        f"ate_inference or estimate_average_effect); got {wrong[0]}.")
     kinds = {(r.target, r.method) for r in results}
     if len(kinds) > 1:
         raise ValueError(f"aggregate_repeats needs results of one target and method; "
@@ -271,8 +275,8 @@ def _check_weights_defined(e, target, propensity_clip=None):
             f"there; the propensity must lie strictly between 0 and 1): {remedy}.")
 
 
-def _arm_shares(t):
-    check_binary(t, name="treatment", owner="the average-effect estimators")
+def _arm_shares(t, owner="the average-effect estimators"):
+    check_binary(t, name="treatment", owner=owner)
     p = t.mean()
     if p == 0 or p == 1:
         raise ValueError("treatment must contain both arms (0 and 1).")
@@ -454,7 +458,9 @@ def estimate_average_effect(y, t, mu0, mu1, propensity, *, target="ate", method=
         [(y, "y"), (t, "treatment"), (mu0, "mu0"), (mu1, "mu1"),
          (propensity, "propensity")], propensity="propensity")
     n = len(y)
-    check_binary(t, name="treatment", owner="estimate_average_effect")
+    # with one arm, the ATT's or ATC's rows are none, and the weights of every other
+    # target undefined (the plug-in too is refused, as plugin() refuses it)
+    _arm_shares(t, owner="estimate_average_effect")
     n_trimmed = 0
     if trim is not None:
         keep = (e >= trim) & (e <= 1 - trim)

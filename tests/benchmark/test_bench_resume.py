@@ -239,6 +239,39 @@ def test_resuming_with_other_settings_is_refused_naming_them(tmp_path, changed, 
                   n_jobs=2)
 
 
+def test_resuming_with_an_edited_model_of_the_same_name_is_refused(tmp_path):
+    """A ModelSpec edited between the sessions (here one more epoch) under the same
+    name computes other numbers: its records must not join the recorded ones."""
+    def longer(seed, device):
+        fitter = _tiny_tarnet(seed, device)
+        fitter.estimator.set_params(max_epochs=3)
+        return fitter
+
+    settings = dict(datasets=["make_ihdp"], replications=1, progress=False)
+    run_benchmark([ALONE], **settings, out=tmp_path)
+    edited = ModelSpec(ALONE.name, longer, ["binary"], "test")
+    with pytest.raises(ValueError, match="resume: the run recorded in") as err:
+        run_benchmark([edited], **settings, out=tmp_path, resume=True)
+    assert "'max_epochs': '2'" in str(err.value) and "'max_epochs': '3'" in str(err.value)
+    # the same parameters through another function is the same model
+    same = ModelSpec(ALONE.name, lambda seed, device: _tiny_tarnet(seed, device),
+                     ["binary"], "test")
+    assert run_benchmark([same], **settings, out=tmp_path, resume=True)["resumed"] == 1
+
+
+def test_resuming_after_a_peer_library_changed_version_is_refused(tmp_path, monkeypatch):
+    from causalnn.benchmark import _journal
+    peer = ModelSpec("constant", CONSTANT.make, ["binary"], "test", requires=["sklearn"])
+    settings = dict(datasets=["ihdp"], replications=1, progress=False)
+    run_benchmark([peer], **settings, out=tmp_path)
+    monkeypatch.setattr(_journal, "_library_version", lambda module: "0.0-other")
+    with pytest.raises(ValueError, match="'versions': {'sklearn': '0.0-other'}"):
+        run_benchmark([peer], **settings, out=tmp_path, resume=True)
+    # not installed here: not a difference (its work items fail as not installed)
+    monkeypatch.setattr(_journal, "_library_version", lambda module: None)
+    assert run_benchmark([peer], **settings, out=tmp_path, resume=True)["resumed"] == 1
+
+
 def test_resuming_where_no_run_is_recorded_is_an_error(tmp_path):
     grid = dict(models=[CONSTANT], datasets=["ihdp"], replications=1, progress=False)
     with pytest.raises(FileNotFoundError, match="resume: .*new does not exist; there "

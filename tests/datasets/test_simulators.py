@@ -4,7 +4,8 @@ term of make_multi_cause."""
 import numpy as np
 import pytest
 
-from causalnn.datasets import make_multi_cause, make_proxy_confounded
+from causalnn.datasets import (demand_test_grid, make_demand, make_films, make_multi_cause,
+                               make_proxy_confounded)
 
 
 def _sigmoid(a):
@@ -55,7 +56,6 @@ def test_demand_structural_is_standardised_by_its_exact_moments():
     the design (``Var p = psi^2 + 1``, v included), so the standardised ``h`` has mean 0
     and sd 1. On 2e6 draws the sample sd has SE sqrt((kurtosis - 1) / (4 n)), about
     4e-4; leaving out Var v = 1 moves the sd by 3.4e-3."""
-    from causalnn.datasets import make_demand
     h = make_demand(2_000_000, random_state=0).structural
     n = len(h)
     kurtosis = np.mean((h - h.mean()) ** 4) / h.var() ** 2
@@ -69,9 +69,28 @@ def test_demand_test_grid_spans_the_central_95_percent_of_prices():
     distribution: on a fresh simulation of 2e5 prices, 2.5% lie below the lowest and
     2.5% above the highest (the binomial SE of each share is 3.5e-4, the grid's own
     reference sample of 1e5 adds 5e-4)."""
-    from causalnn.datasets import demand_test_grid, make_demand
     grid = demand_test_grid(n_prices=5, n_times=2)
     price = make_demand(200_000, random_state=1).treatment
     assert np.mean(price < grid.treatment.min()) == pytest.approx(0.025, abs=0.003)
     assert np.mean(price > grid.treatment.max()) == pytest.approx(0.025, abs=0.003)
     assert len(np.unique(grid.treatment)) == 5
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: make_demand(-5), "n_samples must be an int >= 1"),
+    (lambda: make_demand(2.5), "n_samples must be an int >= 1"),
+    (lambda: make_demand(100, rho="a"), "rho must be a finite number"),
+    (lambda: make_demand(100, rho=float("nan")), "rho must be a finite number"),
+    (lambda: demand_test_grid(-1), "n_prices must be an int >= 1"),
+    (lambda: make_multi_cause(100, effect_scale="a"), "effect_scale must be a finite"),
+    # NaN once gave an all-NaN outcome without a word
+    (lambda: make_multi_cause(100, confounding=float("nan")), "confounding must be a"),
+    (lambda: make_multi_cause(100, noise=-1.0), "noise must be a finite number >= 0"),
+    (lambda: make_films(100, franchise_boost=float("inf")), "franchise_boost"),
+    (lambda: make_proxy_confounded(100, noise_scale=0.0), "noise_scale must be a finite"),
+    (lambda: make_proxy_confounded(100, outcome_confounding=float("nan")),
+     "outcome_confounding"),
+])
+def test_simulators_refuse_bad_sizes_and_strengths_by_name(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -55,6 +55,11 @@ def test_estimate_average_effect_refuses_an_unknown_outcome_and_no_rows():
         estimate_average_effect(*[np.array([])] * 5)
     with pytest.raises(ValueError, match="no rows"):
         estimate_average_effect(y, T, mu0, mu1, np.full(4, 0.005), trim=0.01)
+    # one arm: the plug-in ATT was a NaN with a numpy RuntimeWarning
+    for target in ("ate", "att", "atc"):
+        with pytest.raises(ValueError, match="both arms"):
+            estimate_average_effect(y, np.zeros(4), mu0, mu1, E, target=target,
+                                    method="plugin")
 
 
 def test_the_exported_estimators_check_their_inputs_as_estimate_average_effect_does():
@@ -78,3 +83,25 @@ def test_the_exported_estimators_check_their_inputs_as_estimate_average_effect_d
     with pytest.raises(ValueError, match="both arms"):
         plugin(mu0, mu1, np.zeros(4), target="att")
     assert plugin(mu0, mu1, T) == 1.0
+
+
+def test_the_exported_engine_helpers_refuse_degenerate_input_by_name():
+    from causalnn.engine import bootstrap_counts, loadable_device, predict_in_batches
+    from causalnn.inference import aggregate_repeats
+    generator = torch.Generator().manual_seed(0)
+    with pytest.raises(TypeError, match="AverageEffectResult"):
+        aggregate_repeats([1, 2])
+    with pytest.raises(ValueError, match="n_rows must be an int >= 1"):
+        bootstrap_counts(2, 0, generator, "cpu")
+    with pytest.raises(ValueError, match=r"strata must have shape \(5,\)"):
+        bootstrap_counts(2, 5, generator, "cpu", strata=np.array([0, 1]))
+    with pytest.raises(ValueError, match="rows must have shape"):
+        bootstrap_counts(2, 5, generator, "cpu", rows=torch.ones(3, 5))
+    counts = bootstrap_counts(3, 6, generator, "cpu", strata=np.array([0, 0, 0, 0, 1, 1]))
+    assert counts[:, :4].sum(1).tolist() == [4] * 3 and counts[:, 4:].sum(1).tolist() == [2] * 3
+    with pytest.raises(ValueError, match="fraction"):
+        stratified_split(10, float("nan"), generator)
+    assert loadable_device("cpu") == torch.device("cpu")
+    # zero rows: an empty result with the output's other dimensions, not a torch error
+    empty = predict_in_batches(lambda x: x * 2, [torch.zeros(0, 3)], device="cpu")
+    assert empty.shape == (0, 3)

@@ -70,15 +70,6 @@ def test_plugin_interval_stays_around_the_plugin_ate(pair):
         assert (lower, upper) == pair.ate_interval(X, targeted=False, method="normal")
 
 
-def test_targeted_interval_brackets_the_targeted_ate():
-    est = _fit(n_members=4, bootstrap=True)
-    for method in ("normal", "percentile"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the percentile's few-members warning
-            lower, upper = est.ate_interval(X, targeted=True, method=method, alpha=0.1)
-        assert lower < est.ate(X, targeted=True) < upper
-
-
 def test_targeted_interval_refuses_what_the_targeted_ate_refuses(pair):
     with pytest.raises(ValueError, match="scalar T0 and T1"):
         pair.ate_interval(X, T1=np.ones(len(X)), targeted=True)

@@ -132,7 +132,7 @@ fi
 if has throughput; then  # rows/s at 1e6 and 1e7 rows x 25 features
   step throughput 150 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
     --rows 1000000 --batch 8192 65536 262144 --models plain plain-members tarnet \
-    tarnet-plain-model tarnet-bf16 cfr-wass catenets --out "$OUT"
+    tarnet-plain-model tarnet-addmm tarnet-bf16 cfr-wass catenets --out "$OUT"
   step throughput_1e7 60 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
     --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 --out "$OUT"
 fi

@@ -23,7 +23,9 @@ ELU -> 1 (the TARNet defaults). causalnn's TARNet also projects the representati
 the unit sphere, reweights the factual loss by the arms' shares and decays its weights;
 two further rows take the gap to the plain loop apart: ``tarnet-plain-model`` (causalnn
 without those three, the plain loop's model) and ``plain-members`` (the plain loop built
-from causalnn's one-member ``MemberLinear`` layers).
+from causalnn's one-member ``MemberLinear`` layers); ``tarnet-addmm`` is TARNet with its
+one-member layers computed by plain ``mm``/``addmm`` rather than batched products of
+batch 1 (patched for that row only; bit-identical on the CPU).
 
 Run (CPU):  python benchmarks/throughput.py --device cpu --rows 20000 --batch 8192
 Run (GPU):  python benchmarks/throughput.py --device cuda --rows 100000 1000000 10000000
@@ -87,6 +89,40 @@ class CausalnnRunner:
 
     def predict(self, est, X, device):
         return timed(lambda: est.effect(X), device)[0]
+
+
+def _one_member_as_addmm(layer, x):
+    """``MemberLinear.forward`` of a one-member layer by plain ``mm``/``addmm`` (the
+    same arithmetic as its batched product of batch 1; bit-identical on the CPU)."""
+    if layer.n_members != 1:
+        return _MEMBER_FORWARD(layer, x)
+    weight = layer.weight.view(layer.in_features, layer.out_features)
+    if x.dim() == 2:
+        return (x @ weight + layer.bias).unsqueeze(0)
+    return torch.addmm(layer.bias, x.view(x.shape[1], -1), weight).unsqueeze(0)
+
+
+_MEMBER_FORWARD = MemberLinear.forward
+
+
+class AddmmRunner(CausalnnRunner):
+    """causalnn's TARNet with its one-member layers computed by ``mm``/``addmm``
+    instead of batched products of batch 1 (a diagnostic row: if it closes the gap to
+    the plain loop on a GPU, the batched products of batch 1 are its cause)."""
+
+    def epoch_seconds(self, X, y, t, epochs, batch, device):
+        MemberLinear.forward = _one_member_as_addmm
+        try:
+            return super().epoch_seconds(X, y, t, epochs, batch, device)
+        finally:
+            MemberLinear.forward = _MEMBER_FORWARD
+
+    def predict(self, est, X, device):
+        MemberLinear.forward = _one_member_as_addmm
+        try:
+            return super().predict(est, X, device)
+        finally:
+            MemberLinear.forward = _MEMBER_FORWARD
 
 
 class PlainTorchRunner:
@@ -256,6 +292,8 @@ def main(argv=None):
             "reweighting or weight decay)", CausalnnRunner(lambda **kw: TARNet(
                 **common, normalize_representation=False, reweight_sample=False,
                 weight_decay=0.0, **kw))),
+        "tarnet-addmm": ("causalnn TARNet, one-member layers by mm/addmm (diagnostic)",
+                         AddmmRunner(lambda **kw: TARNet(**common, **kw))),
         "tarnet-bf16": ("causalnn TARNet, precision=bfloat16", CausalnnRunner(
             lambda **kw: TARNet(**common, precision="bfloat16", **kw))),
         "tarnet-compile": ("causalnn TARNet, compile=True (CUDA graphs)", CausalnnRunner(

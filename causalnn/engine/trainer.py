@@ -46,8 +46,9 @@ those of another.
 
 Speed: the data is moved to the device once and batches are indexed there; loss terms
 are accumulated on the device and read back once per epoch (no host sync per step);
-Adam runs fused on CUDA; ``precision="bfloat16"`` computes the forward pass under
-autocast.
+Adam runs fused, on CUDA and (torch >= 2.4) on the CPU, where at batch 64 torch's
+per-parameter Adam was a quarter of TARNet's step; ``precision="bfloat16"`` computes
+the forward pass under autocast.
 
 Precision
 ---------
@@ -74,6 +75,9 @@ from .members import bootstrap_counts, strata_masks
 from .random import draw_to_device
 
 __all__ = ["Trainer", "float32_term", "stratified_split"]
+
+# torch >= 2.4 has a fused Adam/AdamW for CPU tensors
+_FUSED_ADAM_ON_CPU = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4)
 
 
 def float32_term(fn, *args):
@@ -379,9 +383,12 @@ class Trainer:
             mode = "reduce-overhead" if self.device.type == "cuda" else None
             self._loss = torch.compile(self.loss_fn, mode=mode, dynamic=False)
         optimizer = self._make_optimizer(self.module)
-        if self.device.type == "cuda" and isinstance(
-                optimizer, (torch.optim.Adam, torch.optim.AdamW)):
-            # one fused kernel per step instead of a handful per parameter
+        if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)) and (
+                self.device.type == "cuda"
+                or (self.device.type == "cpu" and _FUSED_ADAM_ON_CPU)):
+            # one fused kernel per step instead of a handful per parameter: on the CPU
+            # at batch 64 the per-parameter loop of torch's default Adam was a quarter
+            # of TARNet's step time
             for group in optimizer.param_groups:
                 group["fused"], group["foreach"] = True, False
 

@@ -1,4 +1,5 @@
 """The training engine on problems with known answers."""
+import warnings
 
 import numpy as np
 import pytest
@@ -199,3 +200,40 @@ def test_early_stopping_counts_only_improvements_larger_than_min_delta():
     for epoch, scores in enumerate([[1.0, 1.0], [0.95, 0.85], [0.94, 0.84]], start=1):
         members.on_epoch_end(trainer, {"valid_loss": scores, "epoch": epoch})
     np.testing.assert_array_equal(members.best_epoch, [1, 2])
+
+
+@pytest.mark.skipif(tuple(int(p) for p in torch.__version__.split(".")[:2]) < (2, 4),
+                    reason="torch < 2.4 has no fused Adam for CPU tensors")
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_fused_adam_on_the_cpu_moves_results_by_round_off_only(monkeypatch, optimizer):
+    """The fused kernel (on the CPU since torch 2.4) runs the per-parameter update in
+    another order of operations: the same fit to float32 round-off, and repeatable."""
+    from causalnn import TARNet
+    from causalnn.engine import trainer as trainer_module
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    t = (rng.random(300) < 0.5).astype(float)
+    y = X[:, 0] + 2 * t + rng.normal(size=300)
+    made = []
+    original = Trainer._make_optimizer
+
+    def spy(self, module):
+        made.append(original(self, module))
+        return made[-1]
+
+    monkeypatch.setattr(Trainer, "_make_optimizer", spy)
+
+    def fit(fused):
+        monkeypatch.setattr(trainer_module, "_FUSED_ADAM_ON_CPU", fused)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est = TARNet(representation_layers=(32,), head_layers=(16,), max_epochs=15,
+                         patience=None, optimizer=optimizer, random_state=0,
+                         device="cpu").fit(X, y, treatment=t)
+        assert [bool(group["fused"]) for group in made[-1].param_groups] == [fused] * 2
+        return est.effect(X)
+
+    per_parameter, fused, again = fit(False), fit(True), fit(True)
+    np.testing.assert_array_equal(fused, again)
+    assert not np.array_equal(fused, per_parameter)  # the fused kernel did run
+    np.testing.assert_allclose(fused, per_parameter, rtol=1e-4, atol=1e-4)

@@ -1,4 +1,4 @@
-"""score(..., sample_weight=w) is the weighted R^2 (kills E09)."""
+"""score(..., sample_weight=w) is the weighted R^2."""
 import numpy as np
 import pytest
 from sklearn.metrics import r2_score

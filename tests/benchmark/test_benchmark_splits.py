@@ -1,5 +1,5 @@
 """Benchmark splits: fit and test rows are disjoint and cover the data, and
-shared_split gives every replication replication 1's fit AND test rows (kills G03, G04)."""
+shared_split gives every replication replication 1's fit AND test rows."""
 import numpy as np
 import pytest
 

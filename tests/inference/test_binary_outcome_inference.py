@@ -1,6 +1,6 @@
 """ate_inference on a binary outcome: the estimate is estimate_average_effect of the
-nuisances, with no offset taken off y (the probabilities mu0, mu1 carry none) (kills A22;
-TMLE there must accept y in {0, 1} whatever its median)."""
+nuisances, with no offset taken off y (the probabilities mu0, mu1 carry none); TMLE
+there must accept y in {0, 1} whatever its median."""
 import warnings
 
 import numpy as np

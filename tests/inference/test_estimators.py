@@ -84,6 +84,17 @@ def test_cross_fitting_keeps_each_fold_out_of_its_model(name):
                                        b[r][nuisance][fold0[r]], rtol=1e-6)
         others = np.setdiff1d(np.arange(len(y)), fold0[r])
         assert not np.allclose(a[r][1][others], b[r][1][others])  # fold 1 saw them
+    # rows of partition 1's fold 0 outside partition 0's: partition 0's fold-0 model
+    # trained on them, so partition 1 borrowing partition 0's models would show
+    only_second = np.setdiff1d(fold0[1], fold0[0])[:40]
+    y3 = y.copy()
+    y3[only_second] = 1 - y3[only_second]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = est._nuisances_cross_fitted(X, y3, t, model, 2, n_repeats=2)
+    for nuisance in range(2):  # mu0, mu1
+        np.testing.assert_allclose(a[1][nuisance][fold0[1]], c[1][nuisance][fold0[1]],
+                                   rtol=1e-6)
 
 
 def test_repeated_cross_fitting_aggregates_by_the_median_rule():

@@ -1,4 +1,4 @@
-"""Overlap diagnostics against hand-computed values (kills C01, C02, C03, C04?, C05?)."""
+"""Overlap diagnostics against hand-computed values."""
 import warnings
 
 import numpy as np

@@ -5,14 +5,12 @@ training steps' draws."""
 import warnings
 
 import numpy as np
-import torch
 
 from causalnn import DeepIV
 from causalnn.estimators.iv import _deepiv
 
 
 def test_deepiv_marginal_effect_of_a_vector_treatment_per_column():
-    torch.set_num_threads(1)
     rng = np.random.RandomState(0)
     n = 300
     z = rng.randn(n, 2)
@@ -42,7 +40,6 @@ def test_deepiv_marginal_effect_of_a_vector_treatment_per_column():
 
 
 def test_held_out_second_stage_loss_uses_the_validation_draws(monkeypatch):
-    torch.set_num_threads(1)
     seen = []
     original = _deepiv.DeepIV._outcome_at_draws
 

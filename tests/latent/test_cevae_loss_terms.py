@@ -11,7 +11,6 @@ from causalnn import CEVAE
 
 
 def test_a_cevae_members_loss_ignores_the_rows_outside_its_weight():
-    torch.set_num_threads(1)
     rng = np.random.RandomState(0)
     n = 200
     X = rng.randn(n, 4)
@@ -45,7 +44,6 @@ def test_a_cevae_members_loss_ignores_the_rows_outside_its_weight():
 
 
 def test_auxiliary_outcome_model_of_each_arm_fits_that_arms_outcomes():
-    torch.set_num_threads(1)
     rng = np.random.RandomState(0)
     n = 400
     X = rng.randn(n, 3)

@@ -26,7 +26,6 @@ def _fit(kind, likelihood, A, observed):
                                               ("bernoulli", "bernoulli"),
                                               ("poisson", "poisson"), ("ppca", "gaussian")])
 def test_factor_model_ignores_the_values_of_held_out_entries(kind, likelihood):
-    torch.set_num_threads(1)
     rng = np.random.RandomState(0)
     latent = rng.randn(200, 2) @ rng.randn(2, 8)
     observed = rng.rand(*latent.shape) > 0.2
@@ -113,7 +112,6 @@ def test_predictive_check_draws_have_the_posterior_covariance():
 
 
 def test_deep_factor_kl_term_is_the_closed_form_gaussian_kl(monkeypatch):
-    torch.set_num_threads(1)
     captured = {}
 
     class Spy(_factor_models.Trainer):

@@ -22,7 +22,6 @@ def _data(n=200, seed=0):
 
 
 def test_a_dragonnet_members_loss_ignores_the_rows_outside_its_weight():
-    torch.set_num_threads(1)
     X, Y, T = _data()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -47,7 +46,6 @@ def test_a_dragonnet_members_loss_ignores_the_rows_outside_its_weight():
 
 
 def test_dragonnet_influence_curve_mean_is_in_the_units_of_y():
-    torch.set_num_threads(1)
     rng = np.random.RandomState(0)
     n = 300
     X = rng.randn(n, 3)
@@ -67,7 +65,6 @@ def test_dragonnet_influence_curve_mean_is_in_the_units_of_y():
 
 
 def test_each_fit_many_dataset_keeps_its_own_best_epochs():
-    torch.set_num_threads(1)
     rng = np.random.RandomState(0)
     n = 300
     X = rng.randn(n, 3)
@@ -86,7 +83,6 @@ def test_each_fit_many_dataset_keeps_its_own_best_epochs():
 
 
 def test_dragonnet_ensemble_overlap_share_is_that_of_the_members_mean_propensity():
-    torch.set_num_threads(1)
     rng = np.random.RandomState(1)
     n = 400
     X = rng.randn(n, 3)

@@ -13,7 +13,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import _NotAnArray, check_regressor_data_not_an_array
 
 from causalnn import Deconfounder, DeepIV, TARNet
-from causalnn.datasets import make_multi_cause
 from causalnn.metrics import causal_validation_scorer, factual_r2_scorer
 
 from conftest import simulate

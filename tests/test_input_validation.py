@@ -60,6 +60,10 @@ def test_numbers_written_as_text_are_refused_not_converted(arg):
     inputs[arg] = inputs[arg].astype(str)
     with pytest.raises(TypeError, match=f"{arg} holds text"):
         est().fit(inputs["X"], inputs["y"], treatment=inputs["treatment"])
+    with pytest.raises(TypeError, match=f"{arg} holds text"):  # in a masked array
+        inputs_masked = dict(inputs, **{arg: np.ma.masked_array(inputs[arg])})
+        est().fit(inputs_masked["X"], inputs_masked["y"],
+                  treatment=inputs_masked["treatment"])
     if arg != "X":  # a Series of text, as read from a file without a dtype
         inputs[arg] = pd.Series(inputs[arg], dtype=object)
         with pytest.raises(TypeError, match=f"{arg} holds text"):

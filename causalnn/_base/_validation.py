@@ -323,7 +323,7 @@ def _refuse_masked_or_text(v, name):
                 f"it would use the values under the mask. Mark them as missing "
                 f"({name}.filled(np.nan), then impute or drop them), or pass "
                 f"{name}.data if they are valid.")
-        return
+        v = v.data  # nothing masked: its data, which may still be text
     try:
         array = v if isinstance(v, np.ndarray) else np.asarray(v)
     except (TypeError, ValueError):

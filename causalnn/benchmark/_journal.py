@@ -10,6 +10,7 @@ ones, reads the records back and runs only the work items that have none.
 """
 import datetime
 import functools
+import hashlib
 import importlib.metadata
 import json
 import re
@@ -44,10 +45,30 @@ def _distributions():
     return importlib.metadata.packages_distributions()
 
 
-def _stable_repr(value):
-    """``repr(value)``, without the memory address that a function's or a plain
-    object's repr holds (it differs between two runs of the same command)."""
-    if callable(value) and not hasattr(value, "get_params") and hasattr(value, "__qualname__"):
+def _canonical(value):
+    """A text for a parameter's value that is the same in every run of the same
+    command: sets and dicts in sorted order (their order changes with Python's hash
+    seed), arrays by dtype, shape and a hash of their bytes (numpy's repr elides the
+    middle of a large one), estimators by their class and parameters, functions by
+    their qualified name, and no memory addresses."""
+    if isinstance(value, np.ndarray):
+        digest = hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()[:16]
+        return f"ndarray(dtype={value.dtype}, shape={value.shape}, sha256={digest})"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(_canonical(v) for v in value)) + "}"
+    if isinstance(value, dict):
+        items = sorted((_canonical(k), _canonical(v)) for k, v in value.items())
+        return "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_canonical(v) for v in value)
+        return (f"[{inner}]" if isinstance(value, list)
+                else f"({inner}{',' if len(value) == 1 else ''})")
+    if not isinstance(value, type) and callable(getattr(value, "get_params", None)):
+        try:
+            return f"{type(value).__qualname__}({_canonical(value.get_params(deep=False))})"
+        except Exception:  # noqa: BLE001 - an odd get_params: fall back to its repr
+            pass
+    if callable(value) and hasattr(value, "__qualname__"):
         return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
 
@@ -75,36 +96,45 @@ def _model_configuration(spec, seed, device):
     if spec.unavailable() is None:
         try:
             fitter = spec.make(seed, device)
-        except Exception:  # it fails in the run too, where the failure is recorded
-            fitter = None
-        estimator = getattr(fitter, "estimator", fitter)
-        if callable(getattr(estimator, "get_params", None)):
-            params = {key: _stable_repr(value) for key, value in
-                      sorted(estimator.get_params(deep=True).items())
-                      if key not in ("random_state", "device")}
+            estimator = getattr(fitter, "estimator", fitter)
+            if callable(getattr(estimator, "get_params", None)):
+                params = {key: _canonical(value) for key, value in
+                          sorted(estimator.get_params(deep=True).items())
+                          if key not in ("random_state", "device")}
+        except Exception:  # noqa: BLE001 - the run itself records how make fails
+            params = None
     return {"params": params,
             "versions": {module: _library_version(module) for module in spec.requires}}
 
 
-def _same_model(there, now):
-    """Whether two recorded models agree where both are known: a model not installed
-    on one machine records neither parameters nor a version there, and resuming there
-    is allowed (its work items fail as not installed, as they would in a new run)."""
-    if not isinstance(there, dict) or set(there) != set(now):
-        return there == now
-    for key in there:
-        if key == "configuration" and isinstance(there[key], dict):
-            a, b = there[key], now[key]
-            if a.get("params") is not None and b.get("params") is not None \
-                    and a["params"] != b["params"]:
-                return False
-            versions_a, versions_b = a.get("versions", {}), b.get("versions", {})
-            if any(versions_a.get(m) is not None and versions_b.get(m) is not None
-                   and versions_a[m] != versions_b[m] for m in versions_b):
-                return False
-        elif there[key] != now[key]:
-            return False
-    return True
+def _model_differences(there, now):
+    """What differs between two recorded models, where both are known: a model not
+    installed on one machine records neither parameters nor a version there, and a
+    record made before configurations were recorded has none; resuming there is
+    allowed (a model not installed fails as not installed, as in a new run)."""
+    if not isinstance(there, dict) or not isinstance(now, dict):
+        return [] if there == now else [f"{there!r} there, {now!r} now"]
+    differences = []
+    for key in list(now) + [k for k in there if k not in now]:
+        a, b = there.get(key, "missing"), now.get(key, "missing")
+        if key != "configuration":
+            if a != b:
+                differences.append(f"{key} {a!r} there, {b!r} now")
+            continue
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            continue
+        for part in ("params", "versions"):
+            values_a, values_b = a.get(part) or {}, b.get(part) or {}
+            if part == "params" and (a.get(part) is None or b.get(part) is None):
+                continue
+            for name in sorted(set(values_a) | set(values_b)):
+                va, vb = values_a.get(name), values_b.get(name)
+                if part == "versions" and (va is None or vb is None):
+                    continue
+                if va != vb:
+                    differences.append(f"{name}: {va if va is not None else 'missing'} "
+                                       f"there, {vb if vb is not None else 'missing'} now")
+    return differences
 
 
 def run_settings(specs, datasets, replications, seed, device, batch, batch_size,
@@ -139,22 +169,21 @@ def _differences(recorded, current):
     differences = []
     for key in list(current) + [k for k in recorded if k not in current]:
         there, now = recorded.get(key, "missing"), current.get(key, "missing")
-        if key == "models" and isinstance(there, list) and len(there) == len(now) \
-                and all(_same_model(a, b) for a, b in zip(there, now)):
-            continue
-        if there == now:
-            continue
         if key == "models":
-            names_there = [m["name"] for m in there] if isinstance(there, list) else there
+            names_there = ([m.get("name") if isinstance(m, dict) else m for m in there]
+                           if isinstance(there, list) else there)
             names_now = [m["name"] for m in now]
-            if names_there == names_now:   # the same names, another ModelSpec
-                changed = [n for n, a, b in zip(names_now, there, now)
-                           if not _same_model(a, b)]
-                there = [m for m in there if m["name"] in changed]
-                now = [m for m in now if m["name"] in changed]
-            else:
-                there, now = names_there, names_now
-        differences.append(f"{key}: {there!r} there, {now!r} now")
+            if names_there != names_now:
+                differences.append(f"{key}: {names_there!r} there, {names_now!r} now")
+                continue
+            # the same names: a model of one of them may have been edited
+            for name, a, b in zip(names_now, there, now):
+                changed = _model_differences(a, b)
+                if changed:
+                    differences.append(f"model {name!r}: {', '.join(changed)}")
+            continue
+        if there != now:
+            differences.append(f"{key}: {there!r} there, {now!r} now")
     return differences
 
 

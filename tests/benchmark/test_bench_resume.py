@@ -3,9 +3,13 @@
 with other settings is refused, and the output folder's protection still holds."""
 import csv
 import json
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from causalnn import TARNet
@@ -223,7 +227,7 @@ def test_a_finished_run_resumes_without_fitting_anything(tmp_path, ctrl_c):
     (dict(threads=1), "threads: None there, 1 now"),
     # the same name, another model
     (dict(models=[ModelSpec("constant", CONSTANT.make, ["binary"], "other")]),
-     "models: [{'name': 'constant', 'family': 'test'"),
+     "model 'constant': family 'test' there, 'other' now"),
 ])
 def test_resuming_with_other_settings_is_refused_naming_them(tmp_path, changed, message):
     settings = dict(models=[CONSTANT], datasets=["ihdp"], replications=2,
@@ -252,7 +256,7 @@ def test_resuming_with_an_edited_model_of_the_same_name_is_refused(tmp_path):
     edited = ModelSpec(ALONE.name, longer, ["binary"], "test")
     with pytest.raises(ValueError, match="resume: the run recorded in") as err:
         run_benchmark([edited], **settings, out=tmp_path, resume=True)
-    assert "'max_epochs': '2'" in str(err.value) and "'max_epochs': '3'" in str(err.value)
+    assert "model 'tiny TARNet alone': max_epochs: 2 there, 3 now" in str(err.value)
     # the same parameters through another function is the same model
     same = ModelSpec(ALONE.name, lambda seed, device: _tiny_tarnet(seed, device),
                      ["binary"], "test")
@@ -265,11 +269,65 @@ def test_resuming_after_a_peer_library_changed_version_is_refused(tmp_path, monk
     settings = dict(datasets=["ihdp"], replications=1, progress=False)
     run_benchmark([peer], **settings, out=tmp_path)
     monkeypatch.setattr(_journal, "_library_version", lambda module: "0.0-other")
-    with pytest.raises(ValueError, match="'versions': {'sklearn': '0.0-other'}"):
+    with pytest.raises(ValueError, match="model 'constant': sklearn: .+ there, "
+                                         "0.0-other now"):
         run_benchmark([peer], **settings, out=tmp_path, resume=True)
     # not installed here: not a difference (its work items fail as not installed)
     monkeypatch.setattr(_journal, "_library_version", lambda module: None)
     assert run_benchmark([peer], **settings, out=tmp_path, resume=True)["resumed"] == 1
+
+
+class _Params(_ConstantFit):
+    """A model of one's own with scikit-learn's get_params: a set, a large array."""
+
+    def __init__(self, columns=frozenset({"a", "b", "c", "d"}), weights=None):
+        self.columns, self.weights = columns, weights
+
+    def get_params(self, deep=True):
+        return {"columns": self.columns, "weights": self.weights}
+
+
+def test_model_parameters_are_recorded_as_the_same_text_in_every_run():
+    """A set prints in an order that changes with Python's hash seed, and numpy elides
+    the middle of a large array: neither may make a rerun of one command differ, nor
+    hide an edit."""
+    from causalnn.benchmark._journal import _model_configuration
+    script = ("from causalnn.benchmark._journal import _canonical;"
+              "print(_canonical({'x', 'y', 'z', 'w', 'v'}))")
+    texts = {subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONHASHSEED=str(seed)),
+                            check=True).stdout for seed in (1, 2, 3)}
+    assert len(texts) == 1
+    weights = np.ones(2000)
+    edited = weights.copy()
+    edited[1000] = 5.0
+    spec = ModelSpec("own", lambda seed, device: _Params(weights=weights), ["binary"], "t")
+    spec_edited = ModelSpec("own", lambda seed, device: _Params(weights=edited),
+                            ["binary"], "t")
+    assert (_model_configuration(spec, 0, "cpu")
+            != _model_configuration(spec_edited, 0, "cpu"))
+
+
+def test_a_model_whose_parameters_cannot_be_read_still_runs_and_resumes(tmp_path):
+    class Broken(_Params):
+        def get_params(self, deep=True):
+            raise AttributeError("stores its argument under another name")
+
+    spec = ModelSpec("broken", lambda seed, device: Broken(), ["binary"], "test")
+    settings = dict(datasets=["ihdp"], replications=1, progress=False)
+    run_benchmark([spec], **settings, out=tmp_path)
+    assert run_benchmark([spec], **settings, out=tmp_path, resume=True)["resumed"] == 1
+
+
+def test_a_record_from_before_model_configurations_resumes(tmp_path):
+    settings = dict(datasets=["ihdp"], replications=1, progress=False)
+    run_benchmark([CONSTANT], **settings, out=tmp_path)
+    path = tmp_path / SETTINGS
+    record = json.loads(path.read_text())
+    for model in record["settings"]["models"]:
+        del model["configuration"]
+    path.write_text(json.dumps(record))
+    assert run_benchmark([CONSTANT], **settings, out=tmp_path, resume=True)["resumed"] == 1
 
 
 def test_resuming_where_no_run_is_recorded_is_an_error(tmp_path):

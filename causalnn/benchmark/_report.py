@@ -468,8 +468,22 @@ def write_results(result, out, command, *, force=False):
         writer.writerows(records)
     payload = {k: v for k, v in result.items() if k != "records"}
     payload.update(command=command, records=records, summary=summary)
-    (out / "results.json").write_text(json.dumps(payload, indent=1, default=str))
+    # strict JSON (jq, JavaScript) has no NaN: a missing number (the standard error of
+    # one replication, a failed fit's seconds) is written as null
+    (out / "results.json").write_text(json.dumps(_finite_or_null(payload), indent=1,
+                                                 default=str, allow_nan=False))
     return markdown
+
+
+def _finite_or_null(value):
+    """``value`` with every non-finite float (NumPy's included) replaced by None."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 def _save(plt, fig, path):

@@ -33,6 +33,7 @@ Run (GPU):  python benchmarks/throughput.py --device cuda --rows 100000 1000000 
 Writes benchmarks/results/throughput_<device>.md.
 """
 import argparse
+import contextlib
 import sys
 import time
 import types
@@ -105,24 +106,27 @@ def _one_member_as_addmm(layer, x):
 _MEMBER_FORWARD = MemberLinear.forward
 
 
+@contextlib.contextmanager
+def _one_member_layers_as_addmm():
+    MemberLinear.forward = _one_member_as_addmm
+    try:
+        yield
+    finally:
+        MemberLinear.forward = _MEMBER_FORWARD
+
+
 class AddmmRunner(CausalnnRunner):
     """causalnn's TARNet with its one-member layers computed by ``mm``/``addmm``
     instead of batched products of batch 1 (a diagnostic row: if it closes the gap to
     the plain loop on a GPU, the batched products of batch 1 are its cause)."""
 
     def epoch_seconds(self, X, y, t, epochs, batch, device):
-        MemberLinear.forward = _one_member_as_addmm
-        try:
+        with _one_member_layers_as_addmm():
             return super().epoch_seconds(X, y, t, epochs, batch, device)
-        finally:
-            MemberLinear.forward = _MEMBER_FORWARD
 
     def predict(self, est, X, device):
-        MemberLinear.forward = _one_member_as_addmm
-        try:
+        with _one_member_layers_as_addmm():
             return super().predict(est, X, device)
-        finally:
-            MemberLinear.forward = _MEMBER_FORWARD
 
 
 class PlainTorchRunner:

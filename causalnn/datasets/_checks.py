@@ -1,24 +1,23 @@
 """Argument checks shared by the simulators: a wrong size or strength must be refused by
-name, not surface as a numpy error or an all-NaN outcome."""
+name, not surface as a numpy error or an all-NaN outcome. What a value may be is the
+estimators' :class:`~causalnn._base._param_validation.Interval` (finite, not a bool);
+only the message is the simulators' own."""
 import numbers
 
-import numpy as np
+from .._base._param_validation import Interval
 
 
 def check_int(value, name, low):
     """Refuse anything but an int (not a bool) of at least ``low``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+    if not Interval(numbers.Integral, low, None).accepts(value):
         raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
 
 
 def check_real(value, name, *, low=None, high=None, low_open=False):
     """Refuse anything but a finite real number (not a bool) in ``[low, high]``
     (``(low, high]`` with ``low_open``); return it as a float."""
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and np.isfinite(value)
-          and (low is None or (value > low if low_open else value >= low))
-          and (high is None or value <= high))
-    if not ok:
+    closed = "right" if low_open else "both"
+    if not Interval(numbers.Real, low, high, closed=closed).accepts(value):
         bounds = []
         if low is not None:
             bounds.append(f"{'>' if low_open else '>='} {low}")

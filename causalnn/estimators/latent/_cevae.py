@@ -409,9 +409,8 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         dtype = self._module_dtype()
         # every row goes through the networks once per draw, with the members' widest
         # activations or its own columns (and y, for q(z | x, t, y)) as the widest
-        width = max(tuple(self.hidden_layers) + (1,))
         rows = prediction_chunk_rows(
-            device, draws * max(members * width, self.n_features_in_ + 1))
+            device, draws * max(members * self._widest_layer(), self.n_features_in_ + 1))
         out = []
         module.eval()
         with torch.no_grad():
@@ -452,13 +451,16 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
             arms = np.log(p) - np.log1p(-p)  # the base maps the logit back to p
         return [np.where(t == 1, arms[..., 1], arms[..., 0]) for t in treatments]
 
+    def _widest_layer(self):
+        """The widest hidden layer of the networks (a prediction chunk's activations)."""
+        return max(tuple(self.hidden_layers) + (1,))
+
     def _raw_propensity(self, X_scaled):
         """``q(t = 1 | x)`` of every member, ``(n_members, n)``."""
         x = torch.as_tensor(self._scale_X(X_scaled), dtype=self._module_dtype())
         self.module_.eval()
         rows = prediction_chunk_rows(
-            self.device_, max(self.n_members_ * max(tuple(self.hidden_layers) + (1,)),
-                              self.n_features_in_))
+            self.device_, max(self.n_members_ * self._widest_layer(), self.n_features_in_))
         return predict_in_batches(
             lambda b: self.module_.auxiliary_t(b).probs.squeeze(-1), [x],
             device=self.device_, batch_size=rows, row_dim=1).astype(np.float64)

@@ -269,3 +269,77 @@ def test_predicting_without_the_feature_names_seen_in_fit_warns():
     with pytest.warns(UserWarning, match="X has feature names, but TARNet was fitted"):
         plain.effect(frame)
     np.testing.assert_array_equal(named.effect(frame), plain.effect(X))
+
+
+# ---- values beyond what the float32 networks take --------------------------------------
+def test_an_input_beyond_float32_after_scaling_is_refused_by_name():
+    # a column whose training sd is 1e-30, queried at 1e10: 1e40 standard deviations,
+    # inf in float32 and NaN effects before; one in range still predicts
+    Xs = X.copy()
+    Xs[:, 1] *= 1e-30
+    est = small(TARNet).fit(Xs, Y, treatment=T)
+    assert np.all(np.isfinite(est.effect(Xs)))
+    far = Xs[:2].copy()
+    far[:, 1] = 1e10
+    for method in (est.effect, est.predict):
+        with pytest.raises(ValueError, match=r"X columns \[1\] hold values more than "
+                                             r"3.4e\+38 training standard deviations"):
+            method(far)
+    far[:, 1] = 1e-20  # 1e10 standard deviations: far, but representable
+    assert np.all(np.isfinite(est.effect(far)))
+
+
+def test_the_networks_range_is_checked_for_every_scaled_input():
+    from causalnn import CEVAE, DeepIV, Deconfounder
+    from causalnn.datasets import make_demand, make_multi_cause
+    demand = make_demand(300, random_state=0)
+    iv = DeepIV(max_epochs=1, n_components=2, random_state=0).fit(
+        demand.X, demand.y, treatment=demand.treatment, instrument=demand.instrument)
+    with pytest.raises(ValueError, match=r"instrument columns \[0\] hold values more than"):
+        iv.causal_validation_loss(demand.X[:3], demand.y[:3],
+                                  instrument=demand.instrument[:3] * 1e300)
+    with pytest.raises(ValueError, match=r"T1 columns \[0\] hold values more than"):
+        iv.effect(demand.X[:3], T0=demand.treatment[:3], T1=np.full(3, 1e300))
+    Xs = X.copy()
+    Xs[:, 2] *= 1e-30
+    far = Xs[:2].copy()
+    far[:, 2] = 1e10
+    cevae = CEVAE(latent_dim=2, hidden_layers=(8,), max_epochs=2, random_state=0).fit(
+        Xs, Y, treatment=T)
+    with pytest.raises(ValueError, match=r"X columns \[2\] hold values more than"):
+        cevae.effect(far)
+    data = make_multi_cause(160, 5, 2, random_state=0)
+    neural = Deconfounder(factor_model="ppca", n_factors=2, outcome_model="neural",
+                          max_epochs=2, outcome_layers=(4,), random_state=0).fit(
+        Xs, data.y, treatment=data.treatment)
+    with pytest.raises(ValueError, match="the outcome model's inputs"):
+        neural.effect(far, T0=data.treatment[:2], T1=1 - data.treatment[:2])
+
+
+# ---- parameters that are numbers numpy cannot test --------------------------------------
+@pytest.mark.parametrize("param, value", [
+    ("random_state", 2**64), ("learning_rate", 10**400), ("batch_size", 10**400),
+    ("learning_rate", __import__("fractions").Fraction(1, 1000)),
+    ("weight_decay", __import__("decimal").Decimal("0.001")),
+])
+def test_numbers_outside_python_and_numpy_floats_are_refused_by_name(param, value):
+    # were numpy's "ufunc 'isfinite' not supported" (an int beyond 2**64 or a Fraction)
+    with pytest.raises(ValueError, match=f"The '{param}' parameter of TARNet must be"):
+        small(TARNet, **{param: value}).fit(X, Y, treatment=T)
+
+
+def test_numpy_scalars_and_large_ints_in_range_are_taken():
+    est = small(TARNet, learning_rate=np.float32(1e-3), max_epochs=np.int64(2),
+                batch_size=2**70).fit(X, Y, treatment=T)
+    assert est.n_iter_ == 2
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**70, "a", 1.5, True])
+def test_the_simulators_name_a_bad_random_state(seed):
+    from causalnn.datasets import (make_demand, make_ihdp, make_multi_cause,
+                                   make_proxy_confounded)
+    for simulate_data in (make_demand, make_multi_cause, make_proxy_confounded,
+                          make_ihdp):
+        with pytest.raises(ValueError, match="random_state must be an int in "
+                                             r"\[0, 2\*\*32 - 1\]"):
+            simulate_data(random_state=seed)

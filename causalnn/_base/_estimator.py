@@ -34,6 +34,21 @@ def _is_outcome_head_weight(name, param):
     return param.ndim >= 2 and name.startswith("net.heads.")
 
 
+
+def factual_r2(y, mu, sample_weight=None):
+    """R^2 of the fitted factual outcomes ``mu`` against ``y``: every estimator's
+    ``score``. ``y`` and ``sample_weight`` are checked as data (finite, one value per
+    row; the weights non-negative with a positive sum), naming the argument."""
+    y = check_vector(y, name="y", n_samples=len(mu))
+    if sample_weight is not None:
+        sample_weight = check_vector(sample_weight, name="sample_weight",
+                                     n_samples=len(mu))
+        if np.any(sample_weight < 0) or not np.any(sample_weight > 0):
+            raise ValueError("sample_weight must be non-negative with a positive sum; "
+                             f"got values from {sample_weight.min()!r} to "
+                             f"{sample_weight.max()!r}.")
+    return float(r2_score(y, mu, sample_weight=sample_weight))
+
 class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of causalnn estimators (not for direct use).
 
@@ -417,12 +432,12 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         score : float
         """
         X = as_pandas_frame(X)
-        check_same_rows([(y, "y"), (treatment, "treatment")], X)
+        check_same_rows([(y, "y"), (treatment, "treatment"),
+                         (sample_weight, "sample_weight")], X)
         split_treatment_column(X, treatment, self.treatment_col,
                                call="score(X, y, treatment=t)")  # the error to give
         mu = self._factual_outcome(X, treatment)
-        y = check_vector(y, name="y", n_samples=len(mu))
-        return float(r2_score(y, mu, sample_weight=sample_weight))
+        return factual_r2(y, mu, sample_weight)
 
     def _factual_outcome(self, X, treatment):
         """Each row's fitted outcome at its observed treatment: what ``score`` and the

@@ -7,6 +7,7 @@ an :class:`Interval`, or a :class:`Options` set. ``validate_params`` raises a
 the value. Kept separate from sklearn's private validator so that a scikit-learn
 upgrade cannot break it.
 """
+import math
 import numbers
 
 import numpy as np
@@ -28,7 +29,14 @@ class Interval:
             return False
         if self.kind is numbers.Integral and not isinstance(value, numbers.Integral):
             return False
-        if not isinstance(value, numbers.Real) or not np.isfinite(value):
+        # Python and NumPy numbers only: a Fraction or a Decimal would reach torch as it
+        # is. math, not numpy: an int beyond 2**64 is no numpy scalar
+        if not isinstance(value, (numbers.Integral, float, np.floating)):
+            return False
+        try:
+            if not math.isfinite(value):
+                return False
+        except OverflowError:  # an int beyond the float range
             return False
         left_ok = self.left is None or (
             value >= self.left if self.closed in ("both", "left") else value > self.left

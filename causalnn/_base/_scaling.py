@@ -14,7 +14,7 @@ beyond ``mean`` and ``std``:
 """
 import numpy as np
 
-__all__ = ["apply_scaling", "column_scaling", "standardize_outcome"]
+__all__ = ["NETWORK_INPUT_LIMIT", "apply_scaling", "column_scaling", "standardize_outcome"]
 
 
 def _centre_and_scale(deviation):
@@ -35,10 +35,33 @@ def _centre_and_scale(deviation):
     return centre, scale
 
 
-def apply_scaling(X, offset, scale):
-    """``(X - offset) / scale`` with one temporary of ``X``'s size (divided in place)."""
-    scaled = X - offset
-    scaled /= scale
+#: the largest magnitude the networks take: they compute in float32 or bfloat16, whose
+#: ranges end near 3.4e38; beyond it an input becomes inf there, and the outputs NaN
+NETWORK_INPUT_LIMIT = float(np.finfo(np.float32).max)
+
+
+def apply_scaling(X, offset, scale, name="X"):
+    """``(X - offset) / scale`` with one temporary of ``X``'s size (divided in place).
+
+    Every network input passes through here, so a scaled value the networks cannot
+    represent (beyond :data:`NETWORK_INPUT_LIMIT`, e.g. 1e-260 in a column whose
+    training standard deviation is 1e-300: a unit mix-up) is refused with an error
+    naming ``name``, instead of coming back as NaN effects. The check reads ``X`` by
+    columns' extremes, without a temporary of its size.
+    """
+    with np.errstate(over="ignore"):  # an overflow to inf is refused below
+        scaled = X - offset
+        scaled /= scale
+    if scaled.size:
+        beyond = ((np.max(scaled, axis=0) > NETWORK_INPUT_LIMIT)
+                  | (np.min(scaled, axis=0) < -NETWORK_INPUT_LIMIT))
+        if np.any(beyond):
+            where = (f"{name} columns {np.flatnonzero(beyond)[:10].tolist()} hold"
+                     if np.ndim(beyond) else f"{name} holds")
+            raise ValueError(
+                f"{where} values more than {NETWORK_INPUT_LIMIT:.1e} training standard "
+                f"deviations from the training mean, beyond the float32 range the "
+                f"networks compute in; check their units.")
     return scaled
 
 

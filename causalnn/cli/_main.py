@@ -350,8 +350,16 @@ def _read_csv(path, index_col, sep=","):
     if os.path.isdir(path):
         raise UsageError(f"--data: {path} is a directory, not a CSV file")
     try:
-        _refuse_repeated_names(path, sep)
+        header = _refuse_repeated_names(path, sep)
         frame = pd.read_csv(path, sep=sep)
+        if (_first_row_width(path, sep) == len(header) + 1 and len(frame.columns)
+                and frame.iloc[:, -1].isna().all()):
+            # data rows one field longer than the header, that field empty: the rows
+            # end with a delimiter. pandas took each row's first field as its label and
+            # shifted every column one place left; read them where they stand
+            print(f"{PROG}: warning: the data rows of {path} end with a delimiter "
+                  f"'{sep}'; reading them without a row-label column", file=sys.stderr)
+            frame = pd.read_csv(path, sep=sep, index_col=False)
     except pd.errors.EmptyDataError:
         raise UsageError(f"--data: {path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -393,7 +401,7 @@ def _read_csv(path, index_col, sep=","):
 
 
 def _refuse_repeated_names(path, sep):
-    """Refuse a header that names a column twice.
+    """Refuse a header that names a column twice; return the header's fields.
 
     pandas renames the second ``y`` to ``y.1``, which would then be taken as a
     covariate: a copy of the outcome (or treatment) among the covariates gives a
@@ -406,6 +414,18 @@ def _refuse_repeated_names(path, sep):
         shown = ", ".join(f"{name!r} ({names.count(name)} times)" for name in repeated)
         raise UsageError(f"--data: the header of {path} names {shown}; give each column "
                          "its own name")
+    return header
+
+
+def _first_row_width(path, sep):
+    """The number of fields on the first data line (0 when there is none). One more
+    than the header has is how pandas decides that the first field labels the row."""
+    try:
+        first = pd.read_csv(path, sep=sep, header=None, skiprows=1, nrows=1, dtype=str,
+                            keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return 0
+    return first.shape[1]
 
 
 def _check_columns(frame, names, option):

@@ -4,6 +4,9 @@ estimators' :class:`~causalnn._base._param_validation.Interval` (finite, not a b
 only the message is the simulators' own."""
 import numbers
 
+import numpy as np
+from sklearn.utils import check_random_state
+
 from .._base._param_validation import Interval
 
 
@@ -26,3 +29,13 @@ def check_real(value, name, *, low=None, high=None, low_open=False):
         where = f" {' and '.join(bounds)}" if bounds else ""
         raise ValueError(f"{name} must be a finite number{where}; got {value!r}.")
     return float(value)
+
+
+def check_seed(random_state):
+    """The numpy RandomState a simulator draws from: ``random_state`` as the estimators
+    take it (an int in [0, 2**32 - 1], a RandomState or None), refused by name."""
+    if not (random_state is None or isinstance(random_state, np.random.RandomState)
+            or Interval(numbers.Integral, 0, 2**32 - 1).accepts(random_state)):
+        raise ValueError(f"random_state must be an int in [0, 2**32 - 1], a "
+                         f"numpy.random.RandomState or None; got {random_state!r}.")
+    return check_random_state(random_state)

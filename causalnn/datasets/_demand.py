@@ -5,9 +5,9 @@ shock ``v`` that also moves demand: regressing sales on price is confounded, and
 identifies the structural demand function ``h(p, t, s)``.
 """
 import numpy as np
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_real, check_seed
 
 __all__ = ["make_demand", "demand_structural", "demand_test_grid"]
 
@@ -120,7 +120,7 @@ def make_demand(n_samples=5000, rho=0.5, random_state=None):
     """
     check_int(n_samples, "n_samples", 1)
     rho = check_real(rho, "rho", low=0.0, high=1.0)
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     time = rng.uniform(0.0, 10.0, n_samples)
     type_index = rng.randint(0, N_TYPES, n_samples)
     z = rng.standard_normal(n_samples)

@@ -28,7 +28,9 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
+
+from ._checks import check_seed
 
 __all__ = ["load_ihdp", "make_ihdp"]
 
@@ -329,7 +331,7 @@ def make_ihdp(n_replications=10, *, random_state=None, as_frame=False):
             "`n_replications` must be a positive integer, "
             f"got {n_replications!r}."
         )
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     data = _read_replication(1)
     X = _covariates(data)
     treatment = data[:, 0].astype(int)

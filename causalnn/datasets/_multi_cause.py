@@ -14,9 +14,9 @@ import numbers
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_real, check_seed
 
 __all__ = ["make_multi_cause", "make_films"]
 
@@ -102,7 +102,7 @@ def make_multi_cause(n_samples=2000, n_causes=50, n_factors=5, *, confounding=1.
         raise ValueError(f"prevalence must be a number strictly between 0 and 1 (the "
                          f"fraction of rows in which a cause is present); got "
                          f"{prevalence!r}.")
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     Z = rng.randn(n_samples, n_factors)
     theta = loading_scale * rng.randn(n_factors, n_causes)
     rates = _sigmoid(np.log(prevalence / (1 - prevalence)) + 0.3 * rng.randn(n_causes))
@@ -160,7 +160,7 @@ def make_films(n_films=2000, n_actors=80, n_franchises=4, *, cast_size=8,
     check_int(cast_size, "cast_size", 1)
     check_int(n_actors, "n_actors", cast_size * n_franchises + 3)
     check_real(franchise_boost, "franchise_boost")
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     names = ["planted"] + [f"actor_{j:03d}" for j in range(1, n_actors)]
     franchise = np.where(rng.rand(n_films) < 0.1 * n_franchises,
                          rng.randint(n_franchises, size=n_films), -1)

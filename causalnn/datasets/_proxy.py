@@ -7,9 +7,9 @@ References
    effect inference with deep latent-variable models", NeurIPS, 2017, Section 5.
 """
 import numpy as np
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 
-from ._checks import check_int, check_real
+from ._checks import check_int, check_real, check_seed
 
 __all__ = ["make_proxy_confounded"]
 
@@ -82,7 +82,7 @@ def make_proxy_confounded(n=5000, *, n_proxies=5, noise_scale=1.0,
     check_int(n_proxies, "n_proxies", 1)
     check_real(noise_scale, "noise_scale", low=0.0, low_open=True)
     c = check_real(outcome_confounding, "outcome_confounding")
-    rng = check_random_state(random_state)
+    rng = check_seed(random_state)
     z = rng.binomial(1, 0.5, size=n).astype(float)
     scale = noise_scale * (5.0 * z + 3.0 * (1.0 - z))
     X = z[:, None] + scale[:, None] * rng.randn(n, n_proxies)

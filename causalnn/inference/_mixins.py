@@ -65,6 +65,8 @@ def member_interval(members, *, alpha, method):
     if members.ndim not in (1, 2) or members.shape[0] < 2:
         raise ValueError(f"members must have shape (n_members,) or (n_members, "
                          f"n_samples) with n_members >= 2; got shape {members.shape}.")
+    if not np.all(np.isfinite(members)):
+        raise ValueError("members must be finite; got NaN or inf.")
     n_members = members.shape[0]
     if method == "normal":
         # the ensemble's estimate is the members' mean, itself one more draw around the

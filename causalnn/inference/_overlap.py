@@ -21,6 +21,15 @@ class OverlapWarning(UserWarning):
     then driven by few rows, and effects there are extrapolated."""
 
 
+def _check_propensity(e):
+    """Refuse what is not probabilities: scores, logits, NaN, or no rows at all."""
+    if e.size == 0:
+        raise ValueError("propensity holds no rows.")
+    if np.any(~np.isfinite(e) | (e < 0) | (e > 1)):
+        raise ValueError("propensity must hold probabilities in [0, 1] (not scores or "
+                         "logits), without NaN.")
+
+
 def overlap_summary(propensity, treatment, clip=OVERLAP_BOUNDS):
     """Propensity distribution by treatment arm.
 
@@ -47,9 +56,7 @@ def overlap_summary(propensity, treatment, clip=OVERLAP_BOUNDS):
     check_binary(t, name="treatment", owner="overlap_summary")
     if not (0 <= clip < 0.5):
         raise ValueError(f"clip must be in [0, 0.5); got {clip!r}.")
-    if np.any(~np.isfinite(e) | (e < 0) | (e > 1)):
-        raise ValueError("propensity must hold probabilities in [0, 1] (not scores or "
-                         "logits), without NaN.")
+    _check_propensity(e)
     rows = {}
     for name, mask in (("control", t == 0), ("treated", t == 1), ("all", np.ones_like(
             t, dtype=bool))):
@@ -77,6 +84,7 @@ def check_overlap(propensity, owner="", clip=OVERLAP_BOUNDS, share=OVERLAP_WARN_
     propensity outside ``[clip, 1 - clip]``; returns that share. The warning points at
     the first caller outside causalnn, or ``stacklevel`` frames up when given."""
     e = np.asarray(propensity, dtype=float)
+    _check_propensity(e)
     outside = float(np.mean((e < clip) | (e > 1 - clip)))
     if outside > share:
         message = (

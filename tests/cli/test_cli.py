@@ -472,3 +472,42 @@ def test_the_summary_counts_only_the_columns_that_are_all_zero_or_one(toy_frame,
     assert main(_toy_args(str(path)) + ["--max-epochs", "1", "--no-inference"]) == 0
     out = capsys.readouterr().out
     assert "5 covariates (standardised; 1 0/1 column left as it is)" in out
+
+
+@pytest.mark.parametrize("every_row", [True, False])
+def test_rows_ending_with_a_delimiter_are_read_in_place(toy_frame, tmp_path, capsys,
+                                                        every_row):
+    # pandas takes such rows' first field as a row label and shifts every column left:
+    # the outcome would be read as the treatment. Also when only some rows end so.
+    clean = tmp_path / "clean.csv"
+    toy_frame.drop(columns="id").to_csv(clean, index=False)
+    lines = clean.read_text().splitlines()
+    data = [line + "," if every_row or i % 2 == 0 else line
+            for i, line in enumerate(lines[1:])]
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("\n".join([lines[0]] + data) + "\n")
+    estimates = []
+    for path in (clean, trailing):
+        assert main(_toy_args(str(path)) + FAST + ["--seed", "0"]) == 0
+        captured = capsys.readouterr()
+        assert "3 covariates" in captured.out
+        estimates.append(next(line for line in captured.out.splitlines()
+                              if "estimated ATE" in line))
+        assert ("end with a delimiter" in captured.err) == (path == trailing)
+    assert estimates[0] == estimates[1]
+
+
+def test_a_row_label_column_without_header_is_still_a_label(toy_frame, tmp_path, capsys):
+    # R's write.table writes one header field fewer than each row (the row names):
+    # those rows do not end with an empty field and keep their labels
+    path = tmp_path / "labelled.csv"
+    frame = toy_frame.drop(columns="id")
+    header = ",".join(frame.columns)
+    rows = [f"r{i}," + ",".join(map(repr, row)) for i, row in
+            enumerate(frame.to_numpy().tolist())]
+    path.write_text("\n".join([header] + rows) + "\n")
+    out_path = tmp_path / "effects.csv"
+    assert main(_toy_args(str(path)) + FAST + ["--out", str(out_path)]) == 0
+    captured = capsys.readouterr()
+    assert "3 covariates" in captured.out and "delimiter" not in captured.err
+    assert pd.read_csv(out_path)["row"].tolist() == [f"r{i}" for i in range(60)]

@@ -105,3 +105,24 @@ def test_the_exported_engine_helpers_refuse_degenerate_input_by_name():
     # zero rows: an empty result with the output's other dimensions, not a torch error
     empty = predict_in_batches(lambda x: x * 2, [torch.zeros(0, 3)], device="cpu")
     assert empty.shape == (0, 3)
+
+
+def test_check_overlap_counts_only_probabilities():
+    from causalnn.inference import check_overlap
+    assert check_overlap(E) == 0.0
+    assert check_overlap(np.array([0.001, 0.5, 0.5, 0.5]), share=0.5) == 0.25
+    for bad in ([0.5, np.nan], [0.5, 1.7, -3.0]):  # NaN was counted as inside
+        with pytest.raises(ValueError, match="propensity must hold probabilities"):
+            check_overlap(np.array(bad))
+    with pytest.raises(ValueError, match="propensity holds no rows"):
+        check_overlap(np.array([]))  # was a NaN share and two RuntimeWarnings
+    with pytest.raises(ValueError, match="propensity holds no rows"):
+        overlap_summary(np.array([]), np.array([]))
+
+
+@pytest.mark.parametrize("method", ["normal", "percentile"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_member_interval_refuses_non_finite_members(method, bad):
+    members = np.array([[bad, 1.0], [2.0, 3.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match="members must be finite"):
+        member_interval(members, alpha=0.05, method=method)

@@ -360,7 +360,8 @@ class DeepIV(BaseCausalEstimator):
         self.x_mean_, self.x_scale_ = column_scaling(X, name="X")
         self.z_mean_, self.z_scale_ = column_scaling(Z, name="instrument")
         Xs = self._standardized_X(X)
-        context = np.column_stack([Xs, (Z - self.z_mean_) / self.z_scale_])
+        context = np.column_stack(
+            [Xs, apply_scaling(Z, self.z_mean_, self.z_scale_, name="instrument")])
         discrete = self.treatment_type_ == "discrete"
         if discrete:
             self.treatment_classes_, codes = np.unique(treatment, return_inverse=True)
@@ -370,7 +371,7 @@ class DeepIV(BaseCausalEstimator):
         else:
             self.n_treatment_features_ = treatment.shape[1]
             self.t_mean_, self.t_scale_ = column_scaling(treatment, name="treatment")
-            T = (treatment - self.t_mean_) / self.t_scale_
+            T = apply_scaling(treatment, self.t_mean_, self.t_scale_, name="treatment")
             target = T
         self._report_strength(target, Xs, context[:, Xs.shape[1]:])
         self.dropout_ = (authors_dropout_rate(X.shape[0]) if self.dropout == "auto"
@@ -555,7 +556,7 @@ class DeepIV(BaseCausalEstimator):
         if levels.shape[1] != k:
             raise ValueError(f"{name} has {levels.shape[1]} columns but the treatment "
                              f"had {k} in fit.")
-        return (levels - self.t_mean_) / self.t_scale_
+        return apply_scaling(levels, self.t_mean_, self.t_scale_, name=name)
 
     def _check_level_index(self, level, X, name):
         """A Series labelled by the treatment's column names is one treatment vector
@@ -790,6 +791,7 @@ class DeepIV(BaseCausalEstimator):
         if Z.shape[1] != self.n_instruments_:
             raise ValueError(f"instrument has {Z.shape[1]} columns but had "
                              f"{self.n_instruments_} in fit.")
-        context = np.column_stack([self._standardized_X(X),
-                                   (Z - self.z_mean_) / self.z_scale_])
+        context = np.column_stack(
+            [self._standardized_X(X),
+             apply_scaling(Z, self.z_mean_, self.z_scale_, name="instrument")])
         return X, context

@@ -27,7 +27,7 @@ from torch.distributions import kl_divergence
 from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
-from ..._base._scaling import column_scaling
+from ..._base._scaling import apply_scaling, column_scaling
 from ..._warnings import warn_at_caller
 from ...engine import (Callback, member_mean, predict_in_batches,
                       prediction_chunk_rows, spawn_generator)
@@ -267,8 +267,8 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
 
     def _scale_X(self, X):
         X = np.array(X, dtype=np.float64)
-        X[:, self.continuous_columns_] = (
-            (X[:, self.continuous_columns_] - self.x_mean_) / self.x_scale_)
+        X[:, self.continuous_columns_] = apply_scaling(
+            X[:, self.continuous_columns_], self.x_mean_, self.x_scale_)
         return X
 
     def _fit(self, X, y, treatment, generator):

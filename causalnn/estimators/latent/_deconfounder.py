@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.linear_model import Ridge, RidgeCV
-from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options, validate_params
-from ..._base._scaling import column_scaling, standardize_outcome
+from ..._base._estimator import factual_r2
+from ..._base._scaling import apply_scaling, column_scaling, standardize_outcome
 from ..._base._validation import (check_cause_matrix, check_features, check_same_rows,
                                   check_vector)
 from ..._warnings import warn_at_caller
@@ -45,6 +45,8 @@ _N_REFERENCE_EFFECT = 100
 _N_NEIGHBOURS = 50
 # query rows per block of covariate distances (bounds memory at _CHUNK * _N_REFERENCE)
 _CHUNK = 2048
+# named in the error for an input the neural outcome model cannot take
+_OUTCOME_INPUTS = "the outcome model's inputs (causes, substitute confounder, X)"
 
 
 class PredictiveCheckWarning(UserWarning):
@@ -449,7 +451,8 @@ class Deconfounder(BaseCausalEstimator):
             self._input_mean[key], self._input_scale[key] = mean, scale
             module = init_weights(MLP(inputs.shape[1], self.outcome_layers, out_features=1,
                                       activation=self.activation), generator)
-            modules[key] = self._train(module, {"inputs": (inputs - mean) / scale, "y": ys},
+            scaled = apply_scaling(inputs, mean, scale, name=_OUTCOME_INPUTS)
+            modules[key] = self._train(module, {"inputs": scaled, "y": ys},
                                        generator, stratify=None,
                                        stage=f"{key} outcome model")
         self.naive_module_, self.outcome_module_ = modules["naive"], modules["adjusted"]
@@ -468,8 +471,8 @@ class Deconfounder(BaseCausalEstimator):
                     + _design(None if naive else Z, X) @ gamma)
         key = "naive" if naive else "adjusted"
         module = self.naive_module_ if naive else self.outcome_module_
-        inputs = (_design(A, None if naive else Z, X) - self._input_mean[key]) / \
-            self._input_scale[key]
+        inputs = apply_scaling(_design(A, None if naive else Z, X), self._input_mean[key],
+                               self._input_scale[key], name=_OUTCOME_INPUTS)
         out = predict_in_batches(lambda v: module(v).squeeze(1),
                                  [torch.as_tensor(inputs, dtype=torch.float32)],
                                  device=self.device_)
@@ -803,7 +806,6 @@ class Deconfounder(BaseCausalEstimator):
         score : float
         """
         check_is_fitted(self, "n_causes_")
-        check_same_rows([(y, "y"), (treatment, "treatment")], X, treatment, "treatment")
-        mu = self._factual_outcome(X, treatment)
-        y = check_vector(y, name="y", n_samples=mu.shape[0])
-        return float(r2_score(y, mu, sample_weight=sample_weight))
+        check_same_rows([(y, "y"), (treatment, "treatment"),
+                         (sample_weight, "sample_weight")], X, treatment, "treatment")
+        return factual_r2(y, self._factual_outcome(X, treatment), sample_weight)

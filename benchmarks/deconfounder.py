@@ -6,8 +6,10 @@ that also drive the outcome; the per-cause effects are known). For each number o
 of the estimated effects ``E[Y | do(A_j = 1)] - E[Y | do(A_j = 0)]``:
 
 - naive: the deconfounder's outcome model without the substitute confounder;
-- PCA + OLS: least squares of y on the causes and their top-k principal components (the
-  customary PCA adjustment, e.g. in genome-wide association studies);
+- PCA + OLS: for each cause, least squares of y on that cause and the top-k principal
+  components of all causes (the customary PCA adjustment of genome-wide association
+  studies, EIGENSTRAT; one regression on every cause and the components would not be
+  identified);
 - deconfounder (PPCA) and deconfounder (Bernoulli MF): the linear outcome model adjusting
   for ``Z_hat`` from each factor model (k = the simulation's number of factors);
 
@@ -27,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression
 
 from causalnn import Deconfounder
 from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark._models import pc_adjusted_cause_effects
 from causalnn.datasets import make_multi_cause
 from causalnn.estimators.latent import PredictiveCheckWarning
 
@@ -49,8 +51,7 @@ def run_one(m, confounding, seed, n_samples, n_factors):
     LinearRegression().fit(A, y)
     record["ols_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    scores = PCA(n_factors, random_state=seed).fit_transform(A)
-    pca_coef = LinearRegression().fit(np.hstack([A, scores]), y).coef_[:m]
+    pca_coef = pc_adjusted_cause_effects(A, y, n_factors, seed)
     record["pca_ols"] = rmse(pca_coef, truth)
     record["pca_ols_s"] = time.perf_counter() - start
     for name, kind in (("dcf_ppca", "ppca"), ("dcf_bernoulli", "bernoulli")):

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.utils import estimator_checks as _estimator_checks
 from sklearn.utils.estimator_checks import (
-    check_complex_data, check_dont_overwrite_parameters, check_estimator_sparse_array,
-    check_estimator_sparse_matrix, check_estimators_pickle, check_fit2d_1sample,
+    check_complex_data, check_dont_overwrite_parameters,
+    check_estimators_pickle, check_fit2d_1sample,
     check_fit2d_predict1d, check_fit_idempotent, check_get_params_invariance,
     check_n_features_in, check_n_features_in_after_fitting,
     check_no_attributes_set_in_init, check_requires_y_none, check_set_params,
@@ -62,7 +63,10 @@ SKLEARN_CHECKS = [check_no_attributes_set_in_init, check_get_params_invariance,
                   check_set_params, check_dont_overwrite_parameters, check_fit_idempotent,
                   check_estimators_pickle, check_n_features_in,
                   check_n_features_in_after_fitting, check_complex_data,
-                  check_estimator_sparse_array, check_estimator_sparse_matrix,
+                  *[getattr(_estimator_checks, name) for name in (
+                      # sklearn >= 1.6 splits check_estimator_sparse_data in two
+                      "check_estimator_sparse_array", "check_estimator_sparse_matrix",
+                      "check_estimator_sparse_data") if hasattr(_estimator_checks, name)],
                   check_fit2d_predict1d, check_fit2d_1sample, check_requires_y_none,
                   check_supervised_y_2d]
 

@@ -42,7 +42,10 @@ def _normalized(value):
 
 @functools.lru_cache(maxsize=1)
 def _distributions():
-    return importlib.metadata.packages_distributions()
+    # packages_distributions is Python >= 3.10; without it each module is looked up
+    # under its own name (right for econml and catenets, the peers that record one)
+    find = getattr(importlib.metadata, "packages_distributions", None)
+    return find() if find is not None else {}
 
 
 def _canonical(value):

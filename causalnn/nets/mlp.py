@@ -137,6 +137,7 @@ def init_weights(module, generator, scale=0.3):
         if isinstance(layer, (nn.Linear, MemberLinear)):
             # each member of a MemberLinear draws its own weights
             bound = scale * (3.0 / layer.in_features) ** 0.5
-            nn.init.uniform_(layer.weight, -bound, bound, generator=generator)
+            with torch.no_grad():  # nn.init.uniform_ takes a generator from torch 2.2 on
+                layer.weight.uniform_(-bound, bound, generator=generator)
             nn.init.zeros_(layer.bias)
     return module

@@ -101,12 +101,32 @@ def test_replications_sharing_a_design_run_as_one_batched_fit():
 
 
 def test_simulators_get_their_own_metrics():
-    result = run_benchmark(["2SLS (poly3)", "OLS (naive)", "OLS + 5 PCs"],
+    result = run_benchmark(["2SLS (poly3)", "OLS (naive)", "OLS per cause + 5 PCs"],
                            ["demand", "multi_cause"], 1, progress=False)
     rows = {r["model"]: r for r in result["records"]}
     assert 0 < rows["2SLS (poly3)"]["cf_mse"] < 1
     # adjusting for principal components of the causes removes part of the confounding
-    assert rows["OLS + 5 PCs"]["cause_rmse"] < rows["OLS (naive)"]["cause_rmse"]
+    assert (rows["OLS per cause + 5 PCs"]["cause_rmse"]
+            < 0.8 * rows["OLS (naive)"]["cause_rmse"])
+
+
+def test_the_pc_adjustment_is_each_causes_own_identified_regression():
+    """Closed form against one LinearRegression per cause on [a_j, scores]; the joint
+    regression on every cause and the scores is rank deficient (the scores are linear
+    in the causes), so the baseline must not be it."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LinearRegression
+    from causalnn.benchmark._models import pc_adjusted_cause_effects
+    from causalnn.datasets import make_multi_cause
+    data = make_multi_cause(300, 12, 2, random_state=0)
+    A, y = data.treatment, data.y
+    scores = PCA(3, random_state=0).fit_transform(A)
+    expected = [LinearRegression().fit(np.column_stack([A[:, j], scores]), y).coef_[0]
+                for j in range(A.shape[1])]
+    np.testing.assert_allclose(pc_adjusted_cause_effects(A, y, 3, 0), expected,
+                               rtol=1e-10, atol=1e-12)
+    joint = np.column_stack([np.ones(len(y)), A, scores])
+    assert np.linalg.matrix_rank(joint) == A.shape[1] + 1 < joint.shape[1]
 
 
 def test_outputs_and_readme_section(tmp_path):

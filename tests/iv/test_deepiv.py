@@ -10,6 +10,7 @@ import sklearn
 import torch
 from scipy import stats
 from sklearn.base import clone
+from sklearn.utils import estimator_checks
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -479,7 +480,9 @@ class _AdaptedDeepIV(DeepIV):
     "check_no_attributes_set_in_init", "check_get_params_invariance", "check_set_params",
     "check_dont_overwrite_parameters", "check_fit_idempotent", "check_estimators_pickle",
     "check_n_features_in", "check_n_features_in_after_fitting", "check_complex_data",
-    "check_estimator_sparse_array", "check_fit2d_predict1d", "check_requires_y_none",
+    # sklearn >= 1.6 splits check_estimator_sparse_data in two
+    "check_estimator_sparse_array" if hasattr(estimator_checks, "check_estimator_sparse_array")
+    else "check_estimator_sparse_data", "check_fit2d_predict1d", "check_requires_y_none",
     "check_supervised_y_2d"])
 def test_sklearn_checks(check):
     from sklearn.utils import estimator_checks

@@ -66,6 +66,10 @@ def test_auto_rate_is_the_authors_formula_in_both_networks():
     assert _fit(small, dropout="auto", max_epochs=1, random_state=0).dropout_ == 0.5
 
 
+# torch 2.7 changed the kernels of randint over ranges of 2**28 or more and of scalar
+# bernoulli_: the same seed gives another stream before it (docs/index.md)
+@pytest.mark.skipif(tuple(int(p) for p in torch.__version__.split(".")[:2]) < (2, 7),
+                    reason="numbers printed on torch >= 2.7, whose random streams differ")
 def test_dropout_zero_reproduces_the_fits_made_before_dropout_existed(demand):
     """Effects of the code before the dropout parameter (same data, settings and seeds,
     printed by it): ``dropout=0`` adds no layer and consumes no random number. The

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..engine import Trainer, loadable_device, make_generator, resolve_device
 from ._param_validation import Interval, Options, validate_params
-from ._scaling import apply_scaling, column_scaling, standardize_outcome
+from ._scaling import all_rows, apply_scaling, column_scaling, standardize_outcome
 from ._validation import (as_pandas_frame, check_binary, check_device_type,
                           check_features, check_same_index, check_same_rows,
                           check_scalar_or_vector,
@@ -223,7 +223,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         ``best_epoch_`` is then one epoch per member. ``stage`` names the training run
         in warnings beside the estimator (estimators trained in stages).
         """
-        tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in data.items()}
+        # float32 arrays (the scaled features) are shared, not copied
+        tensors = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in data.items()}
         trainer = Trainer(
             loss_fn=self._compute_loss if loss_fn is None else loss_fn,
             optimizer=self.optimizer,
@@ -237,14 +238,19 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             precision=getattr(self, "precision", "float32"),
             compile=getattr(self, "compile", False),
             callbacks=self._training_callbacks(),
+            row_weights=self._needs_row_weights,
             name=type(self).__name__ + (f", {stage}" if stage else ""))
-        member_data = {k: torch.tensor(v, dtype=torch.float32)
+        member_data = {k: torch.as_tensor(v, dtype=torch.float32)
                        for k, v in (member_data or {}).items()}
         self.history_ = trainer.fit(module, tensors, stratify=stratify,
                                     member_data=member_data)
         self.best_epoch_ = trainer.early_stopping.best_epoch
         self.n_iter_ = len(self.history_)
         return module
+
+    #: Whether a training callback reads the trainer's ``train_row_weight`` /
+    #: ``valid_row_weight`` (two ``(n_members, n)`` matrices, kept only when needed).
+    _needs_row_weights = False
 
     def _training_callbacks(self):
         """Engine callbacks of every training run of this estimator (none by default)."""
@@ -295,7 +301,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             self.X_offset_ = np.zeros(X.shape[1])
             self.X_scale_ = np.ones(X.shape[1])
             return X
-        binary = np.all((X == 0) | (X == 1), axis=0)
+        binary = all_rows(X, lambda block: (block == 0) | (block == 1))
         offset, scale = column_scaling(X, name="X")
         # 0/1 columns pass through; a constant column is centred on its value (scale 1)
         self.X_offset_ = np.where(binary, 0.0, offset)
@@ -313,20 +319,31 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         ``offset`` (continuous outcomes): with an ``offset`` near ``y_mean_`` the
         difference of two such predictions keeps the digits a large outcome offset
         would round away."""
-        eta = np.asarray(eta, dtype=np.float64)
+        # one float64 array, computed in place (the same operations in the same order)
+        mu = np.array(eta, dtype=np.float64)
         if self.outcome_type_ == "binary":
-            return 1.0 / (1.0 + np.exp(-eta))
-        return eta * self.y_scale_ + (self.y_mean_ - offset)
+            np.negative(mu, out=mu)
+            np.exp(mu, out=mu)
+            mu += 1.0
+            return np.divide(1.0, mu, out=mu)
+        mu *= self.y_scale_
+        mu += self.y_mean_ - offset
+        return mu
 
     def _effect_from_eta(self, eta0, eta1):
         """``mu(T1) - mu(T0)`` in the units of ``y``, in float64. For a continuous
         outcome ``y_scale * (eta1 - eta0)``: the mean ``y_mean`` is never added, so a
         large outcome offset cannot round the effect away."""
-        eta0 = np.asarray(eta0, dtype=np.float64)
-        eta1 = np.asarray(eta1, dtype=np.float64)
         if self.outcome_type_ == "binary":
-            return self._to_outcome_scale(eta1) - self._to_outcome_scale(eta0)
-        return self.y_scale_ * (eta1 - eta0)
+            tau = self._to_outcome_scale(eta1)
+            tau -= self._to_outcome_scale(eta0)
+            return tau
+        # in one float64 array: float32 predictions are widened exactly, element by
+        # element, instead of as two float64 copies and their difference
+        tau = np.array(eta1, dtype=np.float64)
+        np.subtract(tau, eta0, out=tau, dtype=np.float64)
+        tau *= self.y_scale_
+        return tau
 
     def _check_level_index(self, level, X, name):
         """Refuse a pandas level of one value per row whose index is not ``X``'s."""

@@ -14,7 +14,8 @@ beyond ``mean`` and ``std``:
 """
 import numpy as np
 
-__all__ = ["NETWORK_INPUT_LIMIT", "apply_scaling", "column_scaling", "standardize_outcome"]
+__all__ = ["NETWORK_INPUT_LIMIT", "all_rows", "apply_scaling", "column_scaling",
+           "standardize_outcome"]
 
 
 def _centre_and_scale(deviation):
@@ -40,18 +41,49 @@ def _centre_and_scale(deviation):
 NETWORK_INPUT_LIMIT = float(np.finfo(np.float32).max)
 
 
-def apply_scaling(X, offset, scale, name="X"):
-    """``(X - offset) / scale`` with one temporary of ``X``'s size (divided in place).
+#: rows per block hold about this many values (a few hundred kB): block-wise passes
+#: keep their temporaries that size instead of the table's
+_BLOCK_VALUES = 2**16
+
+
+def _row_blocks(X):
+    step = max(1, _BLOCK_VALUES // max(X.shape[1] if X.ndim > 1 else 1, 1))
+    return ((start, X[start:start + step]) for start in range(0, X.shape[0], step))
+
+
+def all_rows(X, test):
+    """``np.all(test(X), axis=0)`` computed block by block: no boolean copy of the
+    table."""
+    result = np.ones(X.shape[1:], dtype=bool)
+    for _, block in _row_blocks(X):
+        result &= np.all(test(block), axis=0)
+    return result
+
+
+def apply_scaling(X, offset, scale, name="X", dtype=np.float64):
+    """``(X - offset) / scale``, as ``dtype``.
+
+    In float64, one temporary of ``X``'s size (divided in place). In float32 (the
+    networks' precision), each block of rows is scaled in float64 and rounded into one
+    float32 array, so the values are those of rounding the float64 result, without a
+    float64 copy of the table.
 
     Every network input passes through here, so a scaled value the networks cannot
     represent (beyond :data:`NETWORK_INPUT_LIMIT`, e.g. 1e-260 in a column whose
     training standard deviation is 1e-300: a unit mix-up) is refused with an error
-    naming ``name``, instead of coming back as NaN effects. The check reads ``X`` by
-    columns' extremes, without a temporary of its size.
+    naming ``name``, instead of coming back as NaN effects. The check reads the
+    columns' extremes, without a temporary of the table's size.
     """
     with np.errstate(over="ignore"):  # an overflow to inf is refused below
-        scaled = X - offset
-        scaled /= scale
+        if np.dtype(dtype) == np.float64:
+            scaled = X - offset
+            scaled /= scale
+        else:
+            scaled = np.empty(X.shape, dtype=dtype)
+            for start, block in _row_blocks(X):
+                block = block - offset
+                block /= scale
+                scaled[start:start + len(block)] = block
     if scaled.size:
         beyond = ((np.max(scaled, axis=0) > NETWORK_INPUT_LIMIT)
                   | (np.min(scaled, axis=0) < -NETWORK_INPUT_LIMIT))
@@ -80,7 +112,7 @@ def column_scaling(X, name="X"):
         Mean and standard deviation; a constant column gets its value and 1.
     """
     X = np.asarray(X, dtype=np.float64)
-    constant = np.all(X == X[:1], axis=0)
+    constant = all_rows(X, lambda block: block == X[:1])
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         offset = X.mean(axis=0)
         scale = X.std(axis=0)

@@ -83,7 +83,7 @@ def predict_in_batches(fn, tensors, *, device, batch_size=65536, row_dim=0):
     keeps memory bounded for large inputs; inference runs without autograd.
     """
     n = tensors[0].shape[0]
-    outputs = []
+    result = None
     with torch.no_grad():
         # zero rows still make one call, so the result has the output's other dimensions
         for start in range(0, max(n, 1), batch_size):
@@ -91,5 +91,13 @@ def predict_in_batches(fn, tensors, *, device, batch_size=65536, row_dim=0):
             out = fn(*chunk).detach()
             if out.dtype in (torch.bfloat16, torch.float16):  # NumPy has no bfloat16
                 out = out.float()
-            outputs.append(out.cpu())
-    return torch.cat(outputs, dim=row_dim).numpy()
+            out = out.cpu()
+            if result is None:
+                # one result, each chunk copied into its rows: a list of chunks joined by
+                # torch.cat held the output twice, and its many small blocks kept the
+                # freed activations' memory from going back to the system
+                shape = list(out.shape)
+                shape[row_dim] = n
+                result = torch.empty(shape, dtype=out.dtype)
+            result.narrow(row_dim, start, out.shape[row_dim]).copy_(out)
+    return result.numpy()

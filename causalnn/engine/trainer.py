@@ -153,13 +153,13 @@ def _weights_of_mean_one(part):
     train a more regularised model than the one configured. Bootstrap counts already
     have mean 1 and are left exactly as they are.
     """
-    shared, members = part
+    shared, members, rows = part
     weight = members.get("member_weight")
     if weight is None:
         return part
     total = weight.sum(dim=1, keepdim=True)
     scale = torch.where(total > 0, weight.shape[1] / total, torch.ones_like(total))
-    return shared, {**members, "member_weight": weight * scale}
+    return shared, {**members, "member_weight": weight * scale}, rows
 
 
 class Trainer:
@@ -244,7 +244,8 @@ class Trainer:
                  device=torch.device("cpu"), generator=None, verbose=0, callbacks=(),
                  weight_decay_filter=None, n_members=None, bootstrap=False,
                  member_validation="shared", precision="float32", compile=False,
-                 name=None):
+                 name=None, row_weights=True):
+        self.row_weights = row_weights
         self.loss_fn = loss_fn
         self.name = name
         self.optimizer = optimizer
@@ -330,17 +331,21 @@ class Trainer:
                     f"n={n}, ...); got {tuple(value.shape)}.")
         self.module = module.to(self.device)
 
+        # the shared data goes to the device once, whole (no copy on the CPU); a split
+        # is its rows' index into it, so batches gather from it directly instead of
+        # from a copy of every split's rows (which held the features twice)
+        shared = {k: v.to(self.device) for k, v in data.items()}
+
         def take(index):
-            # each split goes to the device once; batches are then indexed on the device
-            part = {k: v[index].to(self.device) for k, v in data.items()}
             members = {k: v[:, index].to(self.device) for k, v in member_data.items()}
-            return part, members
+            return shared, members, index.to(self.device)
 
         # one member's own split is the shared split: same draws as "shared"
         if (self.member_validation == "own" and (self.n_members or 1) > 1
                 and self.validation_fraction > 0):
             train, valid = self._own_splits(n, take, stratify,
                                             member_data.get("member_weight"))
+            valid_given = self.valid_row_weight
         else:
             train_idx, valid_idx = stratified_split(
                 n, self.validation_fraction, self.generator, stratify)
@@ -363,19 +368,21 @@ class Trainer:
             # from the caller's weights as given (on the CPU as a rule), not from
             # their device copies: the check below needs no device sync
             given = member_data.get("member_weight")
-            self.valid_row_weight = self._in_data_order(
-                n, valid_idx, None if given is None else given[:, valid_idx])
+            valid_given = None if given is None else given[:, valid_idx]
+            self.valid_row_weight = self._in_data_order(n, valid_idx, valid_given)
+        counts = None  # the split holds the bootstrap counts (rescaled below); free ours
         train = _weights_of_mean_one(train)
         if valid is not None and "member_weight" in valid[1]:
-            empty = np.flatnonzero(self.valid_row_weight.sum(dim=1).numpy() == 0)
+            empty = np.flatnonzero(valid_given.sum(dim=1).numpy() == 0)
             if len(empty):
                 raise ValueError(
                     f"members {empty.tolist()[:10]} have no validation row of positive "
                     f"weight (e.g. every validation row lies in their held-out "
                     f"cross-fitting fold), so their early stopping would keep the first "
                     f"epoch's weights; raise validation_fraction or use fewer folds.")
+        valid_given = None
         valid = None if valid is None else _weights_of_mean_one(valid)
-        n_train = next(iter(train[0].values())).shape[0]
+        n_train = len(train[2])
         n_batches = max(1, math.ceil(n_train / self.batch_size))
         self.n_batches = n_batches
         self._loss = self.loss_fn
@@ -442,9 +449,11 @@ class Trainer:
         return self.history
 
     def _in_data_order(self, n, index, weight):
-        """``(n_members or 1, n)`` CPU row weights in the order of the data: ``weight``
+        """None without ``row_weights``; else ``(n_members or 1, n)`` CPU row weights in the order of the data: ``weight``
         (``(n_members, len(index))``, the rows of ``index``; ``None`` for weight 1) put
         back at ``index``, 0 on every other row."""
+        if not self.row_weights:
+            return None
         full = torch.zeros(self.n_members or 1, n)
         if len(index):
             full[:, index] = 1.0 if weight is None else weight.detach().float().cpu()
@@ -473,7 +482,7 @@ class Trainer:
         valid_weight = valid_mask * (n / valid_mask.sum(dim=1, keepdim=True))
         # one order for both, shuffled once so validation chunks mix the arms
         order = torch.randperm(n, generator=self.generator)
-        shared, members = take(order)
+        shared, members, rows = take(order)
         given = members.get("member_weight")
 
         def weighted(weight):
@@ -484,11 +493,11 @@ class Trainer:
         given_cpu = 1.0 if given_weight is None else given_weight.detach().float().cpu()
         self.train_row_weight = train_weight * given_cpu
         self.valid_row_weight = valid_mask * given_cpu
-        return (shared, weighted(train_weight)), (shared, weighted(valid_weight))
+        return (shared, weighted(train_weight), rows), (shared, weighted(valid_weight), rows)
 
     def _train_epoch(self, train, n_batches, optimizer, callbacks):
         self.module.train()
-        n_train = next(iter(train[0].values())).shape[0]
+        n_train = len(train[2])
         perm = draw_to_device(torch.randperm, n_train, generator=self.generator,
                               device=self.device)
 
@@ -505,7 +514,7 @@ class Trainer:
         """Validation losses in chunks, so pairwise terms (IPMs) stay O(chunk^2) in
         memory however large the validation split is."""
         self.module.eval()
-        n_valid = next(iter(valid[0].values())).shape[0]
+        n_valid = len(valid[2])
         chunk = max(self.batch_size, 1024)
         index = torch.arange(n_valid, device=self.device)
         with torch.no_grad():
@@ -515,10 +524,10 @@ class Trainer:
 
     def _run_batches(self, data, batches, prefix, step=None):
         """Row-weighted means of every loss term over ``batches`` of ``data``."""
-        shared, members = data
+        shared, members, rows = data
         totals = {}
         for b, idx in enumerate(batches):
-            batch = {k: v[idx] for k, v in shared.items()}
+            batch = {k: v[rows[idx]] for k, v in shared.items()}
             batch.update({k: v[:, idx] for k, v in members.items()})
             with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                 enabled=self.precision == "bfloat16"):

@@ -353,6 +353,10 @@ class AverageEffectInferenceMixin:
         check_clip_and_trim(propensity_clip, trim)
         model = self._propensity_model(propensity_model)
         X, features, y, t = self._inference_inputs(X, y, treatment)
+        if not _is_frame(X):
+            # the checked float64 array from here on: the fits and predictions below
+            # would each convert a float32 or other array again
+            X = features
         # the outcome type of the y analysed now (TMLE's fluctuation scale); with
         # cv=None the nuisances are this fit's, so y must be of the type it was fitted on
         outcome = self._resolve_outcome(y)
@@ -436,30 +440,40 @@ class AverageEffectInferenceMixin:
                                      bootstrap=False, treatment_col=None)
         # member (r*cv + k)*per_fold + j trains on every row outside fold k of partition r
         weight = np.repeat((fold[:, None, :] != np.arange(cv)[None, :, None]).reshape(
-            n_repeats * cv, -1).astype(float), per_fold, axis=0)
+            n_repeats * cv, -1).astype(np.float32), per_fold, axis=0)  # 0/1: exact
         est._cross_fit_weight = weight
         try:
             est.fit(X, y, treatment=t)
         finally:
             del est._cross_fit_weight
+        del weight
         Xs = est._validate_X(X)
         n = Xs.shape[0]
+        groups = range(n_repeats * cv)
+
+        def fold_means(values, convert=lambda v: v):
+            # (members, n) -> (n_repeats * cv, n): the mean of each fold's members, one
+            # fold at a time (no float64 (members, n) array beside the predictions)
+            return np.stack([convert(values[g * per_fold:(g + 1) * per_fold]).mean(axis=0)
+                             for g in groups])
+
         eta0, eta1 = est._predict_outcome(Xs, np.zeros(n), np.ones(n))
-        mu0_all = est._to_outcome_scale(eta0, offset)
-        mu1_all = est._to_outcome_scale(eta1, offset)
-        e_all = est._raw_propensity(Xs) if model is None else None
+        mu0_folds = fold_means(eta0, lambda v: est._to_outcome_scale(v, offset))
+        mu1_folds = fold_means(eta1, lambda v: est._to_outcome_scale(v, offset))
+        del eta0, eta1
+        e_folds = fold_means(est._raw_propensity(Xs)) if model is None else None
+        del Xs  # not held through the propensity model's cross-fitting
         rows = np.arange(n)
         nuisances = []
         for r in range(n_repeats):
-            def by_fold(members):  # partition r's members -> each row from its own fold
-                mine = members[r * cv * per_fold:(r + 1) * cv * per_fold]
-                return mine.reshape(cv, per_fold, n).mean(axis=1)[fold[r], rows]
+            def by_fold(folds):  # partition r's folds -> each row from its own fold
+                return folds[r * cv:(r + 1) * cv][fold[r], rows]
 
             if model is None:
-                e = by_fold(e_all)
+                e = by_fold(e_folds)
             else:
                 e = _cross_fitted_propensity(model, features, t, fold[r])
-            nuisances.append((by_fold(mu0_all), by_fold(mu1_all), e))
+            nuisances.append((by_fold(mu0_folds), by_fold(mu1_folds), e))
         return nuisances
 
     def _fold_of_rows(self, t, cv, n_repeats=1):

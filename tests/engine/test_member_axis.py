@@ -298,9 +298,9 @@ def test_own_splits_with_bootstrap_resample_each_members_training_rows():
                       validation_fraction=0.3, generator=make_generator(1),
                       member_validation="own")
     X = torch.arange(n, dtype=torch.float32)[:, None]
-    train, valid = trainer._own_splits(n, lambda idx: ({"X": X[idx]}, {}), None)
+    train, valid = trainer._own_splits(n, lambda idx: ({"X": X}, {}, idx), None)
     counts, valid_weight = train[1]["member_weight"], valid[1]["member_weight"]
-    assert torch.equal(train[0]["X"], valid[0]["X"])           # all rows, one order
+    assert torch.equal(train[2], valid[2])                     # all rows, one order
     assert not torch.any((counts > 0) & (valid_weight > 0))    # never both for a member
     np.testing.assert_array_equal(counts.sum(dim=1).numpy(), 70)  # n minus 30 held out
     np.testing.assert_allclose(valid_weight.mean(dim=1).numpy(), 1.0, rtol=1e-6)

@@ -27,7 +27,7 @@ from torch.distributions import kl_divergence
 from ..._base import (BaseCausalEstimator, Interval, LayerWidths, Options,
                       PropensityMixin)
 from ..._base._docstrings import fill_doc
-from ..._base._scaling import apply_scaling, column_scaling
+from ..._base._scaling import _row_blocks, apply_scaling, column_scaling
 from ..._warnings import warn_at_caller
 from ...engine import (Callback, member_mean, predict_in_batches,
                       prediction_chunk_rows, spawn_generator)
@@ -267,14 +267,18 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
 
     def _scale_X(self, X):
         X = np.array(X, dtype=np.float64)
-        X[:, self.continuous_columns_] = apply_scaling(
-            X[:, self.continuous_columns_], self.x_mean_, self.x_scale_)
+        # block by block: the selected columns and their scaling are temporaries of a
+        # block, not of the table
+        for start, block in _row_blocks(X):
+            block[:, self.continuous_columns_] = apply_scaling(
+                block[:, self.continuous_columns_], self.x_mean_, self.x_scale_)
         return X
 
     def _fit(self, X, y, treatment, generator):
         self.continuous_columns_, self.binary_columns_ = self._resolve_proxy_types(X)
-        continuous = X[:, self.continuous_columns_]
-        self.x_mean_, self.x_scale_ = column_scaling(continuous, name="X")
+        # the selected columns are a copy: not held through the fit
+        self.x_mean_, self.x_scale_ = column_scaling(X[:, self.continuous_columns_],
+                                                     name="X")
         self.n_members_ = self.n_members
         module = CEVAEModule(
             self.n_features_in_, self.latent_dim, self.continuous_columns_.tolist(),
@@ -404,7 +408,6 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         """
         module, device, draws = self.module_, self.device_, self.n_samples
         members = self.n_members_
-        scaled = self._scale_X(X)
         per_row = (members, draws, 2 + module.latent_dim)  # t, y, then z's columns
         dtype = self._module_dtype()
         # every row goes through the networks once per draw, with the members' widest
@@ -414,8 +417,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         out = []
         module.eval()
         with torch.no_grad():
-            for start in range(0, scaled.shape[0], rows):
-                chunk = scaled[start:start + rows]
+            for start in range(0, X.shape[0], rows):
+                # scaled chunk by chunk: the values of scaling every row at once
+                chunk = self._scale_X(X[start:start + rows])
                 n = chunk.shape[0]
                 u = _row_uniforms(chunk, self.sampling_seed_, per_row)  # (n, M, S, C)
                 u = u.transpose(1, 2, 0, 3).reshape(members, draws * n, per_row[-1])

@@ -196,6 +196,8 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
             self.overlap_share_ = check_overlap(raw, owner=type(self).__name__)
         return self
 
+    _needs_row_weights = True  # _TargetingRows
+
     def _training_callbacks(self):
         return (*super()._training_callbacks(), _TargetingRows(self))
 

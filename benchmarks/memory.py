@@ -1,0 +1,144 @@
+"""Peak host memory of fits and predictions on a large table, in multiples of the table.
+
+Each case runs in a fresh Python process (Linux: it reads /proc/self/status): a warm-up
+fit and prediction on 300 rows first, so that one-off costs (torch's kernels, the
+modules the fused optimizer imports on its first use) are not counted; then the
+process's peak resident memory is reset (/proc/self/clear_refs) and the measured call
+runs. The figure is the peak during the call less the resident memory just before it,
+divided by the float64 size of X (n x d x 8 bytes): 1.0 means the call needed one more
+copy of the user's table. Networks are small and ``max_epochs=1``: the point is the
+copies of the data, which do not depend on the width of the layers.
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/memory.py [--rows 800000] [--compare DIR]
+``--compare DIR`` measures the same cases on the causalnn source tree in DIR (e.g. a
+checkout of an earlier commit) in the same run, as a column beside this tree's.
+Writes benchmarks/results/memory_cpu.md.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# (estimator, phase, rows as a fraction of --rows)
+CASES = [
+    ("TARNet", "fit", 1.0),
+    ("CFR-wasserstein", "fit", 1.0),
+    ("Dragonnet", "fit", 1.0),
+    ("CEVAE", "fit", 1.0),
+    ("TARNet", "effect", 1.0),
+    ("TARNet x10 bootstrap", "effect_interval", 1.0),
+    ("TARNet", "ate_inference cv=5", 0.5),
+]
+
+
+def _estimator(name):
+    from causalnn import CEVAE, CFRNet, Dragonnet, TARNet
+    small = dict(max_epochs=1, batch_size=8192, device="cpu", random_state=0,
+                 patience=None)
+    layers = dict(representation_layers=(32,), head_layers=(16,))
+    return {"TARNet": lambda: TARNet(**layers, **small),
+            "CFR-wasserstein": lambda: CFRNet(ipm="wasserstein", **layers, **small),
+            "Dragonnet": lambda: Dragonnet(**layers, **small),
+            "TARNet x10 bootstrap": lambda: TARNet(n_members=10, bootstrap=True,
+                                                   **layers, **small),
+            "CEVAE": lambda: CEVAE(hidden_layers=(16,), latent_dim=5, n_samples=5,
+                                   **small)}[name]()
+
+
+def _resident_mb(key):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {key}")
+
+
+def measure(name, phase, n, d):
+    """Run one case in this process; return the peak in MB above the start."""
+    import warnings
+
+    import numpy as np
+    import torch
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d))
+    t = (X[:, 0] + rng.standard_normal(n) > 0).astype(float)
+    y = X[:, 1] + t * (1 + X[:, 2]) + rng.standard_normal(n)
+    warm = _estimator(name).fit(X[:300], y[:300], treatment=t[:300])
+    warm.effect(X[:300])
+    del warm
+    if phase == "fit":
+        def call():
+            return _estimator(name).fit(X, y, treatment=t)
+    else:
+        # fitted on the first 4096 rows; the call runs on all n
+        est = _estimator(name).fit(X[:4096], y[:4096], treatment=t[:4096])
+        call = {"effect": lambda: est.effect(X),
+                "effect_interval": lambda: est.effect_interval(X),
+                "ate_inference cv=5": lambda: est.ate_inference(X, y, treatment=t, cv=5),
+                }[phase]
+    import gc
+    gc.collect()
+    before = _resident_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # the peak (VmHWM) starts again from the resident size
+    call()
+    return _resident_mb("VmHWM") - before
+
+
+def _run_case(tree, name, phase, n, d):
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, __file__, "--case", name, phase, str(n), str(d)],
+                         env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=float, default=8e5)
+    parser.add_argument("--columns", type=int, default=25)
+    parser.add_argument("--compare", metavar="DIR", default=None)
+    parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.case:
+        name, phase, n, d = args.case
+        print(json.dumps({"peak_mb": measure(name, phase, int(n), int(d))}))
+        return
+    import torch
+
+    from causalnn.benchmark import machine_description, save_markdown
+    this_tree = HERE.parent
+    trees = [("this tree", this_tree)]
+    if args.compare:
+        trees.insert(0, (f"`{args.compare}`", Path(args.compare).resolve()))
+    command = "python benchmarks/memory.py " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    lines = ["# Peak host memory on a large table", "",
+             f"Machine: {machine_description(torch.device('cpu'), threads=1)}.", "",
+             f"Command: `OMP_NUM_THREADS=1 {command.strip()}`", "",
+             f"X: n x {args.columns} float64 (C order); each entry is the peak resident "
+             "memory during the call less that just before it, in multiples of X's "
+             "float64 size (n x d x 8 bytes), each case in a fresh process after a "
+             "warm-up. Networks (32,)/(16,), batch 8192, one epoch.", "",
+             "| estimator | call | rows | " + " | ".join(label for label, _ in trees)
+             + " |", "|---|---|---|" + "---|" * len(trees)]
+    for name, phase, share in CASES:
+        n = int(args.rows * share)
+        size_mb = n * args.columns * 8 / 2**20
+        cells = []
+        for _, tree in trees:
+            peak = _run_case(tree, name, phase, n, args.columns)
+            cells.append(f"{peak / size_mb:.2f}")
+        lines.append(f"| {name} | {phase} | {n:,} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    save_markdown(lines, Path(args.out) / "memory_cpu.md")
+
+
+if __name__ == "__main__":
+    main()

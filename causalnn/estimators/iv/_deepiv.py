@@ -53,15 +53,16 @@ def _partial_f(target, exogenous, instrument):
     each column of ``target`` on ``[1, exogenous, instrument]`` (first-stage strength).
     """
     n = len(target)
-    restricted = np.column_stack([np.ones(n), exogenous])
-    full = np.column_stack([restricted, instrument])
+    full = np.column_stack([np.ones(n), exogenous, instrument])
+    restricted = full[:, :full.shape[1] - instrument.shape[1]]
 
-    def rss(design):
-        coef = np.linalg.lstsq(design, target, rcond=None)[0]
-        return ((target - design @ coef) ** 2).sum(axis=0)
+    def rss_and_rank(design):
+        # lstsq's rank, with rcond=None, uses matrix_rank's default cut-off: no second
+        # decomposition of the design
+        coef, _, rank, _ = np.linalg.lstsq(design, target, rcond=None)
+        return ((target - design @ coef) ** 2).sum(axis=0), rank
 
-    rss_r, rss_f = rss(restricted), rss(full)
-    rank_r, rank_f = (np.linalg.matrix_rank(d) for d in (restricted, full))
+    (rss_r, rank_r), (rss_f, rank_f) = rss_and_rank(restricted), rss_and_rank(full)
     q, dof = max(rank_f - rank_r, 1), max(n - rank_f, 1)
     partial_r2 = np.where(rss_r > 0, 1.0 - rss_f / np.where(rss_r > 0, rss_r, 1.0), 0.0)
     f_stat = ((rss_r - rss_f) / q) / np.maximum(rss_f / dof, np.finfo(float).tiny)

@@ -11,7 +11,8 @@ copies of the data, which do not depend on the width of the layers.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/memory.py [--rows 800000] [--compare DIR]
 ``--compare DIR`` measures the same cases on the causalnn source tree in DIR (e.g. a
-checkout of an earlier commit) in the same run, as a column beside this tree's.
+checkout of an earlier commit, named by its commit) in the same run, as a column beside
+this tree's.
 Writes benchmarks/results/memory_cpu.md.
 """
 import argparse
@@ -23,15 +24,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-# (estimator, phase, rows as a fraction of --rows)
+# (estimator, phase, rows as a fraction of --rows, X as a NumPy array or a DataFrame)
 CASES = [
-    ("TARNet", "fit", 1.0),
-    ("CFR-wasserstein", "fit", 1.0),
-    ("Dragonnet", "fit", 1.0),
-    ("CEVAE", "fit", 1.0),
-    ("TARNet", "effect", 1.0),
-    ("TARNet x10 bootstrap", "effect_interval", 1.0),
-    ("TARNet", "ate_inference cv=5", 0.5),
+    ("TARNet", "fit", 1.0, "array"),
+    ("TARNet", "fit", 1.0, "DataFrame"),
+    ("CFR-wasserstein", "fit", 1.0, "array"),
+    ("Dragonnet", "fit", 1.0, "array"),
+    ("CEVAE", "fit", 1.0, "array"),
+    ("TARNet", "effect", 1.0, "array"),
+    ("TARNet", "effect", 1.0, "DataFrame"),
+    ("TARNet x10 bootstrap", "effect_interval", 1.0, "array"),
+    ("TARNet", "ate_inference cv=5", 0.5, "array"),
 ]
 
 
@@ -57,7 +60,7 @@ def _resident_mb(key):
     raise RuntimeError(f"/proc/self/status has no {key}")
 
 
-def measure(name, phase, n, d):
+def measure(name, phase, n, d, kind):
     """Run one case in this process; return the peak in MB above the start."""
     import warnings
 
@@ -69,15 +72,21 @@ def measure(name, phase, n, d):
     X = rng.standard_normal((n, d))
     t = (X[:, 0] + rng.standard_normal(n) > 0).astype(float)
     y = X[:, 1] + t * (1 + X[:, 2]) + rng.standard_normal(n)
-    warm = _estimator(name).fit(X[:300], y[:300], treatment=t[:300])
-    warm.effect(X[:300])
+    if kind == "DataFrame":
+        import pandas as pd
+        X = pd.DataFrame(X, columns=[f"x{j}" for j in range(d)], copy=False)
+    def head(rows):
+        return X[:rows] if kind == "array" else X.iloc[:rows]
+
+    warm = _estimator(name).fit(head(300), y[:300], treatment=t[:300])
+    warm.effect(head(300))
     del warm
     if phase == "fit":
         def call():
             return _estimator(name).fit(X, y, treatment=t)
     else:
         # fitted on the first 4096 rows; the call runs on all n
-        est = _estimator(name).fit(X[:4096], y[:4096], treatment=t[:4096])
+        est = _estimator(name).fit(head(4096), y[:4096], treatment=t[:4096])
         call = {"effect": lambda: est.effect(X),
                 "effect_interval": lambda: est.effect_interval(X),
                 "ate_inference cv=5": lambda: est.ate_inference(X, y, treatment=t, cv=5),
@@ -91,9 +100,10 @@ def measure(name, phase, n, d):
     return _resident_mb("VmHWM") - before
 
 
-def _run_case(tree, name, phase, n, d):
+def _run_case(tree, name, phase, n, d, kind):
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, __file__, "--case", name, phase, str(n), str(d)],
+    out = subprocess.run([sys.executable, __file__, "--case", name, phase, str(n), str(d),
+                          kind],
                          env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
@@ -104,11 +114,11 @@ def main(argv=None):
     parser.add_argument("--columns", type=int, default=25)
     parser.add_argument("--compare", metavar="DIR", default=None)
     parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
-        name, phase, n, d = args.case
-        print(json.dumps({"peak_mb": measure(name, phase, int(n), int(d))}))
+        name, phase, n, d, kind = args.case
+        print(json.dumps({"peak_mb": measure(name, phase, int(n), int(d), kind)}))
         return
     import torch
 
@@ -116,26 +126,29 @@ def main(argv=None):
     this_tree = HERE.parent
     trees = [("this tree", this_tree)]
     if args.compare:
-        trees.insert(0, (f"`{args.compare}`", Path(args.compare).resolve()))
+        other = Path(args.compare).resolve()
+        commit = subprocess.run(["git", "-C", str(other), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        trees.insert(0, (f"commit {commit}" if commit else f"`{other}`", other))
     command = "python benchmarks/memory.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     lines = ["# Peak host memory on a large table", "",
              f"Machine: {machine_description(torch.device('cpu'), threads=1)}.", "",
              f"Command: `OMP_NUM_THREADS=1 {command.strip()}`", "",
-             f"X: n x {args.columns} float64 (C order); each entry is the peak resident "
+             f"X: n x {args.columns} float64 (a C-order array, or a DataFrame over it); each entry is the peak resident "
              "memory during the call less that just before it, in multiples of X's "
              "float64 size (n x d x 8 bytes), each case in a fresh process after a "
              "warm-up. Networks (32,)/(16,), batch 8192, one epoch.", "",
-             "| estimator | call | rows | " + " | ".join(label for label, _ in trees)
-             + " |", "|---|---|---|" + "---|" * len(trees)]
-    for name, phase, share in CASES:
+             "| estimator | call | X | rows | " + " | ".join(label for label, _ in trees)
+             + " |", "|---|---|---|---|" + "---|" * len(trees)]
+    for name, phase, share, kind in CASES:
         n = int(args.rows * share)
         size_mb = n * args.columns * 8 / 2**20
         cells = []
         for _, tree in trees:
-            peak = _run_case(tree, name, phase, n, args.columns)
+            peak = _run_case(tree, name, phase, n, args.columns, kind)
             cells.append(f"{peak / size_mb:.2f}")
-        lines.append(f"| {name} | {phase} | {n:,} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {phase} | {kind} | {n:,} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     save_markdown(lines, Path(args.out) / "memory_cpu.md")
 

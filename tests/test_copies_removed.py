@@ -11,6 +11,17 @@ from causalnn.engine import Trainer, make_generator, predict_in_batches
 from conftest import SMALL, simulate
 
 
+class MemberMLP(torch.nn.Module):
+    """Two members of y = w x + b, for the engine's member axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(2, 1))
+
+    def forward(self, x):
+        return self.weight * x[None, :, 0]  # (members, rows)
+
+
 def test_float32_scaling_by_blocks_is_the_rounded_float64_scaling():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(70_000, 3)) * [1.0, 1e5, 1e-4] + [0.0, 3e6, 1.0]  # > one block
@@ -55,6 +66,7 @@ def test_effects_computed_in_place_match_the_formula(outcome):
     y = (Y > np.median(Y)).astype(float) if outcome == "binary" else Y * 1e3 + 1e6
     est = TARNet(**{**SMALL, "max_epochs": 2}, random_state=0).fit(X, y, treatment=T)
     eta0, eta1 = est._predict_outcome(est._validate_X(X), np.zeros(120), np.ones(120))
+    kept = eta0.copy(), eta1.copy()
     if outcome == "binary":
         def sigmoid(v):
             return 1.0 / (1.0 + np.exp(-np.asarray(v, dtype=np.float64)))
@@ -62,7 +74,12 @@ def test_effects_computed_in_place_match_the_formula(outcome):
     else:
         expected = est.y_scale_ * (np.asarray(eta1, np.float64) - np.asarray(eta0, np.float64))
     np.testing.assert_array_equal(est.effect(X), expected.mean(axis=0))  # one member
-    assert eta0.dtype == np.float32  # the float32 predictions were not overwritten
+    # the in-place arithmetic works on float64 copies, never on the predictions
+    assert eta0.dtype == np.float32
+    est._effect_from_eta(eta0, eta1)
+    est._to_outcome_scale(eta0)
+    np.testing.assert_array_equal(eta0, kept[0])
+    np.testing.assert_array_equal(eta1, kept[1])
 
 
 def test_row_weights_are_kept_only_when_asked_for():
@@ -72,9 +89,46 @@ def test_row_weights_are_kept_only_when_asked_for():
     def loss(module, batch):
         return {"loss": (module(batch["x"]) ** 2).mean()}
 
-    for keep in (True, False):
-        trainer = Trainer(loss_fn=loss, max_epochs=1, batch_size=8, patience=None,
-                          generator=make_generator(0), row_weights=keep)
-        trainer.fit(torch.nn.Linear(1, 1), data)
-        assert (trainer.train_row_weight is not None) == keep
-        assert (trainer.valid_row_weight is not None) == keep
+    kept = Trainer(loss_fn=loss, max_epochs=1, batch_size=8, patience=None,
+                   generator=make_generator(0))
+    kept.fit(torch.nn.Linear(1, 1), data)
+    assert kept.train_row_weight.shape == kept.valid_row_weight.shape == (1, n)
+    assert torch.equal(kept.train_row_weight + kept.valid_row_weight, torch.ones(1, n))
+    dropped = Trainer(loss_fn=loss, max_epochs=1, batch_size=8, patience=None,
+                      generator=make_generator(0), row_weights=False)
+    dropped.fit(torch.nn.Linear(1, 1), data)
+    for name in ("train_row_weight", "valid_row_weight"):
+        with pytest.raises(AttributeError, match="row_weights=False"):
+            getattr(dropped, name)
+    # own validation splits build them anyway (from their masks): still readable
+    def member_loss(module, batch):
+        out = module(batch["x"])
+        per_member = (batch.get("member_weight", torch.ones_like(out)) * out ** 2).mean(1)
+        return {"loss": per_member.sum(), "member_loss": per_member}
+
+    own = Trainer(loss_fn=member_loss, max_epochs=1, batch_size=8, patience=None, n_members=2,
+                  member_validation="own", generator=make_generator(0), row_weights=False)
+    own.fit(MemberMLP(), data)
+    assert own.valid_row_weight.shape == (2, n)
+
+
+def test_read_only_pandas_values_reach_torch_without_its_warning():
+    # pandas' copy-on-write hands out read-only views, kept as they are by the input
+    # checks: wrapping one in a tensor makes torch warn (once per process) that writes
+    # would be undefined; the engine copies those instead
+    import warnings
+
+    import pandas as pd
+
+    from causalnn import Deconfounder
+    from causalnn.datasets import make_multi_cause
+    X, Y, T, _ = simulate(n=120, d=3)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    binary = pd.Series((Y > np.median(Y)).astype(float))
+    data = make_multi_cause(120, 6, 2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="The given NumPy array is not writable")
+        TARNet(**{**SMALL, "max_epochs": 2}, random_state=0).fit(
+            frame, binary, treatment=pd.Series(T))
+        Deconfounder(factor_model="ppca", n_factors=2, random_state=0).fit(
+            None, pd.Series(data.y), treatment=pd.DataFrame(data.treatment))

@@ -282,11 +282,23 @@ def test_an_input_beyond_float32_after_scaling_is_refused_by_name():
     far = Xs[:2].copy()
     far[:, 1] = 1e10
     for method in (est.effect, est.predict):
-        with pytest.raises(ValueError, match=r"X columns \[1\] hold values more than "
-                                             r"3.4e\+38 training standard deviations"):
+        with pytest.raises(ValueError, match=r"X columns \[1\] hold values beyond "
+                                             r"3.4e\+38 once scaled \(in training"):
             method(far)
     far[:, 1] = 1e-20  # 1e10 standard deviations: far, but representable
     assert np.all(np.isfinite(est.effect(far)))
+
+
+def test_without_scaling_fit_and_predict_refuse_what_float32_cannot_hold():
+    # was "Training diverged ... try a smaller learning_rate" at fit and NaN at predict
+    far = X.copy()
+    far[:5, 0] = 1e39
+    with pytest.raises(ValueError, match=r"X columns \[0\] hold values beyond .* as "
+                                         r"given with scale_features=False"):
+        small(TARNet, scale_features=False).fit(far, Y, treatment=T)
+    est = small(TARNet, scale_features=False).fit(X, Y, treatment=T)
+    with pytest.raises(ValueError, match=r"X columns \[0\] hold values beyond"):
+        est.effect(far[:5])
 
 
 def test_the_networks_range_is_checked_for_every_scaled_input():
@@ -295,10 +307,10 @@ def test_the_networks_range_is_checked_for_every_scaled_input():
     demand = make_demand(300, random_state=0)
     iv = DeepIV(max_epochs=1, n_components=2, random_state=0).fit(
         demand.X, demand.y, treatment=demand.treatment, instrument=demand.instrument)
-    with pytest.raises(ValueError, match=r"instrument columns \[0\] hold values more than"):
+    with pytest.raises(ValueError, match=r"instrument columns \[0\] hold values beyond 3.4e\+38 once scaled"):
         iv.causal_validation_loss(demand.X[:3], demand.y[:3],
                                   instrument=demand.instrument[:3] * 1e300)
-    with pytest.raises(ValueError, match=r"T1 columns \[0\] hold values more than"):
+    with pytest.raises(ValueError, match=r"T1 columns \[0\] hold values beyond 3.4e\+38 once scaled"):
         iv.effect(demand.X[:3], T0=demand.treatment[:3], T1=np.full(3, 1e300))
     Xs = X.copy()
     Xs[:, 2] *= 1e-30
@@ -306,7 +318,7 @@ def test_the_networks_range_is_checked_for_every_scaled_input():
     far[:, 2] = 1e10
     cevae = CEVAE(latent_dim=2, hidden_layers=(8,), max_epochs=2, random_state=0).fit(
         Xs, Y, treatment=T)
-    with pytest.raises(ValueError, match=r"X columns \[2\] hold values more than"):
+    with pytest.raises(ValueError, match=r"X columns \[2\] hold values beyond 3.4e\+38 once scaled"):
         cevae.effect(far)
     data = make_multi_cause(160, 5, 2, random_state=0)
     neural = Deconfounder(factor_model="ppca", n_factors=2, outcome_model="neural",

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
-from ..engine import Trainer, loadable_device, make_generator, resolve_device
+from ..engine import Trainer, loadable_device, make_generator, resolve_device, to_tensor
 from ._param_validation import Interval, Options, validate_params
 from ._scaling import all_rows, apply_scaling, column_scaling, standardize_outcome
 from ._validation import (as_pandas_frame, check_binary, check_device_type,
@@ -48,6 +48,7 @@ def factual_r2(y, mu, sample_weight=None):
                              f"got values from {sample_weight.min()!r} to "
                              f"{sample_weight.max()!r}.")
     return float(r2_score(y, mu, sample_weight=sample_weight))
+
 
 class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of causalnn estimators (not for direct use).
@@ -224,7 +225,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         in warnings beside the estimator (estimators trained in stages).
         """
         # float32 arrays (the scaled features) are shared, not copied
-        tensors = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in data.items()}
+        tensors = {k: to_tensor(v, torch.float32) for k, v in data.items()}
         trainer = Trainer(
             loss_fn=self._compute_loss if loss_fn is None else loss_fn,
             optimizer=self.optimizer,
@@ -240,7 +241,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             callbacks=self._training_callbacks(),
             row_weights=self._needs_row_weights,
             name=type(self).__name__ + (f", {stage}" if stage else ""))
-        member_data = {k: torch.as_tensor(v, dtype=torch.float32)
+        member_data = {k: to_tensor(v, torch.float32)
                        for k, v in (member_data or {}).items()}
         self.history_ = trainer.fit(module, tensors, stratify=stratify,
                                     member_data=member_data)
@@ -300,7 +301,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         if not self.scale_features:
             self.X_offset_ = np.zeros(X.shape[1])
             self.X_scale_ = np.ones(X.shape[1])
-            return X
+            return self._scale_features(X)  # the same float32 range check as predict's
         binary = all_rows(X, lambda block: (block == 0) | (block == 1))
         offset, scale = column_scaling(X, name="X")
         # 0/1 columns pass through; a constant column is centred on its value (scale 1)

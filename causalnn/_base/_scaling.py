@@ -91,9 +91,10 @@ def apply_scaling(X, offset, scale, name="X", dtype=np.float64):
             where = (f"{name} columns {np.flatnonzero(beyond)[:10].tolist()} hold"
                      if np.ndim(beyond) else f"{name} holds")
             raise ValueError(
-                f"{where} values more than {NETWORK_INPUT_LIMIT:.1e} training standard "
-                f"deviations from the training mean, beyond the float32 range the "
-                f"networks compute in; check their units.")
+                f"{where} values beyond {NETWORK_INPUT_LIMIT:.1e} once scaled (in training "
+                f"standard deviations from the training mean; as given with "
+                f"scale_features=False), beyond the float32 range the networks compute "
+                f"in; check their units.")
     return scaled
 
 

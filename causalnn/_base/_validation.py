@@ -257,8 +257,9 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
             f"{name} does not have valid feature names, but {owner} was fitted with "
             f"feature names; its columns are taken in the order seen in fit")
     _check_finite(array, name)
-    if not array.flags.writeable:  # pandas copy-on-write hands out read-only views
-        array = array.copy()
+    # pandas' copy-on-write hands out read-only views, kept as they are: no estimator
+    # writes into its checked X (a float64 NumPy X arrives as the user's own array), and
+    # a copy would cost one more float64 table at fit and at every prediction
     return array, names
 
 

@@ -353,7 +353,7 @@ def _read_csv(path, index_col, sep=","):
         header = _refuse_repeated_names(path, sep)
         frame = pd.read_csv(path, sep=sep)
         if (_first_row_width(path, sep) == len(header) + 1 and len(frame.columns)
-                and frame.iloc[:, -1].isna().all()):
+                and _last_fields_empty(path, sep, len(header))):
             # data rows one field longer than the header, that field empty: the rows
             # end with a delimiter. pandas took each row's first field as its label and
             # shifted every column one place left; read them where they stand
@@ -415,6 +415,16 @@ def _refuse_repeated_names(path, sep):
         raise UsageError(f"--data: the header of {path} names {shown}; give each column "
                          "its own name")
     return header
+
+
+def _last_fields_empty(path, sep, width):
+    """Whether every data row's field after the header's last is empty text or absent:
+    rows ending with a delimiter (some or all of them). "NA", "nan" and the like are
+    values (R writes NA for a missing value in a real last column), not an empty
+    field."""
+    raw = pd.read_csv(path, sep=sep, header=None, skiprows=1, dtype=str,
+                      keep_default_na=False, usecols=[width])
+    return bool((raw.iloc[:, 0].fillna("") == "").all())
 
 
 def _first_row_width(path, sep):

@@ -1,8 +1,19 @@
-"""Device resolution and batched inference."""
+"""Device resolution, array conversion and batched inference."""
+import numpy as np
 import torch
 
 __all__ = ["resolve_device", "loadable_device", "predict_in_batches", "prediction_chunk_rows",
-           "wait_for_gpu"]
+           "to_tensor", "wait_for_gpu"]
+
+
+def to_tensor(array, dtype):
+    """``array`` as a CPU tensor of ``dtype``, sharing its memory when it is a writable
+    array of that dtype. A read-only array (pandas' copy-on-write hands those out) is
+    copied: torch would wrap it with a warning that writing to it is undefined."""
+    array = np.asarray(array)
+    if array.flags.writeable:
+        return torch.as_tensor(array, dtype=dtype)
+    return torch.tensor(array, dtype=dtype)
 
 
 def _cuda_device_missing(device):

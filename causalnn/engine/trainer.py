@@ -220,6 +220,11 @@ class Trainer:
     name : str, default=None
         What is trained (e.g. ``"DeepIV, first stage"``), named in the warning that
         ``max_epochs`` ended training before early stopping.
+    row_weights : bool, default=True
+        Keep ``train_row_weight`` and ``valid_row_weight``, two ``(n_members, n)``
+        float32 matrices on the CPU. Estimators that use neither after training (all
+        but Dragonnet) pass False, so that a large table does not pay for them; reading
+        either then raises an AttributeError that says so.
 
     Attributes
     ----------
@@ -373,7 +378,7 @@ class Trainer:
         counts = None  # the split holds the bootstrap counts (rescaled below); free ours
         train = _weights_of_mean_one(train)
         if valid is not None and "member_weight" in valid[1]:
-            empty = np.flatnonzero(valid_given.sum(dim=1).numpy() == 0)
+            empty = np.flatnonzero(valid_given.sum(dim=1).detach().cpu().numpy() == 0)
             if len(empty):
                 raise ValueError(
                     f"members {empty.tolist()[:10]} have no validation row of positive "
@@ -448,10 +453,26 @@ class Trainer:
         self.module.eval()
         return self.history
 
+    def _row_weight(self, which):
+        value = getattr(self, f"_{which}_row_weight", None)
+        if value is None and not self.row_weights:
+            raise AttributeError(
+                f"{which}_row_weight was not kept: this Trainer was made with "
+                f"row_weights=False (an estimator that reads it after training sets "
+                f"_needs_row_weights = True).")
+        return value
+
+    train_row_weight = property(
+        lambda self: self._row_weight("train"),
+        lambda self, value: setattr(self, "_train_row_weight", value))
+    valid_row_weight = property(
+        lambda self: self._row_weight("valid"),
+        lambda self, value: setattr(self, "_valid_row_weight", value))
+
     def _in_data_order(self, n, index, weight):
-        """None without ``row_weights``; else ``(n_members or 1, n)`` CPU row weights in the order of the data: ``weight``
+        """``(n_members or 1, n)`` CPU row weights in the order of the data: ``weight``
         (``(n_members, len(index))``, the rows of ``index``; ``None`` for weight 1) put
-        back at ``index``, 0 on every other row."""
+        back at ``index``, 0 on every other row. None without ``row_weights``."""
         if not self.row_weights:
             return None
         full = torch.zeros(self.n_members or 1, n)

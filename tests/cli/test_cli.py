@@ -511,3 +511,15 @@ def test_a_row_label_column_without_header_is_still_a_label(toy_frame, tmp_path,
     captured = capsys.readouterr()
     assert "3 covariates" in captured.out and "delimiter" not in captured.err
     assert pd.read_csv(out_path)["row"].tolist() == [f"r{i}" for i in range(60)]
+
+
+def test_a_labelled_file_whose_last_column_is_all_na_keeps_its_labels(tmp_path):
+    # the rows are one field longer than the header (row labels), and the last column
+    # is R's NA throughout: a value, not a delimiter ending the row
+    from causalnn.cli._main import _read_csv
+    path = tmp_path / "labelled_na.csv"
+    path.write_text("t,y,x,note\nr1,0,1.5,2.0,NA\nr2,1,2.5,3.0,NA\nr3,0,0.5,1.0,NA\n")
+    frame = _read_csv(str(path), None)
+    assert list(frame.columns) == ["t", "y", "x", "note"]
+    assert list(frame.index) == ["r1", "r2", "r3"]
+    assert frame["y"].tolist() == [1.5, 2.5, 0.5] and frame["note"].isna().all()

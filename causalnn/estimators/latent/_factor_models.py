@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from ...engine import Trainer
+from ...engine import Trainer, to_tensor
 from ...engine.random import draw_to_device
 from ..._warnings import warn_at_caller
 from ...exceptions import ConvergenceWarning
@@ -48,7 +48,7 @@ _CHUNK = 2048
 
 
 def _t(array):
-    return torch.as_tensor(np.asarray(array), dtype=_F64)
+    return to_tensor(array, _F64)
 
 
 def observed_column_means(A, observed):
@@ -249,8 +249,8 @@ class MatrixFactorizationModel(_FittedFactorModel):
             return {"loss": nll + prior, "nll": nll}
 
         data = {"row": torch.arange(n, dtype=torch.float32),
-                "A": torch.as_tensor(A, dtype=torch.float32),
-                "observed": torch.as_tensor(observed, dtype=torch.float32)}
+                "A": to_tensor(A, torch.float32),
+                "observed": to_tensor(observed, torch.float32)}
         Trainer(loss_fn=loss_fn, **{**trainer_kwargs, "batch_size": n},
                 generator=generator).fit(module, data)
         self.loadings_ = module.loadings.detach().cpu().double().numpy()
@@ -327,8 +327,8 @@ class DeepFactorModel(_FittedFactorModel):
             kl = (0.5 * (q.loc.pow(2) + q.scale.pow(2) - 1) - q.scale.log()).sum(1).mean()
             return {"loss": nll + kl, "nll": nll, "kl": kl}
 
-        data = {"A": torch.as_tensor(self._standardize(A), dtype=torch.float32),
-                "observed": torch.as_tensor(observed, dtype=torch.float32)}
+        data = {"A": to_tensor(self._standardize(A), torch.float32),
+                "observed": to_tensor(observed, torch.float32)}
         Trainer(loss_fn=loss_fn, **trainer_kwargs, generator=generator).fit(module, data)
         self.module_ = module.to("cpu").eval()
         return self

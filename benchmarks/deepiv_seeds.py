@@ -20,16 +20,8 @@ import torch
 
 from causalnn import DeepIV
 from causalnn.benchmark import machine_description
+from causalnn.datasets import make_linear_iv
 from inference_coverage import append_section  # benchmarks/, next to this script
-
-
-def linear_iv(n=3000, seed=0, strength=2.0):
-    """The test's design (tests/iv/test_deepiv.py: linear_iv with strength 2)."""
-    rng = np.random.RandomState(seed)
-    x, z, u = rng.randn(n, 1), rng.randn(n, 1), rng.randn(n)
-    t = strength * z[:, 0] + x[:, 0] + 2.0 * u + 0.3 * rng.randn(n)
-    y = 2.0 * t + x[:, 0] + 3.0 * u + 0.3 * rng.randn(n)
-    return x, y, t, z
 
 
 def two_stage_slope(x, y, t, z):
@@ -49,7 +41,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    x, y, t, z = linear_iv()
+    data = make_linear_iv(3000, strength=2.0, random_state=0)  # the test's data
+    x, y, t, z = data.X, data.y, data.treatment, data.instrument
     errors, start = [], time.process_time()
     for seed in range(args.seeds):
         est = DeepIV(first_stage_layers=(64, 64), outcome_layers=(64, 64), n_components=5,

@@ -9,7 +9,7 @@ from sklearn.utils import Bunch
 
 from ._checks import check_int, check_real, check_seed
 
-__all__ = ["make_demand", "demand_structural", "demand_test_grid"]
+__all__ = ["make_demand", "demand_structural", "demand_test_grid", "make_linear_iv"]
 
 N_TYPES = 7
 
@@ -159,3 +159,36 @@ def demand_test_grid(n_prices=20, n_times=20):
                                                indexing="ij"))
     X = _features(t, s)
     return Bunch(X=X, treatment=p, structural=demand_structural(X, p))
+
+
+def make_linear_iv(n_samples=3000, strength=1.0, random_state=0):
+    """A linear instrumental-variable design whose structural slope is known (2).
+
+    ``x, z, u ~ N(0, 1)``; ``t = strength z + x + 2 u + 0.3 e_t``;
+    ``y = 2 t + x + 3 u + 0.3 e_y``. The unobserved ``u`` moves both the treatment and
+    the outcome, so least squares of ``y`` on ``t`` and ``x`` overstates the slope
+    (about 2.7 at ``strength=2``), while ``z`` reaches ``y`` only through ``t``: two-stage
+    least squares and DeepIV should recover 2. ``strength=0`` makes the instrument
+    irrelevant. A check of IV estimators (it backs DeepIV's tests and
+    ``benchmarks/deepiv_seeds.py``), not a benchmark of realistic difficulty.
+
+    Parameters
+    ----------
+    n_samples : int, default=3000
+    strength : float >= 0, default=1.0
+        The instrument's coefficient in the treatment.
+    random_state : int, RandomState or None, default=0
+
+    Returns
+    -------
+    data : Bunch
+        ``X`` (n, 1); ``treatment`` (n,); ``instrument`` (n, 1); ``y`` (n,);
+        ``slope``: 2.0.
+    """
+    check_int(n_samples, "n_samples", 1)
+    strength = check_real(strength, "strength", low=0.0)
+    rng = check_seed(random_state)
+    x, z, u = rng.randn(n_samples, 1), rng.randn(n_samples, 1), rng.randn(n_samples)
+    t = strength * z[:, 0] + x[:, 0] + 2.0 * u + 0.3 * rng.randn(n_samples)
+    y = 2.0 * t + x[:, 0] + 3.0 * u + 0.3 * rng.randn(n_samples)
+    return Bunch(X=x, treatment=t, instrument=z, y=y, slope=2.0)

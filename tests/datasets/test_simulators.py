@@ -94,3 +94,19 @@ def test_demand_test_grid_spans_the_central_95_percent_of_prices():
 def test_simulators_refuse_bad_sizes_and_strengths_by_name(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_make_linear_iv_confounds_least_squares_and_identifies_the_slope():
+    from causalnn.datasets import make_linear_iv
+    data = make_linear_iv(20_000, strength=2.0, random_state=1)
+    ones = np.ones(len(data.y))
+    ols = np.linalg.lstsq(np.column_stack([ones, data.treatment, data.X]), data.y,
+                          rcond=None)[0][1]
+    first = np.column_stack([ones, data.instrument, data.X])
+    t_hat = first @ np.linalg.lstsq(first, data.treatment, rcond=None)[0]
+    iv = np.linalg.lstsq(np.column_stack([ones, t_hat, data.X]), data.y, rcond=None)[0][1]
+    assert data.slope == 2.0 and ols > 2.5 and abs(iv - 2.0) < 0.02
+    with pytest.raises(ValueError, match="strength must be a finite number >= 0.0"):
+        make_linear_iv(10, strength=-1.0)
+    with pytest.raises(ValueError, match="n_samples must be an int >= 1"):
+        make_linear_iv(0)

@@ -16,7 +16,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from causalnn import DeepIV
-from causalnn.datasets import demand_structural, demand_test_grid, make_demand
+from causalnn.datasets import (demand_structural, demand_test_grid, make_demand,
+                               make_linear_iv)
 from causalnn.datasets._demand import H_MEAN, H_STD, _raw_h
 from causalnn.engine import Trainer, make_generator
 from causalnn.exceptions import WeakInstrumentWarning
@@ -28,11 +29,8 @@ FAST = dict(first_stage_layers=(32, 32), outcome_layers=(32, 32), n_components=3
 
 def linear_iv(n=3000, seed=0, strength=1.0):
     """y = 2 t + x + 3 u + noise with t = strength z + x + 2 u: OLS is biased upward."""
-    rng = np.random.RandomState(seed)
-    x, z, u = rng.randn(n, 1), rng.randn(n, 1), rng.randn(n)
-    t = strength * z[:, 0] + x[:, 0] + 2.0 * u + 0.3 * rng.randn(n)
-    y = 2.0 * t + x[:, 0] + 3.0 * u + 0.3 * rng.randn(n)
-    return x, y, t, z
+    data = make_linear_iv(n, strength=strength, random_state=seed)
+    return data.X, data.y, data.treatment, data.instrument
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from ..engine import Trainer, loadable_device, make_generator, resolve_device, to_tensor
-from ._param_validation import Interval, Options, validate_params
+from ._param_validation import RANDOM_STATE, Interval, Options, validate_params
 from ._scaling import all_rows, apply_scaling, column_scaling, standardize_outcome
 from ._validation import (as_pandas_frame, check_binary, check_device_type,
                           check_features, check_same_index, check_same_rows,
@@ -73,8 +73,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
         "outcome": [Options("auto", "continuous", "binary")],
         "treatment_col": [str, numbers.Integral, None],
-        "random_state": [Interval(numbers.Integral, 0, 2**32 - 1),
-                         np.random.RandomState, None],
+        "random_state": RANDOM_STATE,
         "device": [str, torch.device],
         "verbose": [Interval(numbers.Integral, 0, None), bool],
     }
@@ -289,6 +288,9 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
     #: Estimators expose ``scale_features`` in ``__init__`` to let users turn it off; one
     #: that does not still scales (the class default).
     scale_features = True
+    #: the dtype ``_scale_features`` returns: float64, unless the networks take the
+    #: scaled features as they are (RepresentationEstimator: float32)
+    _scaled_features_dtype = np.float64
 
     def _fit_feature_scaling(self, X):
         """Standardise the non-binary columns of ``X`` (``X_offset_``, ``X_scale_``).
@@ -313,7 +315,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         offset = getattr(self, "X_offset_", None)
         if offset is None:
             return X
-        return apply_scaling(X, offset, self.X_scale_)
+        return apply_scaling(X, offset, self.X_scale_, dtype=self._scaled_features_dtype)
 
     def _to_outcome_scale(self, eta, offset=0.0):
         """Linear predictor (training scale) to the units of ``y``, in float64, less

@@ -102,6 +102,15 @@ def _accepts(form, value):
     return form.accepts(value)
 
 
+def accepted(value, forms):
+    """Whether ``value`` takes one of the accepted ``forms`` (a constraint list)."""
+    return any(_accepts(form, value) for form in forms)
+
+
+#: ``random_state`` as every estimator and simulator takes it (numpy's seed range)
+RANDOM_STATE = [Interval(numbers.Integral, 0, 2**32 - 1), np.random.RandomState, None]
+
+
 def validate_params(params, constraints, owner):
     """Check each parameter in ``params`` against ``constraints``.
 
@@ -114,11 +123,11 @@ def validate_params(params, constraints, owner):
     """
     for name, value in params.items():
         forms = constraints.get(name)
-        if forms is None or any(_accepts(f, value) for f in forms):
+        if forms is None or accepted(value, forms):
             continue
-        accepted = " or ".join(_describe(f) for f in forms)
+        described = " or ".join(_describe(f) for f in forms)
         type_only = all(isinstance(f, type) or f is None or f is callable for f in forms)
         error = TypeError if type_only else ValueError
         raise error(
-            f"The {name!r} parameter of {owner} must be {accepted}; got {value!r}."
+            f"The {name!r} parameter of {owner} must be {described}; got {value!r}."
         )

@@ -352,7 +352,7 @@ def _read_csv(path, index_col, sep=","):
     try:
         header = _refuse_repeated_names(path, sep)
         frame = pd.read_csv(path, sep=sep)
-        if (_first_row_width(path, sep) == len(header) + 1 and len(frame.columns)
+        if (_first_row_width(path, sep) == len(header) + 1
                 and _last_fields_empty(path, sep, len(header))):
             # data rows one field longer than the header, that field empty: the rows
             # end with a delimiter. pandas took each row's first field as its label and

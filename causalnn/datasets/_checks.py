@@ -4,10 +4,9 @@ estimators' :class:`~causalnn._base._param_validation.Interval` (finite, not a b
 only the message is the simulators' own."""
 import numbers
 
-import numpy as np
 from sklearn.utils import check_random_state
 
-from .._base._param_validation import Interval
+from .._base._param_validation import RANDOM_STATE, Interval, accepted
 
 
 def check_int(value, name, low):
@@ -34,8 +33,7 @@ def check_real(value, name, *, low=None, high=None, low_open=False):
 def check_seed(random_state):
     """The numpy RandomState a simulator draws from: ``random_state`` as the estimators
     take it (an int in [0, 2**32 - 1], a RandomState or None), refused by name."""
-    if not (random_state is None or isinstance(random_state, np.random.RandomState)
-            or Interval(numbers.Integral, 0, 2**32 - 1).accepts(random_state)):
+    if not accepted(random_state, RANDOM_STATE):
         raise ValueError(f"random_state must be an int in [0, 2**32 - 1], a "
                          f"numpy.random.RandomState or None; got {random_state!r}.")
     return check_random_state(random_state)

@@ -8,18 +8,15 @@ import pandas as pd
 import pytest
 
 from causalnn import DeepIV
-from causalnn.datasets import make_demand
+from causalnn.datasets import make_demand, make_linear_iv
 
 FAST = dict(first_stage_layers=(16, 16), outcome_layers=(16, 16), n_components=3,
             max_epochs=3, patience=None, batch_size=64)
 
 
 def _linear_iv(n=300, seed=0):
-    rng = np.random.RandomState(seed)
-    x, z, u = rng.randn(n, 1), rng.randn(n, 1), rng.randn(n)
-    t = z[:, 0] + x[:, 0] + 2.0 * u + 0.3 * rng.randn(n)
-    y = 2.0 * t + x[:, 0] + 3.0 * u + 0.3 * rng.randn(n)
-    return x, y, t, z
+    data = make_linear_iv(n, strength=1.0, random_state=seed)
+    return data.X, data.y, data.treatment, data.instrument
 
 
 def _fit(x, y, t, z, **kw):

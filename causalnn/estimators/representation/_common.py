@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from ..._base import BaseCausalEstimator, Interval, LayerWidths, Options
-from ..._base._scaling import apply_scaling, standardize_outcome
+from ..._base._scaling import standardize_outcome
 from ..._base._validation import (_as_float64, as_pandas_frame, check_same_rows,
                                   check_vector)
 from ...engine import (per_member, predict_in_batches, prediction_chunk_rows,
@@ -232,15 +232,9 @@ class RepresentationEstimator(BaseCausalEstimator):
     def _dataset_fitted_attributes(self, members):
         """Slice further per-member fitted attributes (subclasses)."""
 
-    # ---- features -----------------------------------------------------------------
-    def _scale_features(self, X):
-        """The scaled features in float32, the networks' precision, without a float64
-        copy of the table (the same values as rounding the float64 scaling); torch then
-        takes the array without another copy."""
-        offset = getattr(self, "X_offset_", None)
-        if offset is None:
-            return X
-        return apply_scaling(X, offset, self.X_scale_, dtype=np.float32)
+    # the networks take X as it is scaled: float32, their precision, without a float64
+    # copy of the table (the values of rounding the float64 scaling), shared with torch
+    _scaled_features_dtype = np.float32
 
     # ---- prediction -------------------------------------------------------------------
     def _forward(self, X, select):

@@ -10,6 +10,7 @@ copy of the user's table. Networks are small and ``max_epochs=1``: the point is 
 copies of the data, which do not depend on the width of the layers.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/memory.py [--rows 800000] [--compare DIR]
+      [--estimators NAME ...]
 ``--compare DIR`` measures the same cases on the causalnn source tree in DIR (e.g. a
 checkout of an earlier commit, named by its commit) in the same run, as a column beside
 this tree's.
@@ -35,11 +36,15 @@ CASES = [
     ("TARNet", "effect", 1.0, "DataFrame"),
     ("TARNet x10 bootstrap", "effect_interval", 1.0, "array"),
     ("TARNet", "ate_inference cv=5", 0.5, "array"),
+    ("DeepIV", "fit", 1.0, "array"),
+    ("DeepIV", "effect", 1.0, "array"),
+    ("Deconfounder", "fit", 0.25, "array"),
+    ("Deconfounder", "effect", 1.0, "array"),
 ]
 
 
 def _estimator(name):
-    from causalnn import CEVAE, CFRNet, Dragonnet, TARNet
+    from causalnn import CEVAE, CFRNet, DeepIV, Deconfounder, Dragonnet, TARNet
     small = dict(max_epochs=1, batch_size=8192, device="cpu", random_state=0,
                  patience=None)
     layers = dict(representation_layers=(32,), head_layers=(16,))
@@ -49,7 +54,13 @@ def _estimator(name):
             "TARNet x10 bootstrap": lambda: TARNet(n_members=10, bootstrap=True,
                                                    **layers, **small),
             "CEVAE": lambda: CEVAE(hidden_layers=(16,), latent_dim=5, n_samples=5,
-                                   **small)}[name]()
+                                   **small),
+            "DeepIV": lambda: DeepIV(first_stage_layers=(32,), outcome_layers=(32,),
+                                     n_components=3, **small),
+            # the linear outcome model: its causes, not the networks, are the data
+            "Deconfounder": lambda: Deconfounder(factor_model="ppca", n_factors=3,
+                                                 predictive_check=False,
+                                                 random_state=0)}[name]()
 
 
 def _resident_mb(key):
@@ -72,21 +83,32 @@ def measure(name, phase, n, d, kind):
     X = rng.standard_normal((n, d))
     t = (X[:, 0] + rng.standard_normal(n) > 0).astype(float)
     y = X[:, 1] + t * (1 + X[:, 2]) + rng.standard_normal(n)
+    extra = {}
+    if name == "DeepIV":  # a continuous treatment moved by one instrument
+        z = rng.standard_normal(n)
+        t = z + X[:, 0] + rng.standard_normal(n)
+        extra = {"instrument": z}
+    elif name == "Deconfounder":  # the d causes, and two covariates beside them
+        t, X = X, np.ascontiguousarray(X[:, :2])
     if kind == "DataFrame":
         import pandas as pd
         X = pd.DataFrame(X, columns=[f"x{j}" for j in range(d)], copy=False)
+
     def head(rows):
         return X[:rows] if kind == "array" else X.iloc[:rows]
 
-    warm = _estimator(name).fit(head(300), y[:300], treatment=t[:300])
+    def fit(rows=n):  # the first rows are views: no copy of the table
+        return _estimator(name).fit(head(rows), y[:rows], treatment=t[:rows],
+                                    **{k: v[:rows] for k, v in extra.items()})
+
+    warm = fit(300)
     warm.effect(head(300))
     del warm
     if phase == "fit":
-        def call():
-            return _estimator(name).fit(X, y, treatment=t)
+        call = fit
     else:
         # fitted on the first 4096 rows; the call runs on all n
-        est = _estimator(name).fit(head(4096), y[:4096], treatment=t[:4096])
+        est = fit(4096)
         call = {"effect": lambda: est.effect(X),
                 "effect_interval": lambda: est.effect_interval(X),
                 "ate_inference cv=5": lambda: est.ate_inference(X, y, treatment=t, cv=5),
@@ -114,6 +136,8 @@ def main(argv=None):
     parser.add_argument("--columns", type=int, default=25)
     parser.add_argument("--compare", metavar="DIR", default=None)
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--estimators", nargs="+", metavar="NAME",
+                        help="only the cases of these estimators (default: all)")
     parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
@@ -138,10 +162,16 @@ def main(argv=None):
              f"X: n x {args.columns} float64 (a C-order array, or a DataFrame over it); each entry is the peak resident "
              "memory during the call less that just before it, in multiples of X's "
              "float64 size (n x d x 8 bytes), each case in a fresh process after a "
-             "warm-up. Networks (32,)/(16,), batch 8192, one epoch.", "",
+             "warm-up. Networks (32,)/(16,), batch 8192, one epoch. DeepIV: one "
+             "instrument, a continuous treatment, three mixture components. "
+             "Deconfounder: the table is its d causes, beside two covariates; PPCA "
+             "with 3 factors, no predictive check, the linear outcome model; its "
+             "effect sets every cause to 0 and to 1.", "",
              "| estimator | call | X | rows | " + " | ".join(label for label, _ in trees)
              + " |", "|---|---|---|---|" + "---|" * len(trees)]
     for name, phase, share, kind in CASES:
+        if args.estimators and name not in args.estimators:
+            continue
         n = int(args.rows * share)
         size_mb = n * args.columns * 8 / 2**20
         cells = []

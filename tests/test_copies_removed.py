@@ -132,3 +132,121 @@ def test_read_only_pandas_values_reach_torch_without_its_warning():
             frame, binary, treatment=pd.Series(T))
         Deconfounder(factor_model="ppca", n_factors=2, random_state=0).fit(
             None, pd.Series(data.y), treatment=pd.DataFrame(data.treatment))
+
+
+def _whole_design_partial_f(target, exogenous, instrument):
+    """The first-stage strength from the whole design, as lstsq computes it."""
+    n, q = len(target), instrument.shape[1]
+    full = np.column_stack([np.ones(n), exogenous, instrument])
+
+    def rss_and_rank(design):
+        coef, _, rank, _ = np.linalg.lstsq(design, target, rcond=None)
+        return ((target - design @ coef) ** 2).sum(axis=0), rank
+
+    (rss_r, rank_r), (rss_f, rank_f) = rss_and_rank(full[:, :-q]), rss_and_rank(full)
+    q, dof = max(rank_f - rank_r, 1), n - rank_f
+    return ((rss_r - rss_f) / q) / (rss_f / dof), 1.0 - rss_f / rss_r, rank_f - rank_r
+
+
+@pytest.mark.parametrize("design", ["full rank", "duplicate column", "zero column",
+                                    "instrument inside X"])
+def test_first_stage_strength_by_row_blocks_is_the_whole_design_regression(design):
+    # DeepIV's partial F reads the design in blocks of rows (QR of the stacked blocks'
+    # R factors): the numbers and the rank cut-off are those of lstsq on the whole
+    # design, including designs lstsq finds rank-deficient
+    from causalnn.estimators.iv._deepiv import _partial_f
+    rng = np.random.default_rng(3)
+    n = 2_000
+    X, Z = rng.normal(size=(n, 4)), rng.normal(size=(n, 2))
+    if design == "duplicate column":
+        X[:, 3] = X[:, 0]
+    elif design == "zero column":  # a constant covariate, once centred
+        X[:, 1] = 0.0
+    elif design == "instrument inside X":  # the instrument adds no column's worth
+        Z[:, 1] = X[:, 2]
+    T = X @ [1.0, -0.5, 0.2, 0.0] + Z @ [0.08, 0.0] + rng.normal(size=n)
+    T = np.column_stack([T, T + rng.normal(size=n)])
+    f_whole, r2_whole, q = _whole_design_partial_f(T, X, Z)
+    f_blocks, r2_blocks = _partial_f(T, X, Z, block_rows=97)  # 21 blocks, a short last
+    np.testing.assert_allclose(f_blocks, f_whole, rtol=1e-9)
+    np.testing.assert_allclose(r2_blocks, r2_whole, rtol=1e-9)
+    assert q == (1 if design == "instrument inside X" else 2)
+
+
+def test_deepiv_standardises_its_own_copy_of_X_never_the_callers():
+    # DeepIV standardises X in place in the base's scaled copy (a second pass of
+    # scaling without a second copy): the caller's array, read-only or not, is never
+    # written, and the effects are those of the two passes written out
+    from causalnn import DeepIV
+    from causalnn.datasets import make_linear_iv
+    data = make_linear_iv(300, random_state=0)
+    X = np.column_stack([data.X, 1e4 + 50 * data.X[:, 0]])  # a column in other units
+    kept = X.copy()
+    for scale_features in (True, False):
+        est = DeepIV(first_stage_layers=(8,), outcome_layers=(8,), n_components=2,
+                     max_epochs=2, random_state=0, device="cpu")
+        est.scale_features = scale_features  # not a parameter of DeepIV: the class's
+        est.fit(X, data.y, treatment=data.treatment, instrument=data.instrument)
+        X.setflags(write=False)
+        tau = est.effect(X, T0=0.0, T1=1.0)
+        est.marginal_effect(X, 0.5)
+        est.first_stage_log_likelihood(X, data.treatment, data.instrument)
+        est.causal_validation_loss(X, data.y, data.instrument)
+        X.setflags(write=True)
+        np.testing.assert_array_equal(X, kept)
+        twice = apply_scaling(apply_scaling(X, est.X_offset_, est.X_scale_),
+                              est.x_mean_, est.x_scale_)
+        h = [est.module_(torch.cat([torch.full((len(X), 1), level, dtype=torch.float64),
+                                    torch.as_tensor(twice)], 1))[:, 0].detach().numpy()
+             for level in ((0.0 - est.t_mean_[0]) / est.t_scale_[0],
+                           (1.0 - est.t_mean_[0]) / est.t_scale_[0])]
+        np.testing.assert_array_equal(tau, est.y_scale_ * (h[1] - h[0]))
+
+
+@pytest.mark.parametrize("outcome_model", ["linear", "neural"])
+def test_deconfounder_cause_vectors_for_all_rows_are_not_expanded(outcome_model):
+    # a number or one cause vector for every row is a broadcast view, not n copies:
+    # the effects are those of the explicit (n, n_causes) matrices
+    from causalnn import Deconfounder
+    from causalnn.datasets import make_multi_cause
+    data = make_multi_cause(200, 8, 2, random_state=0)
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    kw = ({"outcome_model": "neural", "outcome_layers": (8,), "max_epochs": 3}
+          if outcome_model == "neural" else {})
+    est = Deconfounder(factor_model="ppca", n_factors=2, predictive_check=False,
+                       random_state=0, **kw).fit(X, data.y, treatment=data.treatment)
+    vector = np.linspace(0.0, 1.0, 8)
+    for T0, T1 in ((0.0, 1.0), (0.0, vector), (vector, np.ones(8))):
+        expanded = [np.broadcast_to(v, (200, 8)).copy() for v in (T0, T1)]
+        tau = est.effect(X, T0=T0, T1=T1)
+        tau[0] += 0.0  # a writable array of the caller's own
+        explicit = est.effect(X, T0=expanded[0], T1=expanded[1])
+        if outcome_model == "neural":
+            np.testing.assert_array_equal(tau, explicit)
+        else:  # one row's product for all rows: the same to round-off
+            np.testing.assert_allclose(tau, explicit, rtol=1e-14, atol=1e-14)
+            assert np.all(tau == tau[0])
+    np.testing.assert_array_equal(est.predict_outcome(X, vector),
+                                  est.predict_outcome(X, np.tile(vector, (200, 1))))
+
+
+@pytest.mark.parametrize("columns", ["all continuous", "mixed"])
+def test_cevae_scales_its_training_features_straight_to_float32(columns):
+    # CEVAE hands the engine float32 features scaled block by block: the rounded values
+    # of the float64 scaling, without a float64 copy of the table in between
+    from causalnn import CEVAE
+    X, Y, T, _ = simulate(n=150, d=3)
+    if columns == "mixed":
+        X = np.column_stack([X, (X[:, 0] > 0).astype(float)])
+    est = CEVAE(hidden_layers=(8,), latent_dim=2, n_samples=2, max_epochs=1,
+                random_state=0, device="cpu").fit(X, Y, treatment=T)
+    Xb = est._validate_X(X)
+    continuous = est.continuous_columns_
+    np.testing.assert_array_equal(continuous, np.arange(3))
+    np.testing.assert_array_equal(
+        np.column_stack(column_scaling(Xb[:, continuous])), np.column_stack(
+            [est.x_mean_, est.x_scale_]))
+    by_hand = Xb.copy()
+    by_hand[:, continuous] = (Xb[:, continuous] - est.x_mean_) / est.x_scale_
+    np.testing.assert_array_equal(est._scale_X(Xb), by_hand)
+    np.testing.assert_array_equal(est._scale_X(Xb, np.float32), by_hand.astype(np.float32))

@@ -60,13 +60,15 @@ def all_rows(X, test):
     return result
 
 
-def apply_scaling(X, offset, scale, name="X", dtype=np.float64):
-    """``(X - offset) / scale``, as ``dtype``.
+def apply_scaling(X, offset, scale, name="X", dtype=np.float64, out=None):
+    """``(X - offset) / scale``, as ``dtype``, in ``out`` when given (an array of ``X``'s
+    shape and ``dtype``, e.g. the columns of a wider one: the result is written there
+    and ``out`` returned).
 
-    In float64, one temporary of ``X``'s size (divided in place). In float32 (the
-    networks' precision), each block of rows is scaled in float64 and rounded into one
-    float32 array, so the values are those of rounding the float64 result, without a
-    float64 copy of the table.
+    In float64, one temporary of ``X``'s size (divided in place), none with ``out``. In
+    float32 (the networks' precision), each block of rows is scaled in float64 and
+    rounded into one float32 array, so the values are those of rounding the float64
+    result, without a float64 copy of the table.
 
     Every network input passes through here, so a scaled value the networks cannot
     represent (beyond :data:`NETWORK_INPUT_LIMIT`, e.g. 1e-260 in a column whose
@@ -75,11 +77,14 @@ def apply_scaling(X, offset, scale, name="X", dtype=np.float64):
     columns' extremes, without a temporary of the table's size.
     """
     with np.errstate(over="ignore"):  # an overflow to inf is refused below
+        if out is not None and (out.shape != X.shape or out.dtype != np.dtype(dtype)):
+            raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; "
+                             f"expected {X.shape} and {np.dtype(dtype)}")
         if np.dtype(dtype) == np.float64:
-            scaled = X - offset
+            scaled = np.subtract(X, offset, out=out)
             scaled /= scale
         else:
-            scaled = np.empty(X.shape, dtype=dtype)
+            scaled = np.empty(X.shape, dtype=dtype) if out is None else out
             for start, block in _row_blocks(X):
                 block = block - offset
                 block /= scale

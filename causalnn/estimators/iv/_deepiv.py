@@ -48,21 +48,41 @@ def authors_dropout_rate(n_samples):
     return min(1000.0 / (1000.0 + n_samples), 0.5)
 
 
-def _partial_f(target, exogenous, instrument):
+def _stacked_r(n_rows, rows, block_rows):
+    """The ``R`` of a QR decomposition of the ``(n_rows, c)`` matrix whose rows
+    ``rows(slice)`` returns block by block: each block is stacked under the ``R`` so far
+    and decomposed again (TSQR), so neither the matrix nor ``Q`` is ever held whole."""
+    r = None
+    for start in range(0, n_rows, block_rows):
+        block = rows(slice(start, start + block_rows))
+        r = np.linalg.qr(block if r is None else np.vstack([r, block]), mode="r")
+    return r
+
+
+def _partial_f(target, exogenous, instrument, block_rows=4096):
     """Partial F statistic and partial R^2 of ``instrument`` in the linear regression of
     each column of ``target`` on ``[1, exogenous, instrument]`` (first-stage strength).
+
+    The design is read in blocks of rows, never built whole: with
+    ``[design, target] = Q R``, a regression on the first columns of the design has the
+    residual sum of squares of the same regression on the rows of ``R`` (``Q`` has
+    orthonormal columns), so both fits are least squares on ``R``, with the rank cut-off
+    ``lstsq`` would apply to the full design (``eps * max(n, columns)`` relative to the
+    largest singular value, which ``R`` shares with the design).
     """
-    n = len(target)
-    full = np.column_stack([np.ones(n), exogenous, instrument])
-    restricted = full[:, :full.shape[1] - instrument.shape[1]]
+    n, k, q = len(target), target.shape[1], instrument.shape[1]
+    r = _stacked_r(n, lambda rows: np.column_stack(
+        [np.ones(len(target[rows])), exogenous[rows], instrument[rows], target[rows]]),
+        block_rows)
+    design, target_r = r[:, :-k], r[:, -k:]
 
-    def rss_and_rank(design):
-        # lstsq's rank, with rcond=None, uses matrix_rank's default cut-off: no second
-        # decomposition of the design
-        coef, _, rank, _ = np.linalg.lstsq(design, target, rcond=None)
-        return ((target - design @ coef) ** 2).sum(axis=0), rank
+    def rss_and_rank(columns):
+        rcond = np.finfo(np.float64).eps * max(n, columns)
+        coef, _, rank, _ = np.linalg.lstsq(design[:, :columns], target_r, rcond=rcond)
+        return ((target_r - design[:, :columns] @ coef) ** 2).sum(axis=0), rank
 
-    (rss_r, rank_r), (rss_f, rank_f) = rss_and_rank(restricted), rss_and_rank(full)
+    full = design.shape[1]
+    (rss_r, rank_r), (rss_f, rank_f) = rss_and_rank(full - q), rss_and_rank(full)
     q, dof = max(rank_f - rank_r, 1), max(n - rank_f, 1)
     partial_r2 = np.where(rss_r > 0, 1.0 - rss_f / np.where(rss_r > 0, rss_r, 1.0), 0.0)
     f_stat = ((rss_r - rss_f) / q) / np.maximum(rss_f / dof, np.finfo(float).tiny)
@@ -360,9 +380,15 @@ class DeepIV(BaseCausalEstimator):
         self.n_instruments_ = Z.shape[1]
         self.x_mean_, self.x_scale_ = column_scaling(X, name="X")
         self.z_mean_, self.z_scale_ = column_scaling(Z, name="instrument")
-        Xs = self._standardized_X(X)
-        context = np.column_stack(
-            [Xs, apply_scaling(Z, self.z_mean_, self.z_scale_, name="instrument")])
+        # X is the base's scaled copy: standardised in place, as at prediction
+        X = apply_scaling(X, self.x_mean_, self.x_scale_, out=X)
+        Zs = apply_scaling(Z, self.z_mean_, self.z_scale_, name="instrument")
+        # [x, z] built once in the float32 the engine trains on (what it would round
+        # the float64 values to): both stages share it; the second stage's x is a view
+        context = np.empty((X.shape[0], X.shape[1] + Z.shape[1]), dtype=np.float32)
+        Xs = context[:, :X.shape[1]]
+        Xs[...] = X
+        context[:, X.shape[1]:] = Zs
         discrete = self.treatment_type_ == "discrete"
         if discrete:
             self.treatment_classes_, codes = np.unique(treatment, return_inverse=True)
@@ -374,7 +400,7 @@ class DeepIV(BaseCausalEstimator):
             self.t_mean_, self.t_scale_ = column_scaling(treatment, name="treatment")
             T = apply_scaling(treatment, self.t_mean_, self.t_scale_, name="treatment")
             target = T
-        self._report_strength(target, Xs, context[:, Xs.shape[1]:])
+        self._report_strength(target, X, Zs)
         self.dropout_ = (authors_dropout_rate(X.shape[0]) if self.dropout == "auto"
                          else float(self.dropout))
 
@@ -583,9 +609,18 @@ class DeepIV(BaseCausalEstimator):
             f"columns {names} seen in fit: label one treatment vector by those names, or "
             f"pass a NumPy array in their order.")
 
-    def _standardized_X(self, X):
-        """``X`` on the scale the networks were fitted on."""
-        return apply_scaling(X, self.x_mean_, self.x_scale_)
+    def _scale_features(self, X):
+        """The base's feature scaling, then every column standardised (``x_mean_``,
+        ``x_scale_``; absent in fit until they are estimated): ``X`` on the scale the
+        networks were fitted on. The base's scaled copy is standardised in place, the
+        same operations as a second pass, without a second copy of the table."""
+        scaled = super()._scale_features(X)
+        if getattr(self, "x_mean_", None) is None:
+            return scaled
+        # never the caller's own array (the base returns it unscaled when it has no
+        # scaling), only the base's new one
+        return apply_scaling(scaled, self.x_mean_, self.x_scale_,
+                             out=None if scaled is X else scaled)
 
     def _outcome_chunk_rows(self):
         """Rows per prediction chunk of the outcome network ``h``: its widest layer or
@@ -596,7 +631,7 @@ class DeepIV(BaseCausalEstimator):
         return prediction_chunk_rows(self.device_, 2 * widest)
 
     def _outcome_network(self, X, levels):
-        Xs = torch.as_tensor(self._standardized_X(X), dtype=DTYPE)
+        Xs = torch.as_tensor(X, dtype=DTYPE)  # standardised by _validate_X
         if self.treatment_type_ == "discrete":
             index = torch.as_tensor(levels, dtype=torch.long)
             return predict_in_batches(
@@ -631,7 +666,7 @@ class DeepIV(BaseCausalEstimator):
         self._check_level_index(T, X, "T")
         X = self._validate_X(X)
         levels = self._levels(T, "T", X.shape[0])
-        Xs = torch.as_tensor(self._standardized_X(X), dtype=DTYPE)
+        Xs = torch.as_tensor(X, dtype=DTYPE)  # standardised by _validate_X
 
         def gradient(x, t):
             with torch.enable_grad():
@@ -792,7 +827,6 @@ class DeepIV(BaseCausalEstimator):
         if Z.shape[1] != self.n_instruments_:
             raise ValueError(f"instrument has {Z.shape[1]} columns but had "
                              f"{self.n_instruments_} in fit.")
-        context = np.column_stack(
-            [self._standardized_X(X),
-             apply_scaling(Z, self.z_mean_, self.z_scale_, name="instrument")])
+        context = np.column_stack(  # X standardised by _validate_X
+            [X, apply_scaling(Z, self.z_mean_, self.z_scale_, name="instrument")])
         return X, context

@@ -265,20 +265,38 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
                              f"hold values other than 0 and 1.")
         return np.flatnonzero(types == "continuous"), binary
 
-    def _scale_X(self, X):
-        X = np.array(X, dtype=np.float64)
-        # block by block: the selected columns and their scaling are temporaries of a
-        # block, not of the table
+    def _scale_X(self, X, dtype=np.float64):
+        """``X`` with its continuous columns standardised, as ``dtype`` (float32: the
+        rounded float64 values, which the engine would otherwise round from a float64
+        copy). Block by block: the selected columns and their scaling are temporaries
+        of a block, not of the table."""
+        scaled = np.empty(X.shape, dtype=dtype)
         for start, block in _row_blocks(X):
+            block = np.array(block, dtype=np.float64)
             block[:, self.continuous_columns_] = apply_scaling(
                 block[:, self.continuous_columns_], self.x_mean_, self.x_scale_)
-        return X
+            scaled[start:start + len(block)] = block
+        return scaled
+
+    def _continuous_column_scaling(self, X):
+        """``column_scaling`` of the continuous columns, one column at a time: the
+        statistics of ``X[:, continuous_columns_]`` (numpy copies the selected columns
+        column by column, so each column's sums run alone) without a copy of those
+        columns."""
+        stats = []
+        for j in self.continuous_columns_:
+            try:
+                stats.append(column_scaling(X[:, [j]], name="X"))
+            except ValueError:
+                raise ValueError(f"X: column {j} spans more than float64 can standardise "
+                                 f"(differences beyond 1e308); rescale it.") from None
+        if not stats:
+            return np.zeros(0), np.ones(0)
+        return tuple(np.concatenate(part) for part in zip(*stats))
 
     def _fit(self, X, y, treatment, generator):
         self.continuous_columns_, self.binary_columns_ = self._resolve_proxy_types(X)
-        # the selected columns are a copy: not held through the fit
-        self.x_mean_, self.x_scale_ = column_scaling(X[:, self.continuous_columns_],
-                                                     name="X")
+        self.x_mean_, self.x_scale_ = self._continuous_column_scaling(X)
         self.n_members_ = self.n_members
         module = CEVAEModule(
             self.n_features_in_, self.latent_dim, self.continuous_columns_.tolist(),
@@ -304,8 +322,8 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         self._warmup_steps = 0  # set from the engine's steps per epoch at train begin
         self._step = 0
         try:
-            self._train_members(self.module_, {"X": self._scale_X(X), "t": treatment,
-                                               "y": y}, split_and_batches,
+            self._train_members(self.module_, {"X": self._scale_X(X, np.float32),
+                                               "t": treatment, "y": y}, split_and_batches,
                                 stratify=treatment)
         finally:
             del (self._noise, self._validation_noise, self._validation_noise_start,
@@ -461,7 +479,9 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
 
     def _raw_propensity(self, X_scaled):
         """``q(t = 1 | x)`` of every member, ``(n_members, n)``."""
-        x = torch.as_tensor(self._scale_X(X_scaled), dtype=self._module_dtype())
+        dtype = self._module_dtype()
+        x = torch.as_tensor(self._scale_X(
+            X_scaled, np.float32 if dtype == torch.float32 else np.float64), dtype=dtype)
         self.module_.eval()
         rows = prediction_chunk_rows(
             self.device_, max(self.n_members_ * self._widest_layer(), self.n_features_in_))

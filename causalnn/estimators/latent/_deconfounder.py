@@ -57,6 +57,11 @@ def _design(*blocks):
     return np.hstack([b for b in blocks if b is not None and b.shape[1]])
 
 
+def _one_row_for_all(levels):
+    """Whether ``levels`` is one cause vector broadcast to every row (``_levels``)."""
+    return levels.shape[0] <= 1 or levels.strides[0] == 0
+
+
 class Deconfounder(BaseCausalEstimator):
     """Effects of many causes, adjusting for a substitute confounder (Wang & Blei 2019).
 
@@ -418,19 +423,24 @@ class Deconfounder(BaseCausalEstimator):
         a_mean, y_mean = A.mean(0), y.mean()
         Ac, yc = A - a_mean, y - y_mean
         a_scale = Ac.std(0)  # > 0: fit refuses constant causes
+        # the residual causes are computed in place, in one array of A's size beside Ac
+        # (the same operations as Ac - Cs @ coef, then / a_scale)
         if C.shape[1]:
             c_mean, c_scale = column_scaling(C)
             Cs = (C - c_mean) / c_scale
-            Ar = Ac - Cs @ np.linalg.lstsq(Cs, Ac, rcond=None)[0]
+            Ar = Cs @ np.linalg.lstsq(Cs, Ac, rcond=None)[0]
+            np.subtract(Ac, Ar, out=Ar)
             yr = yc - Cs @ np.linalg.lstsq(Cs, yc, rcond=None)[0]
         else:
-            c_mean, c_scale, Cs, Ar, yr = np.zeros(0), np.ones(0), C, Ac, yc
+            c_mean, c_scale, Cs, Ar, yr = np.zeros(0), np.ones(0), C, Ac.copy(), yc
+        Ar /= a_scale
         if self.alpha == "auto":
-            ridge = RidgeCV(alphas=_ALPHAS, fit_intercept=False).fit(Ar / a_scale, yr)
+            ridge = RidgeCV(alphas=_ALPHAS, fit_intercept=False).fit(Ar, yr)
             alpha = float(ridge.alpha_)
         else:
-            ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(Ar / a_scale, yr)
+            ridge = Ridge(alpha=self.alpha, fit_intercept=False).fit(Ar, yr)
             alpha = float(self.alpha)
+        del Ar
         beta = np.asarray(ridge.coef_, dtype=np.float64) / a_scale
         gamma = (np.linalg.lstsq(Cs, yc - Ac @ beta, rcond=None)[0] / c_scale
                  if C.shape[1] else np.zeros(0))
@@ -540,7 +550,8 @@ class Deconfounder(BaseCausalEstimator):
 
     def _levels(self, value, name, n):
         """Cause vectors for ``effect``: a scalar, an (n_causes,) vector or an
-        (n, n_causes) matrix, broadcast to (n, n_causes)."""
+        (n, n_causes) matrix, broadcast to (n, n_causes). A scalar or a vector is one
+        row for all: a read-only broadcast view, not n copies of it."""
         if value is None:
             raise ValueError(f"{name} is required: pass a number (every cause set to it), "
                              f"a vector of {self.n_causes_} cause levels or an "
@@ -553,7 +564,7 @@ class Deconfounder(BaseCausalEstimator):
                 if not np.isfinite(float(value)):
                     raise ValueError(f"{name} must be finite; got {value!r}.")
                 # every cause set to one number: no column order to match, no names
-                return np.full((n, self.n_causes_), float(value))
+                return np.broadcast_to(float(value), (n, self.n_causes_))
             else:
                 raise TypeError(f"{name} must be a number, a vector of {self.n_causes_} "
                                 f"cause levels or an (n_samples, {self.n_causes_}) "
@@ -565,7 +576,7 @@ class Deconfounder(BaseCausalEstimator):
                 raise ValueError(f"{name} has {np.shape(value)[0]} entries; expected one "
                                  f"per cause ({self.n_causes_}).")
             vector = self._cause_matrix(np.asarray(value)[None], name)
-            return np.repeat(vector, n, 0)
+            return np.broadcast_to(vector, (n, self.n_causes_))
         levels = self._cause_matrix(value, name)
         if levels.shape[0] != n:
             raise ValueError(f"{name} has {levels.shape[0]} rows but X has {n}.")
@@ -742,6 +753,8 @@ class Deconfounder(BaseCausalEstimator):
         causes = self._observed_causes(observed_causes, n)
         t0, t1 = self._levels(T0, "T0", n), self._levels(T1, "T1", n)
         if self.outcome_model_ == "linear":  # the average over z_hat cancels
+            if _one_row_for_all(t0) and _one_row_for_all(t1):  # one effect for every row
+                return np.repeat((t1[:1] - t0[:1]) @ self.coef_, n)
             return (t1 - t0) @ self.coef_
         mu0, mu1 = self._predict_outcome(X, t0, t1, causes=causes, offset=self.y_mean_)
         return mu1 - mu0

@@ -50,6 +50,23 @@ def factual_r2(y, mu, sample_weight=None):
     return float(r2_score(y, mu, sample_weight=sample_weight))
 
 
+@contextlib.contextmanager
+def _float32_default():
+    """Build and train under torch's default dtype float32, whatever the caller set
+    (``torch.set_default_dtype(torch.float64)``, common beside GPyTorch/BoTorch): the
+    modules' parameters and untyped draws follow the default dtype, while causalnn's
+    inputs are float32 tensors, so a float64 default would make the fit fail
+    (TARNet, CFR, Dragonnet, CEVAE) or draw other numbers from the same seed (DeepIV,
+    the Deconfounder). The caller's default is restored afterwards (process-global,
+    like the random stream that ``fork_rng`` saves and restores)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of causalnn estimators (not for direct use).
 
@@ -193,7 +210,10 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         self.device_ = resolve_device(self.device)
         check_device_type(self.device_, type(self).__name__)
         generator = make_generator(self.random_state)
-        with torch.random.fork_rng(devices=[]):
+        # training needs autograd whatever the caller's mode: a fit called under
+        # torch.no_grad() or torch.inference_mode() would fail in its first backward
+        with torch.random.fork_rng(devices=[]), _float32_default(), \
+                torch.inference_mode(False), torch.enable_grad():
             self._fit(X, y, treatment, generator)
 
     def _forget_fit(self):

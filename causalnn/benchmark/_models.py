@@ -66,10 +66,25 @@ class ModelSpec:
         """Why this model cannot run here (a missing import), or None."""
         for module in self.requires:
             try:
-                importlib.import_module(module)
+                with _global_rngs_kept():
+                    importlib.import_module(module)
             except Exception as exc:  # ImportError, or a broken install
                 return f"{module} not installed ({type(exc).__name__}: {exc})"
         return None
+
+
+@contextlib.contextmanager
+def _global_rngs_kept():
+    """Give numpy's and Python's global generators back as they were: importing
+    CATENets 0.2.4 runs ``np.random.seed(0)`` and ``random.seed(0)``, which would reset
+    the caller's streams just by asking for a CATENets model."""
+    import random
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
 
 
 # ----------------------------------------------------------------------------- causalnn

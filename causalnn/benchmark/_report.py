@@ -486,6 +486,20 @@ def _finite_or_null(value):
     return value
 
 
+class _Figures:
+    """The two pyplot calls the plots use, on bare ``Figure`` objects (no backend)."""
+
+    @staticmethod
+    def subplots(nrows=1, ncols=1, *, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    @staticmethod
+    def close(fig):
+        pass
+
+
 def _save(plt, fig, path):
     """Write ``fig`` to ``path`` and free it; returns ``path``."""
     fig.savefig(path, dpi=110)
@@ -505,11 +519,12 @@ def plot_results(result, out, *, force=False):
     ``out`` (whose plots they are). Call it after :func:`write_results`, which
     clears the plots too when forced."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # figures built without pyplot: no matplotlib.use(), so the caller's backend
+        # (a notebook's inline one, say) and open figures are left as they were
+        import matplotlib.figure  # noqa: F401
     except ImportError:
         return []
+    plt = _Figures
     out = Path(out)
     if _is_recorded_run(result, out):   # its own datasets' plots, no other
         _clear_results(out, _plot_names(result["datasets"]))

@@ -1,5 +1,7 @@
 """The benchmark grid: models x datasets x replications, through joblib (or Dask)."""
+import contextlib
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -161,6 +163,13 @@ def warm_up(device):
         pass
 
 
+@contextlib.contextmanager
+def _silenced_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def run_unit(spec, label, dataset, replications, seed, device, batched, threads=None,
              shared_split=False):
     """Fit one model on some replications of one dataset and score each.
@@ -177,8 +186,12 @@ def run_unit(spec, label, dataset, replications, seed, device, batched, threads=
     if threads:
         torch.set_num_threads(threads)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        # warnings.catch_warnings saves and restores the process-wide filter list: two
+        # overlapping in threads (joblib's threading backend) can restore each other's
+        # "ignore" and leave every warning of the caller's process silenced. Off the
+        # main thread, run_benchmark has silenced them around the whole grid instead.
+        with (_silenced_warnings() if threading.current_thread() is threading.main_thread()
+              else contextlib.nullcontext()):
             warm_up(device)
             rows = _run_unit(spec, label, dataset, replications, seed, device, batched,
                              shared_split)
@@ -486,6 +499,15 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
             unavailable[spec.name] = reason
         else:
             specs.append(spec)
+    global_seeded = [s.name for s in specs if s.family == "catenets"]
+    if backend == "threading" and n_jobs != 1 and global_seeded:
+        # their fits seed and draw from the process's global generators, which work
+        # items in other threads draw from, seed and restore at the same time
+        warnings.warn(f"backend='threading': {', '.join(global_seeded)} draw from "
+                      "torch's and numpy's global generators, which the other threads "
+                      "share: their rows differ from run to run and the caller's "
+                      "generators may be left changed. Use the default loky backend "
+                      "for reproducible rows.", UserWarning, stacklevel=2)
     all_units = _units(specs, datasets, replications, seed, device, batch, batch_size,
                        sequential_subset, threads, shared_split)
     total = sum(len(u[3]) for u in all_units)
@@ -515,7 +537,10 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     interrupted = False
     journal = open(Path(out) / RUN_RECORDS_FILE, "a") if out is not None else None
     try:
-        with joblib.parallel_config(**config):
+        # the work items' warnings are silenced here, in the caller's thread, for the
+        # threading backend (see run_unit); the other backends run them in processes
+        with joblib.parallel_config(**config), (
+                _silenced_warnings() if backend == "threading" else contextlib.nullcontext()):
             parallel = joblib.Parallel(return_as="generator_unordered")
             for rows in parallel(joblib.delayed(run_unit)(*u) for u in units):
                 if journal is not None:

@@ -671,7 +671,8 @@ def main(argv=None):
     -------
     code : int
         Exit status: 0 on success, 2 for bad arguments or input data (reported as one
-        ``causalnn: error:`` line on stderr), 1 when training diverged.
+        ``causalnn: error:`` line on stderr), 1 when training diverged, 130 when
+        interrupted (Ctrl-C; a ``bench`` run keeps what finished, for ``--resume``).
     """
     parser = build_parser()
     try:

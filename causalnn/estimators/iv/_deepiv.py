@@ -669,7 +669,8 @@ class DeepIV(BaseCausalEstimator):
         Xs = torch.as_tensor(X, dtype=DTYPE)  # standardised by _validate_X
 
         def gradient(x, t):
-            with torch.enable_grad():
+            # autograd whatever the caller's mode (no_grad or inference_mode)
+            with torch.inference_mode(False), torch.enable_grad():
                 t = t.clone().requires_grad_(True)
                 h = self.module_(torch.cat([t, x], -1)).sum()
                 return torch.autograd.grad(h, t)[0]

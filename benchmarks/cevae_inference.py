@@ -10,6 +10,7 @@ targets the effect adjusted for X, not for z.
 Run:  OMP_NUM_THREADS=1 python benchmarks/cevae_inference.py
 Writes benchmarks/results/cevae_inference_cpu.md.
 """
+import argparse
 import time
 import warnings
 from pathlib import Path
@@ -57,4 +58,9 @@ def main(seeds=3, n=5000):
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--n", type=int, default=5000,
+                        help="rows per simulated dataset")
+    args = parser.parse_args()
+    main(seeds=args.seeds, n=args.n)

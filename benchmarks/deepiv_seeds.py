@@ -48,7 +48,7 @@ def main(argv=None):
         est = DeepIV(first_stage_layers=(64, 64), outcome_layers=(64, 64), n_components=5,
                      max_epochs=60, patience=5, n_treatment_samples=args.draws,
                      random_state=seed, device="cpu").fit(x, y, treatment=t, instrument=z)
-        errors.append(est.marginal_effect(x, t).mean() - 2.0)
+        errors.append(est.marginal_effect(x, T=t).mean() - 2.0)
         print(f"random_state {seed}: slope error {errors[-1]:+.3f}", flush=True)
     spread = float(np.std(errors, ddof=1))
     errors = np.abs(errors)

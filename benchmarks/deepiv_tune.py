@@ -9,6 +9,7 @@ Usage::
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/deepiv_tune.py
 """
+import argparse
 import warnings
 from pathlib import Path
 
@@ -42,4 +43,5 @@ def main(cases=((0.9, 10), (0.5, 11)), weight_decays=(1e-4, 1e-3, 3e-3), n_sampl
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     main()

@@ -4,6 +4,7 @@ offset. Small and CPU-only (about a minute).
 
 Run: python benchmarks/hardening_checks.py   (writes results/hardening_checks.md)
 """
+import argparse
 import platform
 import warnings
 from pathlib import Path
@@ -103,4 +104,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     main()

@@ -2,7 +2,7 @@
 from sklearn.exceptions import NotFittedError
 
 __all__ = ["NotFittedError", "StopTraining", "TrainingDivergedError", "ConvergenceWarning",
-           "ProxyAdjustmentWarning", "WeakInstrumentWarning"]
+           "ExtrapolationWarning", "ProxyAdjustmentWarning", "WeakInstrumentWarning"]
 
 
 class StopTraining(Exception):
@@ -18,6 +18,11 @@ class TrainingDivergedError(RuntimeError):
 
 class ConvergenceWarning(UserWarning):
     """Training stopped at ``max_epochs`` before early stopping triggered."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A query asks for a continuous treatment level outside the range seen in fit,
+    where the fitted function rests on no training row."""
 
 
 class WeakInstrumentWarning(UserWarning):

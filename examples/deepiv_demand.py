@@ -58,7 +58,7 @@ def main(n_samples=5000, rho=0.9, max_epochs=300, random_state=0):
         print(f"{name:>17}: counterfactual MSE on the test grid {mse:.3f}")
 
     # the price slope dh/dp per customer type, averaged over the test grid
-    slope = est.marginal_effect(grid.X, grid.treatment)
+    slope = est.marginal_effect(grid.X, T=grid.treatment)
     step = 1e-3
     true_slope = (demand_structural(grid.X, grid.treatment + step)
                   - demand_structural(grid.X, grid.treatment - step)) / (2 * step)

@@ -189,7 +189,7 @@ def test_deepiv_standardises_its_own_copy_of_X_never_the_callers():
         est.fit(X, data.y, treatment=data.treatment, instrument=data.instrument)
         X.setflags(write=False)
         tau = est.effect(X, T0=0.0, T1=1.0)
-        est.marginal_effect(X, 0.5)
+        est.marginal_effect(X, T=0.5)
         est.first_stage_log_likelihood(X, data.treatment, data.instrument)
         est.causal_validation_loss(X, data.y, data.instrument)
         X.setflags(write=True)

@@ -146,7 +146,7 @@ def _deepiv_dropout_continuous():
     est = DeepIV(**DEEPIV_TINY, dropout=0.3).fit(X, Y_IV, treatment=T_CONT, instrument=Z)
     est.causal_validation_loss(X, Y_IV, Z, n_draws=4)
     est.first_stage_log_likelihood(X, T_CONT, Z)
-    return est.marginal_effect(X, 0.5)
+    return est.marginal_effect(X, T=0.5)
 
 
 def _deepiv_dropout_discrete():
@@ -185,7 +185,7 @@ CASES = {
         X, Y, treatment=T).predict_propensity(X),
     "DeepIV": lambda: DeepIV(max_epochs=2, batch_size=64, random_state=0,
                              device="meta").fit(
-        X, Y_IV, treatment=T_CONT, instrument=Z).marginal_effect(X, 0.5),
+        X, Y_IV, treatment=T_CONT, instrument=Z).marginal_effect(X, T=0.5),
     "Deconfounder-bernoulli-neural": lambda: Deconfounder(
         n_factors=2, factor_model="bernoulli", outcome_model="neural", max_epochs=2,
         factor_max_epochs=2, random_state=0, device="meta").fit(

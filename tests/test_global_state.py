@@ -70,9 +70,9 @@ def test_deepiv_marginal_effect_under_inference_mode():
         est = DeepIV(first_stage_layers=(8,), outcome_layers=(8,), n_components=2,
                      max_epochs=2, random_state=0, device="cpu").fit(
             iv.X, iv.y, treatment=iv.treatment, instrument=iv.instrument)
-    expected = est.marginal_effect(iv.X, 0.5)
+    expected = est.marginal_effect(iv.X, T=0.5)
     with torch.inference_mode():
-        np.testing.assert_array_equal(est.marginal_effect(iv.X, 0.5), expected)
+        np.testing.assert_array_equal(est.marginal_effect(iv.X, T=0.5), expected)
 
 
 def test_work_items_off_the_main_thread_leave_the_warning_filters_alone(monkeypatch):

@@ -213,3 +213,33 @@ def test_dates_refused_in_every_numeric_argument():
         fitted.effect(X, T1=np.timedelta64(1, "D"))  # a scalar level, every row
     with pytest.raises(TypeError, match="^instrument must be numeric; got dates"):
         DeepIV(max_epochs=1).fit(X, Y, treatment=X[:, 0], instrument=_DATES.to_numpy())
+
+
+@pytest.mark.parametrize("cls", [TARNet, CFRNet, Dragonnet])
+@pytest.mark.parametrize("method", ["effect_interval", "ate_interval"])
+def test_intervals_of_an_unfitted_estimator_say_it_is_not_fitted(cls, method):
+    # not "was fitted with n_members=1", which is false on both counts for an unfitted
+    # TARNet(n_members=20)
+    from sklearn.exceptions import NotFittedError
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        getattr(cls(n_members=20, bootstrap=True), method)(X)
+
+
+def test_the_deconfounders_missing_causes_error_names_its_own_call():
+    # it has no treatment_col to offer, and score's error names score
+    from causalnn import Deconfounder
+    from causalnn.datasets import make_multi_cause
+    data = make_multi_cause(120, 6, 2, random_state=0)
+    with pytest.raises(ValueError) as error:
+        Deconfounder(n_factors=2).fit(None, data.y)
+    assert "pass fit(X, y, treatment=A)" in str(error.value)
+    assert "treatment_col" not in str(error.value)
+    fitted = Deconfounder(factor_model="ppca", n_factors=2, predictive_check=False).fit(
+        None, data.y, treatment=data.treatment)
+    with pytest.raises(ValueError, match=r"pass score\(X, y, treatment=A\)") as error:
+        fitted.score(None, data.y)
+    assert "treatment_col" not in str(error.value)
+    # effect(X, members=True) as for every estimator: one member
+    tau = fitted.effect(None, T0=0, T1=data.treatment, members=True)
+    expected = fitted.effect(None, T0=0, T1=data.treatment)[None]
+    np.testing.assert_array_equal(tau, expected)

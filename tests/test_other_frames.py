@@ -166,7 +166,7 @@ def _fits():
         ("DeepIV", lambda F: DeepIV(n_components=2, first_stage_layers=(8,),
                                     outcome_layers=(8,), max_epochs=2,
                                     random_state=0).fit(F, Y, treatment=dose, instrument=z),
-         lambda e, F: e.marginal_effect(F, dose)),
+         lambda e, F: e.marginal_effect(F, T=dose)),
         ("Deconfounder", lambda F: Deconfounder(
             n_factors=2, outcome_model="neural", outcome_layers=(8,), max_epochs=2,
             predictive_check=False, random_state=0).fit(

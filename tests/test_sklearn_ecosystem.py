@@ -209,11 +209,11 @@ def test_deepiv_predicts_with_the_fitted_treatment_type():
     assert discrete.first_stage_log_likelihood(X, levels, z) == before[1]
     assert discrete.causal_validation_loss(X, y, z) == before[2]
 
-    before = (continuous.effect(X), continuous.marginal_effect(X, t),
+    before = (continuous.effect(X), continuous.marginal_effect(X, T=t),
               continuous.predict_outcome(X, t))
     continuous.set_params(treatment_type="discrete")
     np.testing.assert_array_equal(continuous.effect(X), before[0])
-    np.testing.assert_array_equal(continuous.marginal_effect(X, t), before[1])
+    np.testing.assert_array_equal(continuous.marginal_effect(X, T=t), before[1])
     np.testing.assert_array_equal(continuous.predict_outcome(X, t), before[2])
     # the new value takes effect at the next fit
     with warnings.catch_warnings():

@@ -86,7 +86,8 @@ n_members_ : int
 X_offset_, X_scale_ : ndarray of shape (n_features_in_,)
     Feature scaling applied before the network: mean and standard deviation of each
     column; a column constant in training is centred on its value with scale 1; 0 and
-    1 for binary columns or with ``scale_features=False``.
+    1 for binary columns (and for every column with ``scale_features=False``, where
+    the estimator has that parameter).
 feature_names_in_ : ndarray of str
     Covariate names, only when ``X`` was a DataFrame.
 outcome_type_ : {"continuous", "binary"}

@@ -447,6 +447,12 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
     def ate(self, X, T0=0, T1=1):
         """Average treatment effect over the rows of ``X``: the mean of ``effect``.
 
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        T0, T1 : scalar or array-like of shape (n_samples,), default=0 and 1
+            Base and target treatment levels, as in :meth:`effect`.
+
         Returns
         -------
         ate : float
@@ -519,6 +525,10 @@ class PropensityMixin:
 
     def predict_propensity(self, X):
         """Estimated propensity ``P(T=1 | x)``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
 
         Returns
         -------

@@ -139,12 +139,13 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True,
 
 
 def require_treatment(treatment, treatment_col=None, columns=None, *,
-                      call="fit(X, y, treatment=t)"):
+                      call="fit(X, y, treatment=t)", column_option=True):
     """Raise the error that explains every way to pass a treatment when it is missing.
 
     With ``treatment_col`` set (and the column absent from ``columns``) the error says
     that the column was not found, since that is the likely slip. ``call`` is the
-    call to suggest (the method that was missing it).
+    call to suggest (the method that was missing it). ``column_option=False``: the
+    estimator has no ``treatment_col`` (the Deconfounder); the error does not offer it.
     """
     if treatment is None and treatment_col is not None:
         raise ValueError(
@@ -157,9 +158,10 @@ def require_treatment(treatment, treatment_col=None, columns=None, *,
         routing = ("(Inside cross_validate/GridSearchCV, enable metadata routing with "
                    "sklearn.set_config(enable_metadata_routing=True) and pass "
                    "params={'treatment': t}.)" if call.startswith(("fit", "score")) else "")
+        column = (", or set the estimator's treatment_col to the name of the DataFrame "
+                  "column that holds it" if column_option else "")
         raise ValueError(
-            f"treatment is required: pass {call}, or set the estimator's treatment_col "
-            f"to the name of the DataFrame column that holds it. {routing}".rstrip())
+            f"treatment is required: pass {call}{column}. {routing}".rstrip())
 
 
 def check_features(X, *, name="X", feature_names=None, n_features=None, owner="estimator",
@@ -499,7 +501,7 @@ def _ndim(v):
 
 
 def check_cause_matrix(A, *, n_samples=None, n_causes=None, cause_names=None,
-                       owner="estimator", fit=False):
+                       owner="estimator", fit=False, call="fit(X, y, treatment=A)"):
     """Validate an (n_samples, n_causes) matrix of causes (the deconfounder's treatment).
 
     Returns ``(array float64 (n, m), column names or None)``. At fit (``fit=True``) a
@@ -507,7 +509,7 @@ def check_cause_matrix(A, *, n_samples=None, n_causes=None, cause_names=None,
     no information for the factor model.
     """
     if A is None:
-        require_treatment(A)
+        require_treatment(A, call=call, column_option=False)
     A = as_pandas_frame(A)
     if not _is_frame(A) and not scipy.sparse.issparse(A) and _ndim(A) == 1:
         raise ValueError(

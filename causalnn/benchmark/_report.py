@@ -487,17 +487,18 @@ def _finite_or_null(value):
 
 
 class _Figures:
-    """The two pyplot calls the plots use, on bare ``Figure`` objects (no backend)."""
+    """The two pyplot calls the plots make (``subplots``, ``close``), on bare
+    ``Figure`` objects: no backend is chosen or registered."""
 
-    @staticmethod
-    def subplots(nrows=1, ncols=1, *, figsize=None, **kwargs):
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=figsize)
+    def __init__(self, figure_class):
+        self._figure_class = figure_class
+
+    def subplots(self, nrows=1, ncols=1, *, figsize=None, **kwargs):
+        fig = self._figure_class(figsize=figsize)
         return fig, fig.subplots(nrows, ncols, **kwargs)
 
-    @staticmethod
-    def close(fig):
-        pass
+    def close(self, fig):
+        """Nothing to free: a bare figure is in no pyplot registry."""
 
 
 def _save(plt, fig, path):
@@ -521,10 +522,10 @@ def plot_results(result, out, *, force=False):
     try:
         # figures built without pyplot: no matplotlib.use(), so the caller's backend
         # (a notebook's inline one, say) and open figures are left as they were
-        import matplotlib.figure  # noqa: F401
+        from matplotlib.figure import Figure
     except ImportError:
         return []
-    plt = _Figures
+    plt = _Figures(Figure)
     out = Path(out)
     if _is_recorded_run(result, out):   # its own datasets' plots, no other
         _clear_results(out, _plot_names(result["datasets"]))

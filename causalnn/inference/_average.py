@@ -116,16 +116,25 @@ class AverageEffectResult:
     def summary_frame(self, alpha=0.05):
         """One-row DataFrame: estimate, stderr, z, p-value, interval, clipping.
 
+        The first six columns are EconML's (``point_estimate``, ``stderr``, ``zstat``,
+        ``pvalue``, ``ci_lower``, ``ci_upper``), so code written for its summaries
+        reads these; ``alpha`` records the interval's level, then causalnn's own
+        columns follow (the plug-in estimate, the cross-fitting and the clipping).
+
+        Parameters
+        ----------
+        alpha : float, default=0.05
+            The interval is ``1 - alpha``.
+
         Returns
         -------
         frame : pandas.DataFrame
         """
         lo, hi = self.conf_int(alpha)
-        pct = f"{100 * (1 - alpha):g}%"
         return pd.DataFrame({
             "point_estimate": [self.point_estimate], "stderr": [self.stderr],
             "zstat": [self.zstat], "pvalue": [self.pvalue],
-            f"ci_lower_{pct}": [lo], f"ci_upper_{pct}": [hi],
+            "ci_lower": [lo], "ci_upper": [hi], "alpha": [float(alpha)],
             "plugin_estimate": [self.plugin_estimate], "n_samples": [self.n_samples],
             "cv": [self.cv], "n_repeats": [self.n_repeats],
             "propensity_clip": [self.propensity_clip],

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.exceptions import NotFittedError
 
 from .._base._validation import (_is_frame, check_binary, check_features,
                                  check_same_index, check_same_rows, check_vector,
@@ -139,7 +140,11 @@ class IntervalMixin:
         """Refuse an estimator without members; warn when they are no bootstrap
         replicates. Called by the public interval methods (warnings point at their
         caller)."""
-        if getattr(self, "n_members_", 1) < 2:
+        if not hasattr(self, "n_members_"):  # unfitted: NotFittedError, as effect
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
+                f"with appropriate arguments before using this estimator.")
+        if self.n_members_ < 2:
             raise ValueError(
                 f"{type(self).__name__} was fitted with n_members="
                 f"{getattr(self, 'n_members_', 1)}; intervals from members need "
@@ -496,7 +501,17 @@ class AverageEffectInferenceMixin:
 
         The propensity is the estimator's own head (Dragonnet), or ``propensity_model``
         (default: a logistic regression on the standardised columns) cross-validated
-        over 5 folds, on the same features `ate_inference` gives it.
+        over 5 folds, on the same features ``ate_inference`` gives it.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        treatment : array-like of shape (n_samples,), default=None
+            The 0/1 treatment; required unless ``treatment_col`` is set.
+        propensity_model : classifier, default=None
+            A scikit-learn classifier with ``predict_proba``, as in ``ate_inference``.
+        clip : float, default=0.01
+            Propensities outside ``[clip, 1 - clip]`` count as lacking overlap.
 
         Returns
         -------

@@ -232,7 +232,11 @@ def test_result_reports_its_numbers():
     lo90, _ = res.conf_int(0.10)
     assert lo90 == pytest.approx(0.5 * z - 0.5 * 1.6448536269514722)
     row = res.summary_frame(0.10).loc["ATT (tmle)"]
-    assert row["ci_lower_90%"] == pytest.approx(lo90) and row["pvalue"] == res.pvalue
+    assert row["ci_lower"] == pytest.approx(lo90) and row["pvalue"] == res.pvalue
+    assert row["alpha"] == 0.10
+    # EconML's summary columns first, in its order
+    assert list(res.summary_frame().columns[:6]) == [
+        "point_estimate", "stderr", "zstat", "pvalue", "ci_lower", "ci_upper"]
     assert row["n_samples"] == 4 and row["plugin_estimate"] == 0.7
     assert repr(res) == ("AverageEffectResult(ATT tmle: 0.98 (se 0.5, 95% CI [0, 1.96]), "
                          "n=4, clipped 1 rows at 0.01, trimmed 2)")

@@ -59,7 +59,7 @@ def test_recovers_linear_structural_function_under_strong_confounding():
         est = DeepIV(first_stage_layers=(64, 64), outcome_layers=(64, 64), n_components=5,
                      max_epochs=60, patience=5, random_state=seed)
         est.fit(x, y, treatment=t, instrument=z)
-        marginal.append(est.marginal_effect(x, t).mean())
+        marginal.append(est.marginal_effect(x, T=t).mean())
         slopes.append(est.ate(x, T0=-2.0, T1=2.0) / 4)
         assert est.first_stage_f_statistic_ > 100 and 0 < est.first_stage_strength_ < 1
     # stated tolerance: the slope of h within 0.3 of 2 in the mean of the fits, averaged
@@ -148,7 +148,7 @@ def test_discrete_treatment_recovers_effects():
     with pytest.raises(ValueError, match="not seen in fit"):
         est.effect(x, T0=0.0, T1=7.0)
     with pytest.raises(ValueError, match="continuous treatment"):
-        est.marginal_effect(x, t)
+        est.marginal_effect(x, T=t)
 
 
 def test_vector_treatment_shapes():
@@ -159,7 +159,7 @@ def test_vector_treatment_shapes():
     y = t[:, 0] - t[:, 1] + x[:, 0] + 0.1 * rng.randn(n)
     est = DeepIV(**FAST, random_state=0).fit(x, y, treatment=t, instrument=z)
     assert est.n_treatment_features_ == 2
-    assert est.marginal_effect(x, t).shape == (n, 2)
+    assert est.marginal_effect(x, T=t).shape == (n, 2)
     assert est.effect(x, T0=np.zeros(2), T1=np.ones(2)).shape == (n,)
     assert est.predict_outcome(x, t).dtype == np.float64
     with pytest.raises(ValueError, match="columns"):
@@ -171,7 +171,7 @@ def test_api_outputs_float64_and_consistent(fitted, linear):
     h0, h1 = fitted.predict_outcome(x, 0.0), fitted.predict_outcome(x, 1.0)
     assert h0.dtype == np.float64 and h0.shape == (len(x),)
     np.testing.assert_allclose(fitted.effect(x, T0=0.0, T1=1.0), h1 - h0, atol=1e-12)
-    assert fitted.marginal_effect(x, 0.5).shape == (len(x),)
+    assert fitted.marginal_effect(x, T=0.5).shape == (len(x),)
     assert isinstance(fitted.score(x, y, treatment=t), float)
     assert len(fitted.first_stage_history_) == 5 and len(fitted.history_) == 5
     assert {"train_loss", "valid_loss"} <= set(fitted.history_[0])
@@ -187,7 +187,7 @@ def test_marginal_effect_matches_finite_difference(fitted, linear):
     # slopes disagree and no finite difference is the derivative
     smooth = np.abs((up - at) - (at - down)) / step < 1e-4
     assert smooth.mean() > 0.95
-    np.testing.assert_allclose(fitted.marginal_effect(x, t)[smooth], numeric[smooth],
+    np.testing.assert_allclose(fitted.marginal_effect(x, T=t)[smooth], numeric[smooth],
                                rtol=1e-5, atol=1e-6)
 
 
@@ -198,7 +198,8 @@ def test_seeded_fit_repeatable_clone_and_pickle(fitted, linear):
     other = clone(fitted).set_params(random_state=1).fit(x, y, treatment=t, instrument=z)
     assert not np.array_equal(other.effect(x), fitted.effect(x))
     restored = pickle.loads(pickle.dumps(fitted))
-    np.testing.assert_array_equal(restored.marginal_effect(x, t), fitted.marginal_effect(x, t))
+    np.testing.assert_array_equal(restored.marginal_effect(x, T=t),
+                                  fitted.marginal_effect(x, T=t))
     assert clone(fitted).get_params() == fitted.get_params()
 
 
@@ -330,15 +331,15 @@ def test_misaligned_pandas_instrument_and_levels_are_refused(fitted, linear):
     with pytest.raises(ValueError, match="instrument is a pandas Series whose index"):
         DeepIV(**FAST).fit(X, y, treatment=t_s, instrument=z_s.sort_index())
     with pytest.raises(ValueError, match="T is a pandas Series whose index"):
-        fitted.marginal_effect(X, T.sort_index())
+        fitted.marginal_effect(X, T=T.sort_index())
     with pytest.raises(ValueError, match="treatment is a pandas Series whose index"):
         fitted.first_stage_log_likelihood(X, t_s.sort_index(), z_s)
     with pytest.raises(ValueError, match="instrument is a pandas Series whose index"):
         fitted.first_stage_log_likelihood(X, t_s, z_s.sort_index())
     assert fitted.first_stage_log_likelihood(X, t_s, z_s) == \
         fitted.first_stage_log_likelihood(x, t, z)
-    np.testing.assert_array_equal(fitted.marginal_effect(X, T),
-                                  fitted.marginal_effect(x, T.to_numpy()))
+    np.testing.assert_array_equal(fitted.marginal_effect(X, T=T),
+                                  fitted.marginal_effect(x, T=T.to_numpy()))
 
 
 def test_instruments_in_a_dataframe_are_matched_by_name():
@@ -406,8 +407,8 @@ def test_vector_treatment_frames_are_matched_by_column_name(named_vector):
     np.testing.assert_array_equal(est.predict_outcome(x, swapped),
                                   est.predict_outcome(x, T1.to_numpy()))
     # marginal_effect's columns follow treatment_names_, whatever the frame's order
-    np.testing.assert_array_equal(est.marginal_effect(x, swapped),
-                                  est.marginal_effect(x, T1.to_numpy()))
+    np.testing.assert_array_equal(est.marginal_effect(x, T=swapped),
+                                  est.marginal_effect(x, T=T1.to_numpy()))
     # one treatment vector for all rows, labelled by name
     vector = pd.Series({"ads": 100.0, "price": 1.0})
     np.testing.assert_array_equal(est.effect(x, 0, vector),
@@ -422,8 +423,8 @@ def test_vector_treatment_frames_are_matched_by_column_name(named_vector):
     # treatment vector (not a column misaligned with X's index)
     X = pd.DataFrame(x, columns=[f"x{j}" for j in range(x.shape[1])])
     np.testing.assert_array_equal(est.effect(X, 0, vector), est.effect(x, 0, vector))
-    np.testing.assert_array_equal(est.marginal_effect(X, vector),
-                                  est.marginal_effect(x, vector))
+    np.testing.assert_array_equal(est.marginal_effect(X, T=vector),
+                                  est.marginal_effect(x, T=vector))
     np.testing.assert_array_equal(est.predict_outcome(X, vector),
                                   est.predict_outcome(x, vector))
     with pytest.raises(ValueError, match="T1 is a pandas Series whose index"):
@@ -529,11 +530,11 @@ def test_cuda_fit_agrees_with_cpu_and_unpickles_on_cpu(linear, monkeypatch):
     # devices), float64 networks: the fits differ by rounding only
     np.testing.assert_allclose(gpu.predict_outcome(x, t), cpu.predict_outcome(x, t),
                                atol=0.02 * np.std(y))
-    expected = gpu.marginal_effect(x, t)
+    expected = gpu.marginal_effect(x, T=t)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     restored = pickle.loads(pickle.dumps(gpu))
     assert restored.device_.type == "cpu"
-    np.testing.assert_allclose(restored.marginal_effect(x, t), expected, rtol=1e-8)
+    np.testing.assert_allclose(restored.marginal_effect(x, T=t), expected, rtol=1e-8)
 
 
 @pytest.mark.parametrize("constant", [0.3, 2024.0])

@@ -158,7 +158,7 @@ def test_masks_are_drawn_in_training_steps_only(demand, monkeypatch):
     assert {c[1] for c in calls if c[0] in outcome} == {True, False}
     after = len(calls)
     est.effect(demand.X)
-    est.marginal_effect(demand.X, demand.treatment)
+    est.marginal_effect(demand.X, T=demand.treatment)
     est.causal_validation_loss(demand.X, demand.y, demand.instrument, n_draws=4)
     assert len(calls) > after and not any(training for _, training, _ in calls[after:])
 
@@ -168,8 +168,8 @@ def test_predictions_after_a_dropout_fit_are_deterministic(demand, dropout_fit):
     assert not est.module_.training and not est.first_stage_module_.training
     np.testing.assert_array_equal(est.effect(demand.X, T0=10.0, T1=20.0),
                                   est.effect(demand.X, T0=10.0, T1=20.0))
-    np.testing.assert_array_equal(est.marginal_effect(demand.X, demand.treatment),
-                                  est.marginal_effect(demand.X, demand.treatment))
+    np.testing.assert_array_equal(est.marginal_effect(demand.X, T=demand.treatment),
+                                  est.marginal_effect(demand.X, T=demand.treatment))
     losses = [est.causal_validation_loss(demand.X, demand.y, demand.instrument,
                                          n_draws=10) for _ in range(2)]
     assert losses[0] == losses[1]

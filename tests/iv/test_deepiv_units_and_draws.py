@@ -23,7 +23,7 @@ def test_deepiv_marginal_effect_of_a_vector_treatment_per_column():
         est = DeepIV(max_epochs=3, patience=None, n_components=2, first_stage_layers=(8,),
                      outcome_layers=(16,), random_state=0).fit(X, y, treatment=T,
                                                                  instrument=z)
-    grad = est.marginal_effect(X, T)
+    grad = est.marginal_effect(X, T=T)
     assert grad.shape == (n, 2)
     for j in range(2):
         step = 1e-6 * np.abs(T[:, j]).mean()

@@ -28,7 +28,7 @@ from ..._base._validation import (as_pandas_frame, check_features, check_matrix,
 from ..._warnings import warn_at_caller
 from ...engine import (make_generator, predict_in_batches, prediction_chunk_rows,
                       spawn_generator)
-from ...exceptions import WeakInstrumentWarning
+from ...exceptions import ExtrapolationWarning, WeakInstrumentWarning
 from ...nets import MLP, dropout_masks_from, init_weights
 from ...nets.distributions import CategoricalNetwork, MixtureDensityNetwork, sample
 from ...nets.mlp import ACTIVATIONS
@@ -209,6 +209,14 @@ class DeepIV(BaseCausalEstimator):
         about 0 and 1 for the non-binary columns.
     t_mean_, t_scale_ : ndarray of shape (k,)
         Standardisation of a continuous treatment.
+    treatment_range_ : ndarray of shape (2, k)
+        The smallest and largest level of each column of a continuous treatment in
+        fit. A query at a level outside it (``effect``, ``predict``, ``ate``,
+        ``predict_outcome``, ``marginal_effect``) warns with an
+        :class:`~causalnn.exceptions.ExtrapolationWarning`: ``h`` is extrapolated
+        there. ``predict(X)`` and ``effect(X)`` compare the levels 0 and 1, as
+        EconML's do, which lie outside the range of many treatments (prices, doses):
+        pass ``T0`` and ``T1``.
     device_ : torch.device
 
     Notes
@@ -250,7 +258,7 @@ class DeepIV(BaseCausalEstimator):
     >>> data = make_demand(1000, rho=0.9, random_state=0)
     >>> est = DeepIV(random_state=0).fit(data.X, data.y, treatment=data.treatment,
     ...                                  instrument=data.instrument)
-    >>> slope = est.marginal_effect(data.X, data.treatment)
+    >>> slope = est.marginal_effect(data.X, T=data.treatment)
     """
 
     __metadata_request__fit = {"treatment": True, "instrument": True}
@@ -398,6 +406,8 @@ class DeepIV(BaseCausalEstimator):
         else:
             self.n_treatment_features_ = treatment.shape[1]
             self.t_mean_, self.t_scale_ = column_scaling(treatment, name="treatment")
+            self.treatment_range_ = np.stack([treatment.min(axis=0),
+                                              treatment.max(axis=0)])
             T = apply_scaling(treatment, self.t_mean_, self.t_scale_, name="treatment")
             target = T
         self._report_strength(target, X, Zs)
@@ -540,9 +550,11 @@ class DeepIV(BaseCausalEstimator):
                                 if c in X.columns])
         return super()._validate_X(X)
 
-    def _levels(self, value, name, n):
+    def _levels(self, value, name, n, *, check_range=True):
         """Treatment levels for prediction, standardised: (n, k) floats, or class
-        indices (n,) for a discrete treatment.
+        indices (n,) for a discrete treatment. ``check_range``: warn at continuous
+        levels outside ``treatment_range_`` (queries of ``h``; not the first stage's
+        likelihood of observed treatments).
 
         A continuous level is a scalar (every column, every row), an ``(n, k)`` array
         (one row of levels per row of ``X``) or, for a vector treatment (``k > 1``), a
@@ -583,7 +595,28 @@ class DeepIV(BaseCausalEstimator):
         if levels.shape[1] != k:
             raise ValueError(f"{name} has {levels.shape[1]} columns but the treatment "
                              f"had {k} in fit.")
+        if check_range:
+            self._warn_outside_range(levels, name)
         return apply_scaling(levels, self.t_mean_, self.t_scale_, name=name)
+
+    def _warn_outside_range(self, levels, name):
+        """Warn when treatment levels lie outside those seen in fit (an estimator
+        pickled before ``treatment_range_`` existed has no range to check)."""
+        bounds = getattr(self, "treatment_range_", None)
+        if bounds is None or not levels.size:
+            return
+        outside = (levels < bounds[0]) | (levels > bounds[1])
+        columns = np.flatnonzero(outside.any(axis=0))
+        if not len(columns):
+            return
+        names = getattr(self, "treatment_names_", None)
+        where = "; ".join(
+            f"{'column ' + str(j) if names is None else repr(str(names[j]))}: "
+            f"[{bounds[0, j]:.4g}, {bounds[1, j]:.4g}]" for j in columns[:5])
+        warn_at_caller(
+            f"{name} holds treatment levels outside the range seen in fit ({where}) in "
+            f"{outside.any(axis=1).mean():.0%} of rows: the structural function h is "
+            f"extrapolated there, where no training row was.", ExtrapolationWarning)
 
     def _check_level_index(self, level, X, name):
         """A Series labelled by the treatment's column names is one treatment vector
@@ -645,13 +678,16 @@ class DeepIV(BaseCausalEstimator):
     def _predict_outcome(self, X, *treatments):
         return [self._outcome_network(X, levels) for levels in treatments]
 
-    def marginal_effect(self, X, T):
+    def marginal_effect(self, X, *, T):
         """Marginal effect ``dh/dt`` at treatment ``T``, by automatic differentiation.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         T : scalar or array-like of shape (n_samples,) or (n_samples, k)
+            Keyword-only: EconML's ``marginal_effect(T, X)`` takes the two the other
+            way round, and with as many treatment columns as covariates a call in its
+            order would otherwise return the gradient at the wrong point, silently.
 
         Returns
         -------
@@ -701,7 +737,7 @@ class DeepIV(BaseCausalEstimator):
         X, context = self._first_stage_context(
             X, instrument, call="first_stage_log_likelihood(X, treatment, instrument=z)")
         n = X.shape[0]
-        levels = self._levels(treatment, "treatment", n)
+        levels = self._levels(treatment, "treatment", n, check_range=False)
         t = torch.as_tensor(levels, dtype=torch.long if self.treatment_type_ == "discrete"
                             else DTYPE)
         logp = predict_in_batches(

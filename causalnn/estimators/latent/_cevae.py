@@ -349,6 +349,16 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         (cross-fitted, without a standard error) or ``ate``. A
         :class:`~causalnn.exceptions.ProxyAdjustmentWarning` says so on every AIPW/TMLE
         call.
+
+        Parameters
+        ----------
+        X, y, treatment, target, method, cv, n_repeats, propensity_model, \
+propensity_clip, trim
+            As in :meth:`causalnn.TARNet.ate_inference`.
+
+        Returns
+        -------
+        result : causalnn.inference.AverageEffectResult
         """
         if method != "plugin":
             warn_at_caller(

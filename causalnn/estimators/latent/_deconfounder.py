@@ -489,9 +489,9 @@ class Deconfounder(BaseCausalEstimator):
         return out.astype(np.float64) * self.y_scale_ + (self.y_mean_ - offset)
 
     # ---- substitute confounder and effects ------------------------------------------
-    def _validate_causes(self, A):
+    def _validate_causes(self, A, call="score(X, y, treatment=A)"):
         check_is_fitted(self, "n_causes_")
-        return check_cause_matrix(A, n_causes=self.n_causes_,
+        return check_cause_matrix(A, n_causes=self.n_causes_, call=call,
                                   cause_names=getattr(self, "cause_names_", None),
                                   owner=type(self).__name__)[0]
 
@@ -517,7 +517,8 @@ class Deconfounder(BaseCausalEstimator):
         -------
         Z_hat : ndarray of shape (n_samples, n_factors)
         """
-        A = self._validate_causes(A)  # first: unfitted raises NotFittedError
+        # first: unfitted raises NotFittedError
+        A = self._validate_causes(A, call="substitute_confounder(A)")
         return self.factor_model_.transform(A)
 
     def cause_effects(self, naive=False):
@@ -721,7 +722,7 @@ class Deconfounder(BaseCausalEstimator):
         return self._predict_outcome(X, self._levels(treatment, "treatment", n),
                                      causes=causes)[0]
 
-    def effect(self, X=None, T0=0, T1=1, *, observed_causes=None):
+    def effect(self, X=None, T0=0, T1=1, *, observed_causes=None, members=False):
         """Effect of setting the whole cause vector to ``T1`` instead of ``T0``.
 
         ``E[Y | do(A = T1), x] - E[Y | do(A = T0), x]`` per row, averaged over the
@@ -741,11 +742,16 @@ class Deconfounder(BaseCausalEstimator):
             Series is matched to the causes by name.
         observed_causes : array-like of shape (n_samples, n_causes), default=None
             The units' observed causes, to condition on their substitute confounder.
+        members : bool, default=False
+            As for the other estimators: ``True`` returns a ``(1, n_samples)`` array
+            (the Deconfounder has one outcome model, so one member).
 
         Returns
         -------
-        tau : ndarray of shape (n_samples,)
+        tau : ndarray of shape (n_samples,), or (1, n_samples) with ``members``
         """
+        if members:
+            return self.effect(X, T0, T1, observed_causes=observed_causes)[None, :]
         check_is_fitted(self, "n_causes_")
         self._check_query_rows(X, observed_causes=observed_causes, T0=T0, T1=T1)
         X = self._validate_X(X)
@@ -765,6 +771,11 @@ class Deconfounder(BaseCausalEstimator):
         With the units' ``observed_causes`` it is the average over their joint
         ``(z_hat, x)``, ``E_{z_hat, x}[f(T1, z_hat, x) - f(T0, z_hat, x)]``.
 
+        Parameters
+        ----------
+        X, T0, T1, observed_causes
+            As in :meth:`effect`.
+
         Returns
         -------
         ate : float
@@ -774,6 +785,11 @@ class Deconfounder(BaseCausalEstimator):
 
     def predict(self, X=None):
         """``effect(X)``: every cause on versus every cause off (what a Pipeline yields).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or None
+            The covariates (``None`` when fitted without any).
 
         Returns
         -------

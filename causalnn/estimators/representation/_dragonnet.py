@@ -19,6 +19,7 @@ import numbers
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils.validation import check_is_fitted
 
 from ..._base import Interval, Options, PropensityMixin
 from ..._base._docstrings import fill_doc
@@ -254,7 +255,9 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         if not self.targeted_regularization:
             self.epsilon_ = 0.0 if self.n_members_ == 1 else np.zeros(self.n_members_)
             return
+        # float64 like every fitted array (the float32 values, exactly)
         epsilon = self.module_["targeted"].epsilon.detach().cpu().numpy()
+        epsilon = epsilon.astype(np.float64)
         self.epsilon_ = float(epsilon[0]) if self.n_members_ == 1 else epsilon
 
     def _heads_and_propensity_logit(self, X):
@@ -407,6 +410,7 @@ class Dragonnet(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         lower, upper : float
         """
         check_interval_options(alpha, method)
+        check_is_fitted(self, "n_features_in_")  # before the warning about a fit
         if targeted is None:
             targeted = False
             if self.targeted_regularization:

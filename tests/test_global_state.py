@@ -99,8 +99,18 @@ def test_work_items_off_the_main_thread_leave_the_warning_filters_alone(monkeypa
                                   args=(spec, "constant", "ihdp", [0], 0, "cpu", False))
         worker.start()
         worker.join()
-        assert seen == [(False, "always")]  # not silenced by run_unit in its thread
+        # a work item in another thread outside a threading grid (run_benchmark called
+        # from a thread with n_jobs=1, a Dask worker) silences its own warnings
+        assert seen == [(False, "ignore")]
         assert warnings.filters == filters
+        seen.clear()
+        with _runner._grid_silenced():  # inside a threading grid: filters left alone
+            worker = threading.Thread(
+                target=_runner.run_unit,
+                args=(spec, "constant", "ihdp", [0], 0, "cpu", False))
+            worker.start()
+            worker.join()
+        assert seen == [(False, "ignore")] and warnings.filters == filters
         seen.clear()
         run_benchmark([spec], ["ihdp"], 2, n_jobs=2, backend="threading", progress=False)
         assert seen and all(head == "ignore" for _, head in seen)
@@ -159,3 +169,33 @@ def test_asking_whether_a_peer_is_installed_keeps_the_global_generators(monkeypa
     random.seed(5)
     assert spec.unavailable() is None
     assert (np.random.rand(), random.random()) == expected
+
+
+def test_overlapping_fits_in_threads_give_the_callers_default_dtype_back():
+    # fits overlapping in threads share the process-wide default dtype: the first one
+    # out must not restore the caller's float64 under the other, nor the last one out
+    # hand the first one's float32 back to the caller
+    from causalnn._base._estimator import _float32_default
+    entered, first_left, inside = threading.Barrier(2), threading.Event(), []
+
+    def first():
+        with _float32_default():
+            entered.wait()
+        first_left.set()
+
+    def second():
+        with _float32_default():
+            entered.wait()
+            first_left.wait()
+            inside.append(torch.get_default_dtype())
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        threads = [threading.Thread(target=f) for f in (first, second)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert inside == [torch.float32]
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(before)

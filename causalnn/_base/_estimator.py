@@ -9,6 +9,7 @@ them with :class:`causalnn.engine.Trainer`) and ``_predict_outcome``.
 import contextlib
 import copy
 import numbers
+import threading
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
@@ -50,6 +51,10 @@ def factual_r2(y, mu, sample_weight=None):
     return float(r2_score(y, mu, sample_weight=sample_weight))
 
 
+_float32_lock = threading.Lock()
+_float32_users, _float32_saved = 0, None
+
+
 @contextlib.contextmanager
 def _float32_default():
     """Build and train under torch's default dtype float32, whatever the caller set
@@ -59,12 +64,23 @@ def _float32_default():
     (TARNet, CFR, Dragonnet, CEVAE) or draw other numbers from the same seed (DeepIV,
     the Deconfounder). The caller's default is restored afterwards (process-global,
     like the random stream that ``fork_rng`` saves and restores)."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
+    global _float32_users, _float32_saved
+    # fits overlapping in threads (joblib's threading backend, cross_validate under
+    # threads) share the one process-wide default: the first to enter saves the
+    # caller's, the last to leave restores it (each restoring its own would hand one
+    # thread's float32 back to the caller as its default)
+    with _float32_lock:
+        if _float32_users == 0:
+            _float32_saved = torch.get_default_dtype()
+            torch.set_default_dtype(torch.float32)
+        _float32_users += 1
     try:
         yield
     finally:
-        torch.set_default_dtype(before)
+        with _float32_lock:
+            _float32_users -= 1
+            if _float32_users == 0:
+                torch.set_default_dtype(_float32_saved)
 
 
 class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):

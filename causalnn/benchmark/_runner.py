@@ -170,6 +170,21 @@ def _silenced_warnings():
         yield
 
 
+#: set while run_benchmark runs a threading-backend grid with the warnings silenced
+#: once, in the caller's thread: its work items then leave the filters alone
+_GRID_SILENCED = threading.Event()
+
+
+@contextlib.contextmanager
+def _grid_silenced():
+    with _silenced_warnings():
+        _GRID_SILENCED.set()
+        try:
+            yield
+        finally:
+            _GRID_SILENCED.clear()
+
+
 def run_unit(spec, label, dataset, replications, seed, device, batched, threads=None,
              shared_split=False):
     """Fit one model on some replications of one dataset and score each.
@@ -188,10 +203,12 @@ def run_unit(spec, label, dataset, replications, seed, device, batched, threads=
     try:
         # warnings.catch_warnings saves and restores the process-wide filter list: two
         # overlapping in threads (joblib's threading backend) can restore each other's
-        # "ignore" and leave every warning of the caller's process silenced. Off the
-        # main thread, run_benchmark has silenced them around the whole grid instead.
-        with (_silenced_warnings() if threading.current_thread() is threading.main_thread()
-              else contextlib.nullcontext()):
+        # "ignore" and leave every warning of the caller's process silenced. Under that
+        # backend run_benchmark has silenced them around the whole grid instead; any
+        # other work item (the main thread, a loky or Dask worker, a caller's thread
+        # with n_jobs=1) silences its own.
+        with (contextlib.nullcontext() if _GRID_SILENCED.is_set()
+              else _silenced_warnings()):
             warm_up(device)
             rows = _run_unit(spec, label, dataset, replications, seed, device, batched,
                              shared_split)
@@ -539,8 +556,9 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
     try:
         # the work items' warnings are silenced here, in the caller's thread, for the
         # threading backend (see run_unit); the other backends run them in processes
-        with joblib.parallel_config(**config), (
-                _silenced_warnings() if backend == "threading" else contextlib.nullcontext()):
+        grid_context = (_grid_silenced() if backend == "threading"
+                        else contextlib.nullcontext())
+        with joblib.parallel_config(**config), grid_context:
             parallel = joblib.Parallel(return_as="generator_unordered")
             for rows in parallel(joblib.delayed(run_unit)(*u) for u in units):
                 if journal is not None:

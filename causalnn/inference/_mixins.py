@@ -140,11 +140,13 @@ class IntervalMixin:
         """Refuse an estimator without members; warn when they are no bootstrap
         replicates. Called by the public interval methods (warnings point at their
         caller)."""
-        if not hasattr(self, "n_members_"):  # unfitted: NotFittedError, as effect
+        # unfitted: NotFittedError, as effect (a fitted estimator without a member
+        # axis has n_features_in_ and one member)
+        if not (hasattr(self, "n_members_") or hasattr(self, "n_features_in_")):
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' "
                 f"with appropriate arguments before using this estimator.")
-        if self.n_members_ < 2:
+        if getattr(self, "n_members_", 1) < 2:
             raise ValueError(
                 f"{type(self).__name__} was fitted with n_members="
                 f"{getattr(self, 'n_members_', 1)}; intervals from members need "

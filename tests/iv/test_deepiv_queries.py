@@ -35,13 +35,22 @@ def test_levels_outside_the_fitted_range_warn_by_name(fitted):
         est.predict(data.X)
     messages = [str(w.message) for w in record]
     assert len(messages) == 2 and messages[0].startswith("T0 holds treatment levels")
-    assert f"column 0: [{low:.4g}, {high:.4g}]) in 100% of rows" in messages[0]
+    n = len(data.X)
+    assert (f"column 0: [{low:.4g}, {high:.4g}]) in {n} of {n} rows (100%)"
+            in messages[0])
     assert messages[1].startswith("T1 holds")
     per_row = np.where(np.arange(len(data.X)) % 4 == 0, high + 1.0, low)
-    with pytest.warns(ExtrapolationWarning, match="T in 25% of rows|in 25% of rows"):
+    with pytest.warns(ExtrapolationWarning, match=r"rows \(25%\)"):
         est.marginal_effect(data.X, T=per_row)
     with pytest.warns(ExtrapolationWarning, match="^treatment holds"):
         est.predict_outcome(data.X, low - 1.0)
+    one_row = np.where(np.arange(len(data.X)) == 0, high + 1.0, low)
+    with pytest.warns(ExtrapolationWarning, match=rf"in 1 of {n} rows \(<1%\)"):
+        est.predict_outcome(data.X, one_row)
+    with warnings.catch_warnings():  # the range's ends as a float32 copy may round out
+        warnings.simplefilter("error", ExtrapolationWarning)
+        est.predict_outcome(data.X, np.asarray(data.treatment, dtype=np.float32))
+        est.predict_outcome(data.X, high * (1 + float(np.finfo(np.float32).eps) / 2))
 
 
 def test_an_estimator_pickled_without_a_range_is_not_checked(fitted):

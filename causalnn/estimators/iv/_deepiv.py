@@ -89,6 +89,14 @@ def _partial_f(target, exogenous, instrument, block_rows=4096):
     return f_stat, partial_r2
 
 
+def _share_of_rows(flags):
+    """``"k of n rows (p%)"``: the count as well, so that 1 row of 300 does not read
+    as 0%."""
+    k, n = int(np.count_nonzero(flags)), len(flags)
+    share = f"{k / n:.0%}" if k * 100 >= n else "<1%"
+    return f"{k} of {n} rows ({share})"
+
+
 class DeepIV(BaseCausalEstimator):
     """Deep instrumental-variable regression (DeepIV).
 
@@ -605,7 +613,11 @@ class DeepIV(BaseCausalEstimator):
         bounds = getattr(self, "treatment_range_", None)
         if bounds is None or not levels.size:
             return
-        outside = (levels < bounds[0]) | (levels > bounds[1])
+        # a level rounded to float32 (a float32 copy of the training treatment) may
+        # land one float32 rounding beyond the extremes: not an extrapolation
+        slack = np.finfo(np.float32).eps * np.maximum(np.abs(bounds[0]),
+                                                      np.abs(bounds[1]))
+        outside = (levels < bounds[0] - slack) | (levels > bounds[1] + slack)
         columns = np.flatnonzero(outside.any(axis=0))
         if not len(columns):
             return
@@ -615,7 +627,7 @@ class DeepIV(BaseCausalEstimator):
             f"[{bounds[0, j]:.4g}, {bounds[1, j]:.4g}]" for j in columns[:5])
         warn_at_caller(
             f"{name} holds treatment levels outside the range seen in fit ({where}) in "
-            f"{outside.any(axis=1).mean():.0%} of rows: the structural function h is "
+            f"{_share_of_rows(outside.any(axis=1))}: the structural function h is "
             f"extrapolated there, where no training row was.", ExtrapolationWarning)
 
     def _check_level_index(self, level, X, name):

@@ -29,11 +29,13 @@ HERE = Path(__file__).resolve().parent
 CASES = [
     ("TARNet", "fit", 1.0, "array"),
     ("TARNet", "fit", 1.0, "DataFrame"),
+    ("TARNet", "fit", 1.0, "float32 array"),
     ("CFR-wasserstein", "fit", 1.0, "array"),
     ("Dragonnet", "fit", 1.0, "array"),
     ("CEVAE", "fit", 1.0, "array"),
     ("TARNet", "effect", 1.0, "array"),
     ("TARNet", "effect", 1.0, "DataFrame"),
+    ("TARNet", "effect", 1.0, "float32 array"),
     ("TARNet x10 bootstrap", "effect_interval", 1.0, "array"),
     ("TARNet", "ate_inference cv=5", 0.5, "array"),
     ("DeepIV", "fit", 1.0, "array"),
@@ -90,12 +92,14 @@ def measure(name, phase, n, d, kind):
         extra = {"instrument": z}
     elif name == "Deconfounder":  # the d causes, and two covariates beside them
         t, X = X, np.ascontiguousarray(X[:, :2])
-    if kind == "DataFrame":
+    if kind == "float32 array":
+        X = X.astype(np.float32)
+    elif kind == "DataFrame":
         import pandas as pd
         X = pd.DataFrame(X, columns=[f"x{j}" for j in range(d)], copy=False)
 
     def head(rows):
-        return X[:rows] if kind == "array" else X.iloc[:rows]
+        return X.iloc[:rows] if kind == "DataFrame" else X[:rows]
 
     def fit(rows=n):  # the first rows are views: no copy of the table
         return _estimator(name).fit(head(rows), y[:rows], treatment=t[:rows],
@@ -159,7 +163,9 @@ def main(argv=None):
     lines = ["# Peak host memory on a large table", "",
              f"Machine: {machine_description(torch.device('cpu'), threads=1)}.", "",
              f"Command: `OMP_NUM_THREADS=1 {command.strip()}`", "",
-             f"X: n x {args.columns} float64 (a C-order array, or a DataFrame over it); each entry is the peak resident "
+             f"X: n x {args.columns} float64 (a C-order array, or a DataFrame over it; "
+             "'float32 array': the same values as a C-order float32 array); each entry is "
+             "the peak resident "
              "memory during the call less that just before it, in multiples of X's "
              "float64 size (n x d x 8 bytes), each case in a fresh process after a "
              "warm-up. Networks (32,)/(16,), batch 8192, one epoch. DeepIV: one "

@@ -250,3 +250,48 @@ def test_cevae_scales_its_training_features_straight_to_float32(columns):
     by_hand[:, continuous] = (Xb[:, continuous] - est.x_mean_) / est.x_scale_
     np.testing.assert_array_equal(est._scale_X(Xb), by_hand)
     np.testing.assert_array_equal(est._scale_X(Xb, np.float32), by_hand.astype(np.float32))
+
+
+def test_float32_column_statistics_are_those_of_the_float64_copy():
+    # a C-ordered float32 X is summed in float64 without the float64 copy: numpy adds
+    # its rows in the order it adds the copy's, so the statistics are the same bits
+    rng = np.random.default_rng(2)
+    for n, d in [(5, 3), (8_193, 4), (70_001, 2)]:
+        X = (rng.normal(size=(n, d)) * rng.uniform(0.1, 1e4, d)
+             + rng.uniform(-1e5, 1e5, d)).astype(np.float32)
+        X[:, 0] = 7.25  # a constant column
+        for got, expected in zip(column_scaling(X), column_scaling(X.astype(np.float64))):
+            np.testing.assert_array_equal(got, expected)
+    beyond = np.array([[3e38], [-3e38], [1.0]], dtype=np.float32)  # squares overflow
+    for got, expected in zip(column_scaling(beyond),
+                             column_scaling(beyond.astype(np.float64))):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_float32_X_fits_and_predicts_as_its_float64_copy(order):
+    # the estimators take a C-ordered float32 X without upcasting it (a float64 copy
+    # was one more table at fit and at every prediction); the numbers are those of
+    # the float64 copy, and the user's array is left as it was
+    from causalnn import CEVAE, DeepIV, Dragonnet
+    from causalnn.datasets import make_linear_iv
+    X, Y, T, _ = simulate(n=150, d=3)
+    X32 = np.array(X * [1.0, 100.0, 1e-3], dtype=np.float32, order=order)
+    kept = X32.copy()
+    small = {**SMALL, "max_epochs": 2, "random_state": 0}
+    for make in (lambda: TARNet(**small), lambda: Dragonnet(**small),
+                 lambda: CEVAE(hidden_layers=(8,), latent_dim=2, n_samples=2,
+                               max_epochs=2, random_state=0, device="cpu")):
+        a = make().fit(X32, Y, treatment=T)
+        b = make().fit(X32.astype(np.float64), Y, treatment=T)
+        np.testing.assert_array_equal(a.effect(X32), b.effect(X32.astype(np.float64)))
+        np.testing.assert_array_equal(a.effect(X32), b.effect(X32))
+    iv = make_linear_iv(200, random_state=0)
+    x32 = np.array(np.column_stack([iv.X, iv.X ** 2]), dtype=np.float32, order=order)
+    fits = [DeepIV(first_stage_layers=(8,), outcome_layers=(8,), n_components=2,
+                   max_epochs=2, random_state=0, device="cpu").fit(
+        x, iv.y, treatment=iv.treatment, instrument=iv.instrument)
+        for x in (x32, x32.astype(np.float64))]
+    np.testing.assert_array_equal(fits[0].effect(x32, T0=0.0, T1=0.5),
+                                  fits[1].effect(x32.astype(np.float64), T0=0.0, T1=0.5))
+    np.testing.assert_array_equal(X32, kept)

@@ -171,7 +171,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         X, treatment = split_treatment_column(X, treatment, self.treatment_col,
                                               required=False)
         X_given = X
-        X, names = check_features(X, name="X")
+        X, names = check_features(X, name="X", keep_float32=True)
         n = X.shape[0]
         if n < 2:
             raise ValueError(f"X has n_samples={n}; {type(self).__name__} needs at least "
@@ -315,7 +315,8 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         if (self.treatment_col is not None and hasattr(X, "columns")
                 and self.treatment_col in X.columns):
             X = X.drop(columns=[self.treatment_col])
-        X, _ = check_features(X, name="X", n_features=self.n_features_in_,
+        X, _ = check_features(X, name="X", keep_float32=True,
+                              n_features=self.n_features_in_,
                               feature_names=getattr(self, "feature_names_in_", None),
                               owner=type(self).__name__)
         return self._scale_features(X)

@@ -109,6 +109,10 @@ def column_scaling(X, name="X"):
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        Float64, or a C-contiguous float32 array, whose statistics are summed in
+        float64 without a float64 copy: numpy then adds the rows in the order it adds
+        those of the float64 copy, so the results are the same to the bit
+        (``tests/test_copies_removed.py``).
     name : str
         Named in the error for data outside what float64 can standardise.
 
@@ -117,19 +121,21 @@ def column_scaling(X, name="X"):
     offset, scale : ndarray of shape (n_features,)
         Mean and standard deviation; a constant column gets its value and 1.
     """
-    X = np.asarray(X, dtype=np.float64)
+    if not (isinstance(X, np.ndarray) and X.dtype == np.float32 and X.flags.c_contiguous):
+        X = np.asarray(X, dtype=np.float64)
     constant = all_rows(X, lambda block: block == X[:1])
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        offset = X.mean(axis=0)
-        scale = X.std(axis=0)
+        offset = X.mean(axis=0, dtype=np.float64)
+        scale = X.std(axis=0, dtype=np.float64)
     # the rare columns whose mean or squares left the float64 range: from deviations
     # to the first row, scaled by their largest
     bad = ~constant & ~(np.isfinite(offset) & np.isfinite(scale) & (scale > 0))
     if bad.any():
         with np.errstate(over="ignore"):  # an overflow is refused below
-            centre, scale[bad] = _centre_and_scale(X[:, bad] - X[0, bad])
-        offset[bad] = X[0, bad] + centre
-    offset = np.where(constant, X[0], offset)
+            deviation = X[:, bad].astype(np.float64) - X[0, bad].astype(np.float64)
+            centre, scale[bad] = _centre_and_scale(deviation)
+        offset[bad] = X[0, bad].astype(np.float64) + centre
+    offset = np.where(constant, X[0].astype(np.float64), offset)
     scale = np.where(constant, 1.0, scale)
     if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
         columns = np.flatnonzero(~(np.isfinite(offset) & np.isfinite(scale)))

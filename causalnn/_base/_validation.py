@@ -165,7 +165,7 @@ def require_treatment(treatment, treatment_col=None, columns=None, *,
 
 
 def check_features(X, *, name="X", feature_names=None, n_features=None, owner="estimator",
-                   allow_no_columns=False):
+                   allow_no_columns=False, keep_float32=False):
     """Validate a feature matrix and return ``(array float64 (n, d), column names or None)``.
 
     At predict time ``feature_names``/``n_features`` are the ones seen in ``fit``: a
@@ -181,6 +181,12 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     through scikit-learn's cross-validation tools, which cannot split ``None``. Its
     column names are then None, as scikit-learn records none for a frame without
     columns.
+
+    ``keep_float32=True`` returns a C-contiguous float32 NumPy array as it is instead
+    of a float64 copy, for a caller that scales it next into an array of its own (the
+    estimators' features): :func:`~causalnn._base._scaling.column_scaling` and
+    :func:`~causalnn._base._scaling.apply_scaling` then give the values, to the bit,
+    that they give on the float64 copy, without holding that copy.
     """
     names = None
     if callable(getattr(X, "collect", None)) and not hasattr(X, "to_numpy"):
@@ -220,6 +226,9 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
         if bad:
             raise TypeError(f"{name} columns must be numeric; non-numeric columns: {bad}.")
         array = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif (keep_float32 and type(X) is np.ndarray and X.dtype == np.float32
+          and X.flags.c_contiguous):
+        array = X
     else:
         _refuse_dates(X, name)
         _refuse_masked_or_text(X, name)

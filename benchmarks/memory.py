@@ -164,7 +164,8 @@ def main(argv=None):
              f"Machine: {machine_description(torch.device('cpu'), threads=1)}.", "",
              f"Command: `OMP_NUM_THREADS=1 {command.strip()}`", "",
              f"X: n x {args.columns} float64 (a C-order array, or a DataFrame over it; "
-             "'float32 array': the same values as a C-order float32 array); each entry is "
+             "'float32 array': the same values as a C-order float32 array); each "
+             "entry is "
              "the peak resident "
              "memory during the call less that just before it, in multiples of X's "
              "float64 size (n x d x 8 bytes), each case in a fresh process after a "

@@ -260,8 +260,9 @@ def test_float32_column_statistics_are_those_of_the_float64_copy():
         X = (rng.normal(size=(n, d)) * rng.uniform(0.1, 1e4, d)
              + rng.uniform(-1e5, 1e5, d)).astype(np.float32)
         X[:, 0] = 7.25  # a constant column
-        for got, expected in zip(column_scaling(X), column_scaling(X.astype(np.float64))):
-            np.testing.assert_array_equal(got, expected)
+        expected = column_scaling(X.astype(np.float64))
+        for got, want in zip(column_scaling(X), expected):
+            np.testing.assert_array_equal(got, want)
     beyond = np.array([[3e38], [-3e38], [1.0]], dtype=np.float32)  # squares overflow
     for got, expected in zip(column_scaling(beyond),
                              column_scaling(beyond.astype(np.float64))):
@@ -292,6 +293,7 @@ def test_a_float32_X_fits_and_predicts_as_its_float64_copy(order):
                    max_epochs=2, random_state=0, device="cpu").fit(
         x, iv.y, treatment=iv.treatment, instrument=iv.instrument)
         for x in (x32, x32.astype(np.float64))]
+    x64 = x32.astype(np.float64)
     np.testing.assert_array_equal(fits[0].effect(x32, T0=0.0, T1=0.5),
-                                  fits[1].effect(x32.astype(np.float64), T0=0.0, T1=0.5))
+                                  fits[1].effect(x64, T0=0.0, T1=0.5))
     np.testing.assert_array_equal(X32, kept)

@@ -121,7 +121,9 @@ def column_scaling(X, name="X"):
     offset, scale : ndarray of shape (n_features,)
         Mean and standard deviation; a constant column gets its value and 1.
     """
-    if not (isinstance(X, np.ndarray) and X.dtype == np.float32 and X.flags.c_contiguous):
+    summed_in_float64 = (isinstance(X, np.ndarray) and X.dtype == np.float32
+                         and X.flags.c_contiguous)
+    if not summed_in_float64:
         X = np.asarray(X, dtype=np.float64)
     constant = all_rows(X, lambda block: block == X[:1])
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):

@@ -220,7 +220,7 @@ class DeepIV(BaseCausalEstimator):
     treatment_range_ : ndarray of shape (2, k)
         The smallest and largest level of each column of a continuous treatment in
         fit. A query at a level outside it (``effect``, ``predict``, ``ate``,
-        ``predict_outcome``, ``marginal_effect``) warns with an
+        ``predict_outcome``, ``marginal_effect``, ``score``) warns with an
         :class:`~causalnn.exceptions.ExtrapolationWarning`: ``h`` is extrapolated
         there. ``predict(X)`` and ``effect(X)`` compare the levels 0 and 1, as
         EconML's do, which lie outside the range of many treatments (prices, doses):

@@ -15,13 +15,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.exceptions import NotFittedError
 
 from .._base._validation import (_is_frame, check_binary, check_features,
                                  check_same_index, check_same_rows, check_vector,
                                  require_treatment,
                                  split_treatment_column)
 from .._warnings import warn_at_caller
+from ..exceptions import NotFittedError
 from ._average import (METHODS, TARGETS, _check_alpha, aggregate_repeats,
                        check_clip_and_trim, estimate_average_effect)
 from ._overlap import OVERLAP_BOUNDS, check_overlap, overlap_summary

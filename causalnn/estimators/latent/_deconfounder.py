@@ -424,7 +424,8 @@ class Deconfounder(BaseCausalEstimator):
         Ac, yc = A - a_mean, y - y_mean
         a_scale = Ac.std(0)  # > 0: fit refuses constant causes
         # the residual causes are computed in place, in one array of A's size beside Ac
-        # (the same operations as Ac - Cs @ coef, then / a_scale)
+        # (the same operations as Ac - Cs @ coef, then / a_scale); without covariates
+        # they are Ac itself, which nothing reads afterwards
         if C.shape[1]:
             c_mean, c_scale = column_scaling(C)
             Cs = (C - c_mean) / c_scale
@@ -432,7 +433,7 @@ class Deconfounder(BaseCausalEstimator):
             np.subtract(Ac, Ar, out=Ar)
             yr = yc - Cs @ np.linalg.lstsq(Cs, yc, rcond=None)[0]
         else:
-            c_mean, c_scale, Cs, Ar, yr = np.zeros(0), np.ones(0), C, Ac.copy(), yc
+            c_mean, c_scale, Cs, Ar, yr = np.zeros(0), np.ones(0), C, Ac, yc
         Ar /= a_scale
         if self.alpha == "auto":
             ridge = RidgeCV(alphas=_ALPHAS, fit_intercept=False).fit(Ar, yr)

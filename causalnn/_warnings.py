@@ -1,9 +1,58 @@
 """Warnings attributed to the user's code."""
+import contextlib
 import os
+import re
 import sys
+import threading
 import warnings
 
-__all__ = ["warn_at_caller"]
+__all__ = ["warn_at_caller", "shared_filter"]
+
+# warnings.catch_warnings saves the process-wide filter list on entry and puts that
+# copy back on exit (Python < 3.14, or without -X context_aware_warnings): two blocks
+# overlapping in threads restore each other's copies, and the last one out can leave
+# its "ignore" in place for good. causalnn's own blocks share one filter instead: the
+# first in adds it, the last out removes just that filter (never a whole saved list,
+# so the filters another thread added or removed meanwhile stay as that thread left
+# them).
+_filter_lock = threading.Lock()
+_filter_users = {}
+
+
+@contextlib.contextmanager
+def shared_filter(action="ignore", *, message="", category=Warning):
+    """``warnings.filterwarnings(action, message, category)`` for the block, safe
+    against causalnn's other blocks overlapping in threads (the user's own
+    ``catch_warnings`` in another thread still is not: Python's filter list is
+    process-wide). Keep ``message``/``category`` as narrow as the block needs: the
+    filter applies to every thread while any block holds it."""
+    key = (action, message, category)
+    with _filter_lock:
+        entry = _filter_users.get(key)
+        if entry is None:
+            warnings.filterwarnings(action, message=message, category=category)
+            entry = _filter_users[key] = [0]
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _filter_lock:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _filter_users[key]
+                # remove just our filter: filters the user added meanwhile survive
+                added = (action, re.compile(message, re.I) if message else None,
+                         category, None, 0)
+                try:
+                    warnings.filters.remove(added)
+                except ValueError:
+                    pass
+                # drop the call sites' cached "ignore" decisions (what every public
+                # filter function does; private, so looked up where it exists)
+                mutated = getattr(warnings, "_filters_mutated", None)
+                if mutated is not None:
+                    mutated()
+
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 

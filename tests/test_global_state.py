@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalnn import CEVAE, DeepIV, Deconfounder, Dragonnet, TARNet
+from causalnn import CEVAE, CFRNet, DeepIV, Deconfounder, Dragonnet, TARNet
 from causalnn.datasets import make_linear_iv, make_multi_cause
 
 from conftest import SMALL, simulate
@@ -32,6 +32,18 @@ def _fits():
                                  device="cpu").fit(
             iv.X, iv.y, treatment=iv.treatment, instrument=iv.instrument).effect(
             iv.X, 0.0, 1.0),
+        # pairwise IPM, bootstrap counts and member weights, the fluctuation epsilon
+        "CFR-ensemble": lambda: CFRNet(**small, ipm="wasserstein", n_members=2,
+                                       bootstrap=True, random_state=0).fit(
+            X, Y, treatment=T).effect(X, members=True),
+        "Dragonnet-ate-inference": lambda: np.array(
+            Dragonnet(**small, random_state=0).ate_inference(
+                X, Y, treatment=T, cv=2, method="tmle").conf_int()),
+        "DeepIV-discrete": lambda: DeepIV(
+            treatment_type="discrete", first_stage_layers=(8,), outcome_layers=(8,),
+            max_epochs=2, random_state=0, device="cpu").fit(
+            iv.X, iv.y, treatment=(np.ravel(iv.treatment) > 0).astype(int),
+            instrument=iv.instrument).effect(iv.X, 0, 1),
         "Deconfounder": lambda: Deconfounder(
             factor_model="bernoulli", n_factors=2, factor_max_epochs=5,
             predictive_check=False, outcome_model="neural", outcome_layers=(8,),
@@ -41,7 +53,9 @@ def _fits():
 
 
 @pytest.mark.filterwarnings("ignore::causalnn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("name", ["TARNet", "Dragonnet", "CEVAE", "DeepIV", "Deconfounder"])
+@pytest.mark.parametrize("name", ["TARNet", "Dragonnet", "CEVAE", "DeepIV", "Deconfounder",
+                                  "CFR-ensemble", "Dragonnet-ate-inference",
+                                  "DeepIV-discrete"])
 def test_fits_ignore_the_callers_default_dtype_and_autograd_mode(name):
     # torch.set_default_dtype(torch.float64) (BoTorch's advice) made the float32 nets
     # fail and DeepIV and the Deconfounder draw other numbers from the same seed; a fit
@@ -171,31 +185,85 @@ def test_asking_whether_a_peer_is_installed_keeps_the_global_generators(monkeypa
     assert (np.random.rand(), random.random()) == expected
 
 
-def test_overlapping_fits_in_threads_give_the_callers_default_dtype_back():
-    # fits overlapping in threads share the process-wide default dtype: the first one
-    # out must not restore the caller's float64 under the other, nor the last one out
-    # hand the first one's float32 back to the caller
-    from causalnn._base._estimator import _float32_default
-    entered, first_left, inside = threading.Barrier(2), threading.Event(), []
+def test_a_fit_in_a_thread_leaves_the_default_dtype_of_other_threads_alone():
+    # the default dtype is process-wide: a fit that switched it to float32 for its
+    # duration made the caller's float64 code in other threads compute in float32
+    from causalnn import TARNet
+    entered, go, seen = threading.Event(), threading.Event(), []
 
-    def first():
-        with _float32_default():
-            entered.wait()
-        first_left.set()
+    class Paused(TARNet):
+        def _fit(self, *args):
+            entered.set()
+            go.wait()
+            return super()._fit(*args)
 
-    def second():
-        with _float32_default():
-            entered.wait()
-            first_left.wait()
-            inside.append(torch.get_default_dtype())
-
+    X, y, t, _ = simulate(n=120, d=3)
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        threads = [threading.Thread(target=f) for f in (first, second)]
-        [t.start() for t in threads]
-        [t.join() for t in threads]
-        assert inside == [torch.float32]
-        assert torch.get_default_dtype() == torch.float64
+        worker = threading.Thread(target=Paused(**{**SMALL, "max_epochs": 2},
+                                                random_state=0).fit, args=(X, y),
+                                  kwargs={"treatment": t})
+        worker.start()
+        entered.wait()
+        seen.append(torch.zeros(1).dtype)
+        go.set()
+        worker.join()
+        assert seen == [torch.float64]
     finally:
         torch.set_default_dtype(before)
+
+
+
+def test_overlapping_filtered_blocks_in_threads_keep_the_callers_filters():
+    # warnings.catch_warnings in overlapping threads restored each other's saved
+    # filters: predicts on interchange-protocol frames, or benchmark work items run
+    # from threads, left the process with every warning silenced
+    import pandas as pd
+    from causalnn._base._validation import as_pandas_frame
+    from causalnn.benchmark import _runner
+    frame = pd.DataFrame({"a": np.arange(50.0)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the deprecation of __dataframe__ itself
+        exchange = frame.__dataframe__()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        filters = list(warnings.filters)
+
+        def work():
+            for _ in range(200):
+                as_pandas_frame(exchange)
+                with _runner._silenced_warnings():
+                    pass
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        assert warnings.filters == filters
+
+
+def test_a_fit_in_a_thread_does_not_rewind_the_global_stream_of_others():
+    # a fit used to save torch's global stream at its start and restore it at its end
+    # (fork_rng): the draws that the caller's other threads made meanwhile came again
+    entered, drawn = threading.Event(), threading.Event()
+
+    class Paused(TARNet):
+        def _fit(self, *args):
+            entered.set()
+            drawn.wait()  # the caller draws while this fit is under way
+            return super()._fit(*args)
+
+    X, y, t, _ = simulate(n=120, d=3)
+    torch.manual_seed(7)
+    expected = torch.rand(200)
+    torch.manual_seed(7)
+    worker = threading.Thread(target=Paused(**{**SMALL, "max_epochs": 2},
+                                            random_state=0).fit, args=(X, y),
+                              kwargs={"treatment": t})
+    worker.start()
+    entered.wait()
+    first = torch.rand(100)
+    drawn.set()
+    worker.join()
+    torch.testing.assert_close(torch.cat([first, torch.rand(100)]), expected,
+                               rtol=0, atol=0)

@@ -74,7 +74,9 @@ verbose : int, default=0
 history_ : list of dict
     One record per epoch: ``train_loss``, ``valid_loss`` and every named loss term
     (``train_<term>``, ``valid_<term>``); with members, their mean, and each member's
-    value in ``train_member_<term>`` / ``valid_member_<term>`` (lists, one per member).
+    value in ``train_member_<term>`` / ``valid_member_<term>`` (lists, one per member;
+    TARNet, CFR and Dragonnet take a member that has stopped out of the batched fit,
+    so its values are NaN from then on and the means are over the others).
 best_epoch_ : int or ndarray of shape (n_members_,)
     Epoch whose weights were restored by early stopping (one per member).
 n_iter_ : int

@@ -9,7 +9,6 @@ them with :class:`causalnn.engine.Trainer`) and ``_predict_outcome``.
 import contextlib
 import copy
 import numbers
-import threading
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
@@ -18,6 +17,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
+from ..nets.members import deferred_default_init
 from ..engine import Trainer, loadable_device, make_generator, resolve_device, to_tensor
 from ._param_validation import RANDOM_STATE, Interval, Options, validate_params
 from ._scaling import all_rows, apply_scaling, column_scaling, standardize_outcome
@@ -49,38 +49,6 @@ def factual_r2(y, mu, sample_weight=None):
                              f"got values from {sample_weight.min()!r} to "
                              f"{sample_weight.max()!r}.")
     return float(r2_score(y, mu, sample_weight=sample_weight))
-
-
-_float32_lock = threading.Lock()
-_float32_users, _float32_saved = 0, None
-
-
-@contextlib.contextmanager
-def _float32_default():
-    """Build and train under torch's default dtype float32, whatever the caller set
-    (``torch.set_default_dtype(torch.float64)``, common beside GPyTorch/BoTorch): the
-    modules' parameters and untyped draws follow the default dtype, while causalnn's
-    inputs are float32 tensors, so a float64 default would make the fit fail
-    (TARNet, CFR, Dragonnet, CEVAE) or draw other numbers from the same seed (DeepIV,
-    the Deconfounder). The caller's default is restored afterwards (process-global,
-    like the random stream that ``fork_rng`` saves and restores)."""
-    global _float32_users, _float32_saved
-    # fits overlapping in threads (joblib's threading backend, cross_validate under
-    # threads) share the one process-wide default: the first to enter saves the
-    # caller's, the last to leave restores it (each restoring its own would hand one
-    # thread's float32 back to the caller as its default)
-    with _float32_lock:
-        if _float32_users == 0:
-            _float32_saved = torch.get_default_dtype()
-            torch.set_default_dtype(torch.float32)
-        _float32_users += 1
-    try:
-        yield
-    finally:
-        with _float32_lock:
-            _float32_users -= 1
-            if _float32_users == 0:
-                torch.set_default_dtype(_float32_saved)
 
 
 class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
@@ -219,16 +187,21 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _seeded_fit(self, X, y, treatment):
         """Resolve and check ``device_``, then run ``_fit`` with the generator of
-        ``random_state``, leaving torch's global random stream as it was: torch's layers
-        draw a default initialisation from the global generator before
-        ``init_weights`` re-draws from ours. Every ``fit`` (the base's and any
-        override) ends here."""
+        ``random_state``, without reading or advancing torch's global random stream:
+        the layers are built without their default initialisation (a global draw),
+        since ``init_weights`` draws every weight from ours. No ``fork_rng``: its
+        restore is process-wide and rewound the stream under the caller's other
+        threads. Every ``fit`` (the base's and any override) ends here."""
         self.device_ = resolve_device(self.device)
         check_device_type(self.device_, type(self).__name__)
         generator = make_generator(self.random_state)
         # training needs autograd whatever the caller's mode: a fit called under
         # torch.no_grad() or torch.inference_mode() would fail in its first backward
-        with torch.random.fork_rng(devices=[]), _float32_default(), \
+        # (both thread-local). The networks are built in float32 by explicit dtypes
+        # (causalnn.nets.members.fit_dtype), not by switching torch's default dtype:
+        # that setting is process-wide, and switching it changed what the caller's
+        # other threads computed for the whole fit
+        with deferred_default_init(), \
                 torch.inference_mode(False), torch.enable_grad():
             self._fit(X, y, treatment, generator)
 
@@ -273,6 +246,7 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
             member_validation=getattr(self, "member_validation", "shared"),
             precision=getattr(self, "precision", "float32"),
             compile=getattr(self, "compile", False),
+            compact_members=self._compact_members,
             callbacks=self._training_callbacks(),
             row_weights=self._needs_row_weights,
             name=type(self).__name__ + (f", {stage}" if stage else ""))
@@ -283,6 +257,12 @@ class BaseCausalEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
         self.best_epoch_ = trainer.early_stopping.best_epoch
         self.n_iter_ = len(self.history_)
         return module
+
+    #: Whether members that have stopped may leave the batched computation
+    #: (``Trainer(compact_members=True)``): only where the loss draws no random numbers
+    #: shaped by the member count, so that the members still training compute exactly
+    #: what they would have.
+    _compact_members = False
 
     #: Whether a training callback reads the trainer's ``train_row_weight`` /
     #: ``valid_row_weight`` (two ``(n_members, n)`` matrices, kept only when needed).

@@ -45,13 +45,25 @@ def select_members(module, index, n_members):
     new = copy.deepcopy(module)
     with torch.no_grad():
         for name, param in list(new.named_parameters()):
-            rows = member_rows(param, n_members)[index.to(param.device)]
-            shape = (param.shape[0] // n_members * len(index),) + tuple(param.shape[1:])
-            param.data = rows.reshape(shape).clone()
-    for sub in new.modules():
-        if getattr(sub, "n_members", None) is not None:
-            sub.n_members = len(index)
+            param.data = _member_subset(param, index, n_members).clone()
+    set_member_count(new, len(index))
     return new
+
+
+def _member_subset(tensor, index, n_members):
+    """The rows of the members in ``index`` (a long tensor) of a member-major
+    ``tensor``, in its layout: ``(len(index) * k, ...)``."""
+    rows = member_rows(tensor, n_members)[index.to(tensor.device)]
+    return rows.reshape((tensor.shape[0] // n_members * len(index),)
+                        + tuple(tensor.shape[1:]))
+
+
+def set_member_count(module, n_members):
+    """Record ``n_members`` in every submodule that holds a member count (the layers
+    read it to shape their outputs), after its parameters were sliced to that many."""
+    for sub in module.modules():
+        if getattr(sub, "n_members", None) is not None:
+            sub.n_members = n_members
 
 
 def strata_masks(labels, n_rows):
@@ -87,19 +99,20 @@ def bootstrap_counts(n_members, n_rows, generator, device, rows=None, strata=Non
                          f"shape {np.shape(strata)}.")
     if rows is None and strata is None:  # one stratum of all rows: one draw per member
         draws = torch.randint(n_rows, (n_members, n_rows), generator=generator)
-        counts = torch.zeros(n_members, n_rows)
-        counts.scatter_add_(1, draws, torch.ones(n_members, n_rows))
+        counts = torch.zeros(n_members, n_rows, dtype=torch.float32)
+        counts.scatter_add_(1, draws, torch.ones(n_members, n_rows, dtype=torch.float32))
         return counts.to(device)
-    rows = torch.ones(n_members, n_rows) if rows is None else rows.cpu()
+    rows = (torch.ones(n_members, n_rows, dtype=torch.float32) if rows is None
+            else rows.cpu())
     groups = [torch.from_numpy(mask) for mask in strata_masks(strata, n_rows)]
-    counts = torch.zeros(n_members, n_rows)
+    counts = torch.zeros(n_members, n_rows, dtype=torch.float32)
     for m in range(n_members):
         for group in groups:
             own = torch.nonzero((rows[m] > 0) & group).squeeze(1)
             if len(own) == 0:
                 continue
             drawn = own[torch.randint(len(own), (len(own),), generator=generator)]
-            counts[m].scatter_add_(0, drawn, torch.ones(len(own)))
+            counts[m].scatter_add_(0, drawn, torch.ones(len(own), dtype=torch.float32))
     return counts.to(device)
 
 
@@ -131,6 +144,12 @@ def per_member(fn, phi, *args, member_args=()):
         in_dims = (0,) + (None,) * len(args) + (0,) * len(member_args)
         try:
             return torch.vmap(fn, in_dims=in_dims)(phi, *args, *member_args)
+        except torch.cuda.OutOfMemoryError:
+            # a transient failure, not a function vmap cannot trace: loop this once
+            # (members one at a time need less memory), but remember nothing, or every
+            # later fit of the process would take the loop, whose float32 round-off
+            # differs from vmap's, and differ from the same fit in a fresh process
+            pass
         except (RuntimeError, ValueError, NotImplementedError):
             _NOT_VMAPPABLE.add(fn)
     return torch.stack([fn(p, *args, *(a[m] for a in member_args))

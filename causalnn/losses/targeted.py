@@ -79,7 +79,7 @@ class TargetedRegularization(nn.Module):
         super().__init__()
         self.n_members = n_members
         shape = () if n_members is None else (n_members,)
-        self.epsilon = nn.Parameter(torch.zeros(shape))
+        self.epsilon = nn.Parameter(torch.zeros(shape, dtype=torch.float32))
 
     def forward(self, eta_factual, t, g):
         """Fluctuated factual linear predictor ``Q~(t_i, x_i)``."""

@@ -10,6 +10,7 @@ from torch.distributions import (Categorical, Independent, MixtureSameFamily, No
 from torch.nn import functional as F
 
 from ..engine.random import draw_to_device
+from .members import linear_layer
 from .mlp import MLP
 
 __all__ = ["MixtureDensityNetwork", "CategoricalNetwork", "sample"]
@@ -48,9 +49,9 @@ class MixtureDensityNetwork(nn.Module):
         self.min_scale = min_scale
         self.trunk = MLP(in_features, hidden, activation=activation, dropout=dropout)
         width = self.trunk.out_features
-        self.logits = nn.Linear(width, n_components)
-        self.loc = nn.Linear(width, n_components * out_features)
-        self.scale = nn.Linear(width, n_components * out_features)
+        self.logits = linear_layer(width, n_components)
+        self.loc = linear_layer(width, n_components * out_features)
+        self.scale = linear_layer(width, n_components * out_features)
 
     def forward(self, context):
         h = self.trunk(context)

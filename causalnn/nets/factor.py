@@ -17,6 +17,7 @@ from torch import nn
 from torch.distributions import Bernoulli, Normal, Poisson
 
 from .mlp import MLP
+from .members import fit_dtype
 
 __all__ = ["LIKELIHOODS", "cause_distribution", "MatrixFactorization", "DeepFactorModel"]
 
@@ -51,11 +52,13 @@ class MatrixFactorization(nn.Module):
     def __init__(self, n_units, n_causes, n_factors, likelihood, generator):
         super().__init__()
         self.likelihood = likelihood
-        self.factors = nn.Parameter(0.1 * torch.randn(n_units, n_factors, generator=generator))
+        self.factors = nn.Parameter(
+            0.1 * torch.randn(n_units, n_factors, generator=generator, dtype=fit_dtype()))
         self.loadings = nn.Parameter(
-            0.1 * torch.randn(n_factors, n_causes, generator=generator))
-        self.bias = nn.Parameter(torch.zeros(n_causes))
-        self.log_scale = nn.Parameter(torch.zeros(n_causes))  # used when gaussian
+            0.1 * torch.randn(n_factors, n_causes, generator=generator, dtype=fit_dtype()))
+        self.bias = nn.Parameter(torch.zeros(n_causes, dtype=fit_dtype()))
+        # used when gaussian
+        self.log_scale = nn.Parameter(torch.zeros(n_causes, dtype=fit_dtype()))
 
     def natural(self, z):
         return self.bias + z @ self.loadings
@@ -88,7 +91,8 @@ class DeepFactorModel(nn.Module):
                            activation=activation)
         self.decoder = MLP(n_factors, tuple(reversed(hidden)), out_features=n_causes,
                            activation=activation)
-        self.log_scale = nn.Parameter(torch.zeros(n_causes))  # used when gaussian
+        # used when gaussian
+        self.log_scale = nn.Parameter(torch.zeros(n_causes, dtype=fit_dtype()))
 
     def encode(self, a, observed):
         """``q(z | observed entries of a)``, a diagonal Normal."""

@@ -4,7 +4,7 @@ import contextlib
 import torch
 from torch import nn
 
-from .members import MemberLinear
+from .members import MemberLinear, linear_layer
 
 __all__ = ["MLP", "ACTIVATIONS", "Dropout", "dropout_masks_from", "init_weights"]
 
@@ -105,7 +105,7 @@ class MLP(nn.Sequential):
     def __init__(self, in_features, hidden, out_features=None, activation="elu",
                  n_members=None, dropout=0.0):
         def linear(a, b):
-            return nn.Linear(a, b) if n_members is None else MemberLinear(n_members, a, b)
+            return linear_layer(a, b) if n_members is None else MemberLinear(n_members, a, b)
 
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1); got {dropout!r}.")

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .mlp import MLP
+from .members import fit_dtype
 
 __all__ = ["ArmHeads", "BernoulliHead", "CEVAEModule", "NormalHead", "ProxyDecoder"]
 
@@ -44,7 +45,8 @@ class NormalHead(nn.Module):
                        n_members=n_members)
         if learned_scale == "constant":
             # member-major and flat: (M * out,), one scale per member and output
-            self.raw_scale = nn.Parameter(torch.zeros((n_members or 1) * out_features))
+            self.raw_scale = nn.Parameter(torch.zeros((n_members or 1) * out_features,
+                                                      dtype=fit_dtype()))
         self.n_members = n_members
         self.out_features = out_features
 

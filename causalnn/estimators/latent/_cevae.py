@@ -388,7 +388,7 @@ propensity_clip, trim
                 self._validation_pass_begins = False
             generator = self._validation_noise
         return draw_to_device(torch.randn, like.shape, generator=generator,
-                              device=like.device)
+                              device=like.device, dtype=like.dtype)
 
     def _compute_loss(self, module, batch):
         x, t, y = batch["X"], batch["t"], batch["y"]

@@ -320,7 +320,7 @@ class DeepFactorModel(_FittedFactorModel):
             q = module.encode(a, obs)
             # reparameterised draw from the fit's generator (not torch's global RNG)
             eps = draw_to_device(torch.randn, q.loc.shape, generator=generator,
-                                 device=q.loc.device)
+                                 device=q.loc.device, dtype=q.loc.dtype)
             z = q.loc + q.scale * eps
             nll = -(module(z).log_prob(a) * obs).sum(1).mean()
             # KL(q || N(0, I)) in closed form (no prior tensors to place on a device)

@@ -41,6 +41,9 @@ class RepresentationEstimator(BaseCausalEstimator):
     }
     _propensity_head = False
     _normalize_representation = False
+    # the losses (factual, IPM on a balanced sub-batch, propensity, targeted term) draw
+    # nothing at random: stopped members may leave the batched fit
+    _compact_members = True
 
     # ---- training ---------------------------------------------------------------------
     @property
@@ -122,7 +125,9 @@ class RepresentationEstimator(BaseCausalEstimator):
             ``best_epoch_`` and ``history_``. The history holds that dataset's members
             only: its per-member losses and terms, and ``train_loss`` /
             ``valid_loss`` and each ``train_<term>`` / ``valid_<term>`` as their mean
-            over its members; a term that a loss logs only pooled over all members
+            over its members still training (a member that has stopped records NaN
+            from then on: it has left the batched fit); a term that a loss logs only
+            pooled over all members
             (none of this library's do) is left out. ``n_iter_`` and each record's ``dur`` are those
             of the batched fit, which runs as long as its slowest member. This
             estimator itself is left fitted to the first dataset.
@@ -214,7 +219,9 @@ class RepresentationEstimator(BaseCausalEstimator):
 
         Every per-member list (``train_member_loss``, ``valid_member_<term>``, ...) is
         sliced to the dataset's members and its mean (``train_loss``,
-        ``valid_<term>``, ...) recomputed from the slice. A term logged only as the
+        ``valid_<term>``, ...) recomputed from the slice, over the members still
+        training (a member that has stopped and left the batched fit records NaN; the
+        mean is NaN once all of the dataset's members have). A term logged only as the
         mean over all datasets' members cannot be split by dataset and is left out.
         ``epoch`` and ``dur`` (the batched epoch's seconds) are kept.
         """
@@ -222,8 +229,10 @@ class RepresentationEstimator(BaseCausalEstimator):
         for key, values in record.items():
             prefix, member, term = key.partition("_member_")
             if member:
-                values = np.asarray(values)[members]
-                own[f"{prefix}_{term}"] = float(np.mean(values))
+                values = np.asarray(values, dtype=float)[members]
+                training = values[~np.isnan(values)]
+                own[f"{prefix}_{term}"] = (float(np.mean(training)) if len(training)
+                                           else float("nan"))
                 own[key] = values.tolist()
         if "dur" in record:
             own["dur"] = record["dur"]

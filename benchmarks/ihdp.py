@@ -180,6 +180,9 @@ def main(argv=None):
     parser.add_argument("--fit-many", action="store_true",
                         help="fit all replications of a model as one batched fit_many "
                              "(replication 1's split for all; see run_many)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace ihdp_<device><tag>.md/.csv/.json in --out if they "
+                             "exist (without it they are refused before any fit)")
     parser.add_argument("--from-csv", metavar="FILE",
                         help="fit nothing: re-print an earlier run's table from its "
                              "CSV to <FILE stem>_reprint.md, with that run's machine and "
@@ -196,6 +199,17 @@ def main(argv=None):
     records = []
     if args.from_csv:
         return reprint(args.from_csv, command)
+    # the file names hold the device and tag only, not --models or --replications: a
+    # trial run would replace a full run's results (by default the committed ones)
+    tag = (f"_members{args.n_members}" if args.n_members else "") + (
+        "_fitmany" if args.fit_many else "")
+    devices = ({"cpu"} if args.device == "cpu" else {"cuda"} if
+               args.device.startswith("cuda") else {"cpu", "cuda"})
+    held = [p for d in sorted(devices) for ext in (".md", ".csv", ".json")
+            if (p := Path(args.out) / f"ihdp_{d}{tag}{ext}").exists()]
+    if held and not args.force:
+        raise SystemExit(f"{', '.join(map(str, held))} already exist(s); pass --force to "
+                         "replace, or --out another folder (nothing was fitted).")
 
     def make(name, r):
         est = specs[name](r)
@@ -224,8 +238,6 @@ def main(argv=None):
                       f"ate_out {row['ate_out']:6.3f} fit {row['fit_seconds']:6.2f}s "
                       f"epochs {row['epochs']}", flush=True)
     device = "cuda" if any(r["device"].startswith("cuda") for r in records) else "cpu"
-    tag = (f"_members{args.n_members}" if args.n_members else "") + (
-        "_fitmany" if args.fit_many else "")
     protocol = ("all replications as one fit_many on replication 1's 63/27/10 split"
                 if args.fit_many else "63/27/10 split")
     provenance = {"machine": machine_description(), "command": command,

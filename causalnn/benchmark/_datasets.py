@@ -21,7 +21,7 @@ from sklearn.utils import Bunch, check_random_state
 from ..datasets import (demand_test_grid, load_ihdp, make_demand, make_ihdp,
                         make_multi_cause, make_proxy_confounded)
 
-__all__ = ["DATASETS", "check_datasets", "dataset_kind", "demand_grid", "load_replication",
+__all__ = ["DATASETS", "check_datasets", "check_seed", "dataset_kind", "demand_grid", "load_replication",
            "same_design"]
 
 
@@ -69,18 +69,18 @@ def _proxy(replication, seed):
     # c = 2, not the paper's 1: with c = 1 the outcome saturates (the effect is nearly
     # constant) and the confounding bias is 0.012, too small to tell methods apart
     data = make_proxy_confounded(2000, outcome_confounding=2.0,
-                                 random_state=seed * 100003 + replication)
+                                 random_state=seed * _SEED_STRIDE + replication)
     return _with_split(data, *_holdout(len(data.y), seed + replication), "binary")
 
 
 def _demand(replication, seed):
-    data = make_demand(5000, rho=0.5, random_state=seed * 100003 + replication)
+    data = make_demand(5000, rho=0.5, random_state=seed * _SEED_STRIDE + replication)
     everything = np.arange(len(data.y))
     return _with_split(data, everything, everything[:0], "iv")
 
 
 def _multi_cause(replication, seed):
-    data = make_multi_cause(2000, random_state=seed * 100003 + replication)
+    data = make_multi_cause(2000, random_state=seed * _SEED_STRIDE + replication)
     everything = np.arange(len(data.y))
     return _with_split(data, everything, everything[:0], "multi_cause")
 
@@ -109,6 +109,27 @@ DATASETS = {
 
 def dataset_kind(name):
     return DATASETS[name][1]
+
+
+# the simulators draw replication r of seed s with random_state s * 100003 + r
+_SEED_STRIDE = 100003
+_SEEDED_BY_STRIDE = ("proxy", "demand", "multi_cause")
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed, names, replications):
+    """Refuse a ``seed`` whose derived seeds (``seed + r`` for the models,
+    ``seed * 100003 + r`` for the simulators) leave numpy's range [0, 2**32 - 1]: a
+    replication that cannot be drawn would otherwise stop the grid midway, naming a
+    ``random_state`` the caller never gave."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}.")
+    stride = _SEED_STRIDE if any(n in _SEEDED_BY_STRIDE for n in names) else 1
+    largest = (MAX_SEED - replications) // stride
+    if seed > largest:
+        raise ValueError(f"seed: at most {largest} with {replications} replications of "
+                         f"{', '.join(names)} (the seeds derived from it must stay below "
+                         f"2**32); got {seed}.")
 
 
 def check_datasets(names, replications):

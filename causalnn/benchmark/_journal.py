@@ -140,6 +140,33 @@ def _model_differences(there, now):
     return differences
 
 
+@functools.lru_cache(maxsize=1)
+def _source_digest():
+    """A hash of causalnn's own source files: the version string (0.1.0 across the
+    whole history) does not tell one commit's code, or an edited checkout, from
+    another's."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+# what every causalnn fit's numbers depend on besides causalnn itself (distributions)
+_CORE_LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "pandas")
+
+
+def _core_versions():
+    versions = {}
+    for name in _CORE_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def run_settings(specs, datasets, replications, seed, device, batch, batch_size,
                  sequential_subset, threads, shared_split):
     """The settings a resumed run must share with the recorded one: those that decide
@@ -164,7 +191,8 @@ def run_settings(specs, datasets, replications, seed, device, batch, batch_size,
         "device": device, "device_resolved": resolved, "batch": bool(batch),
         "batch_size": batch_size, "sequential_subset": sequential_subset,
         "threads": threads, "shared_split": bool(shared_split),
-        "causalnn_version": __version__})
+        "causalnn_version": __version__, "causalnn_source": _source_digest(),
+        "libraries": _core_versions()})
 
 
 def _differences(recorded, current):
@@ -172,6 +200,8 @@ def _differences(recorded, current):
     differences = []
     for key in list(current) + [k for k in recorded if k not in current]:
         there, now = recorded.get(key, "missing"), current.get(key, "missing")
+        if key in ("causalnn_source", "libraries") and key not in recorded:
+            continue   # a record made before they were recorded
         if key == "models":
             names_there = ([m.get("name") if isinstance(m, dict) else m for m in there]
                            if isinstance(there, list) else there)

@@ -414,7 +414,7 @@ def save_markdown(lines, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = lines if isinstance(lines, str) else "\n".join(lines) + "\n"
-    path.write_text(text)
+    write_atomically(path, text)  # an interrupted run leaves the old table whole
     print(f"written to {path}")
     return path
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._warnings import shared_filter
 from ..engine import wait_for_gpu
 from ..metrics import ate_error, pehe
-from ._datasets import (DATASETS, check_datasets, dataset_kind, demand_grid,
-                        load_replication, same_design)
+from ._datasets import (DATASETS, check_datasets, check_seed, dataset_kind,
+                        demand_grid, load_replication, same_design)
 from ._journal import append_records, resume_run, run_settings, start_run, write_records
 from ._models import MODELS, ModelSpec, default_models
 from ._report import RUN_RECORDS_FILE
@@ -163,11 +164,11 @@ def warm_up(device):
         pass
 
 
-@contextlib.contextmanager
 def _silenced_warnings():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    # one shared "ignore" for work items overlapping in threads (run_benchmark called
+    # from threads with n_jobs=1, a Dask worker's threads): catch_warnings in each
+    # restored the others' saved filters and could leave the process silenced for good
+    return shared_filter("ignore")
 
 
 #: set while run_benchmark runs a threading-backend grid with the warnings silenced
@@ -475,6 +476,11 @@ def run_benchmark(models=None, datasets=("ihdp",), replications=10, *, seed=0,
                          "batched: pass one of them.")
     datasets = list(datasets)
     check_datasets(datasets, replications)
+    check_seed(seed, datasets, replications)
+    if backend != "dask" and backend not in joblib.parallel.BACKENDS:
+        # before the run record is written, not at the grid's first work item
+        raise ValueError(f"backend: unknown {backend!r}; choose from "
+                         f"{sorted(joblib.parallel.BACKENDS) + ['dask']}.")
     for name, value, least in (("batch_size", batch_size, 1), ("threads", threads, 1),
                                ("sequential_subset", sequential_subset, 0)):
         if value is not None and (isinstance(value, bool) or not isinstance(

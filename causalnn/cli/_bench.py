@@ -45,7 +45,9 @@ def add_bench_parser(commands):
                             "quote names with spaces. Known: " + "; ".join(MODELS))
     bench.add_argument("--causalnn-only", action="store_true",
                        help="only causalnn's estimators (no peers or baselines)")
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--seed", type=_non_negative_int, default=0,
+                       help="replication r of a model gets seed + r, of a simulated "
+                            "dataset seed * 100003 + r (default 0)")
     bench.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
                        help="causalnn's device: auto (the default) uses CUDA when "
                             "available; checked before the grid, as by estimate "
@@ -55,7 +57,8 @@ def add_bench_parser(commands):
     bench.add_argument("--threads", type=_positive_int, default=None,
                        help="torch threads per worker (1 on a shared machine)")
     bench.add_argument("--backend", default="loky",
-                       help="joblib backend: loky (default), threading, or dask")
+                       help="joblib backend: loky (default), threading, "
+                            "multiprocessing, sequential, or dask")
     bench.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="Dask scheduler address for --backend dask (default: a "
                             "local cluster)")
@@ -137,7 +140,7 @@ def run_bench(args, argv=None):
             raise UsageError(f"--causalnn-only: none of {asked} is a causalnn estimator "
                              f"that fits the datasets {', '.join(args.datasets)}")
     if args.backend != "dask" and args.scheduler:
-        raise ValueError("scheduler: only used with --backend dask.")
+        raise ValueError("--scheduler: only used with --backend dask.")
     if args.no_batch and args.sequential_subset:
         # it would be ignored: there is no batched fit to time
         raise UsageError("--sequential-subset times batched fits against one-at-a-time "

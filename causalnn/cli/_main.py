@@ -10,6 +10,7 @@ causalnn is used here, so the command is also a worked example of it.
 """
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ from causalnn import CFRNet, Dragonnet, TARNet
 from causalnn.datasets import load_ihdp
 from causalnn.exceptions import TrainingDivergedError
 from causalnn.metrics import ate_error, pehe
+from causalnn.benchmark._report import write_atomically
 from causalnn.cli._bench import add_bench_parser, run_bench
 
 __all__ = ["main", "build_parser"]
@@ -313,6 +315,9 @@ def _run_ihdp(args):
     test_rows = data.test_index
     estimator = _make_estimator(args)
     elapsed = _fit(estimator, data.X[fit_rows], data.y[fit_rows], data.treatment[fit_rows])
+    if args.out is not None:  # before anything is printed: see main's BrokenPipeError
+        effects = pd.DataFrame({"effect": estimator.effect(data.X)})
+        _write_effects(effects, args.out, index_label="row")
 
     name = type(estimator).__name__
     print(f"{name} on IHDP replication 1: fitted on {len(fit_rows)} rows "
@@ -337,8 +342,6 @@ def _run_ihdp(args):
                   ("fit time", _fit_summary(estimator, elapsed))], numeric=False)
 
     if args.out is not None:
-        effects = pd.DataFrame({"effect": estimator.effect(data.X)})
-        _write_effects(effects, args.out, index_label="row")
         print(f"\nwrote {len(effects)} effects to {args.out}")
     return 0
 
@@ -349,9 +352,23 @@ def _read_csv(path, index_col, sep=","):
         raise UsageError(f"--data: file not found: {path}")
     if os.path.isdir(path):
         raise UsageError(f"--data: {path} is a directory, not a CSV file")
+    if not os.path.isfile(path):
+        # a pipe (--data /dev/stdin, --data <(zcat table.csv.gz)) can be read once, and
+        # the checks below read the file several times: read it from a copy
+        with open(path, "rb") as source, tempfile.NamedTemporaryFile(
+                prefix="causalnn-data-", suffix=".csv", delete=False) as copy:
+            shutil.copyfileobj(source, copy)
+        try:
+            return _read_csv(copy.name, index_col, sep)
+        except UsageError as exc:
+            raise UsageError(str(exc).replace(copy.name, path)) from None
+        finally:
+            os.unlink(copy.name)
     try:
         header = _refuse_repeated_names(path, sep)
-        frame = pd.read_csv(path, sep=sep)
+        # the ids as written: read as numbers, 00123 would come back as 123
+        ids = None if index_col is None else {index_col: str}
+        frame = pd.read_csv(path, sep=sep, dtype=ids)
         if (_first_row_width(path, sep) == len(header) + 1
                 and _last_fields_empty(path, sep, len(header))):
             # data rows one field longer than the header, that field empty: the rows
@@ -359,7 +376,7 @@ def _read_csv(path, index_col, sep=","):
             # shifted every column one place left; read them where they stand
             print(f"{PROG}: warning: the data rows of {path} end with a delimiter "
                   f"'{sep}'; reading them without a row-label column", file=sys.stderr)
-            frame = pd.read_csv(path, sep=sep, index_col=False)
+            frame = pd.read_csv(path, sep=sep, index_col=False, dtype=ids)
     except pd.errors.EmptyDataError:
         raise UsageError(f"--data: {path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -531,6 +548,11 @@ def _check_out(path, data, force):
     if data is not None and _same_file(path, data):
         raise UsageError(f"--out {path} is the --data file; choose another output file "
                          "(causalnn never overwrites its input)")
+    if path == "" or path.endswith(("/", os.sep)):
+        # abspath drops a trailing slash: the check below would pass and the write,
+        # after the fit, fail
+        raise UsageError(f"--out: {path!r} names no file; give a file name such as "
+                         "effects.csv")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"--out: folder {folder} does not exist")
@@ -551,16 +573,26 @@ def _check_out(path, data, force):
 
 
 def _write_effects(effects, path, index_label):
+    """Write ``effects`` to ``path`` through a temporary file renamed into place: a
+    write that fails or is interrupted (a full disk, Ctrl-C) leaves the file that was
+    there (--force) or none, never a truncated one."""
+    existed = os.path.exists(path)
     try:
-        effects.to_csv(path, index_label=index_label)
+        write_atomically(path, effects.to_csv(index_label=index_label))
     except OSError as exc:
-        raise UsageError(f"--out: cannot write {path}: {exc.strerror or exc}") from None
+        kept = f" ({path} was left as it was)" if existed else ""
+        raise UsageError(f"--out: cannot write {path}: {exc.strerror or exc}{kept}") from None
 
 
 def _run_csv(args):
     for option in ("treatment", "outcome"):
         if getattr(args, option) is None:
             raise UsageError(f"--data needs --{option} COL (the {option} column)")
+    if args.index_col == "effect" and args.out is not None:
+        # the output's columns are the id column and 'effect': two columns of one name
+        # read back as 'effect' (the ids) and 'effect.1' (the effects)
+        raise UsageError("--index-col effect: the effects file has a column 'effect' "
+                         "of its own; rename that id column of --data")
     frame = _read_csv(args.data, args.index_col, _separator(args.sep))
     X, t, y = _select(frame, args)
     n_binary = len(_binary_columns(X))
@@ -568,6 +600,9 @@ def _run_csv(args):
     estimator = _make_estimator(args)
     elapsed = _fit(estimator, X, y, t)
     effects = pd.DataFrame({"effect": estimator.effect(X)}, index=frame.index)
+    index_label = args.index_col or "row"
+    if args.out is not None:  # before anything is printed: see main's BrokenPipeError
+        _write_effects(effects, args.out, index_label)
 
     name = type(estimator).__name__
     n_treated = int(t.sum())
@@ -595,9 +630,7 @@ def _run_csv(args):
     print()
     _print_table([("device", _device_name(estimator)),
                   ("fit time", _fit_summary(estimator, elapsed))], numeric=False)
-    index_label = args.index_col or "row"
     if args.out is not None:
-        _write_effects(effects, args.out, index_label)
         print(f"\nwrote {len(effects)} effects to {args.out}")
     else:
         print(f"\nfirst {min(N_PREVIEW, len(effects))} of {len(effects)} effects "
@@ -689,6 +722,12 @@ def main(argv=None):
     except UsageError as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # stdout closed early (`causalnn ... | head`): not an input error. Point stdout
+        # at /dev/null so that the interpreter's final flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a process killed by it
     except (ValueError, TypeError, OSError) as exc:
         # the library's input checks name the argument and what is wrong with it; an
         # OSError (a file that cannot be read or written) names the file

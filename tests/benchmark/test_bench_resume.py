@@ -420,3 +420,49 @@ def test_cli_resume_end_to_end(tmp_path, capsys, ctrl_c, tiny_model):
     assert "**Resumed: 2/3 replications from an earlier run**" in (
         capsys.readouterr().out)
     assert _csv_rows(tmp_path / "resumed") == _csv_rows(tmp_path / "whole")
+
+
+def test_resuming_with_other_causalnn_code_or_libraries_is_refused(tmp_path, monkeypatch):
+    """The version string is 0.1.0 at every commit: the code is told apart by a hash of
+    its source files, and the libraries that compute the numbers by their versions."""
+    from causalnn.benchmark import _journal
+    settings = dict(models=[CONSTANT], datasets=["ihdp"], replications=2,
+                    progress=False)
+    run_benchmark(**settings, out=tmp_path)
+    record = json.loads((tmp_path / SETTINGS).read_text())
+    recorded = record["settings"]
+    assert recorded["causalnn_source"] == _journal._source_digest()
+    assert set(recorded["libraries"]) == {"torch", "numpy", "scipy", "scikit-learn",
+                                          "pandas"}
+    monkeypatch.setattr(_journal, "_source_digest", lambda: "edited")
+    with pytest.raises(ValueError, match="causalnn_source: '[0-9a-f]{16}' there, "
+                                         "'edited' now"):
+        run_benchmark(**settings, out=tmp_path, resume=True)
+    monkeypatch.undo()
+    monkeypatch.setattr(_journal, "_core_versions", lambda: {"torch": "0.0"})
+    with pytest.raises(ValueError, match="libraries: "):
+        run_benchmark(**settings, out=tmp_path, resume=True)
+    # a record written before these were kept resumes as before
+    monkeypatch.undo()
+    for key in ("causalnn_source", "libraries"):
+        recorded.pop(key)
+    (tmp_path / SETTINGS).write_text(json.dumps(record))
+    run_benchmark(**settings, out=tmp_path, resume=True)
+
+
+@pytest.mark.parametrize("changed, message", [
+    (dict(seed=50000, datasets=["multi_cause"]), "seed: at most 42948 with 2 "
+                                                 "replications of multi_cause"),
+    (dict(seed=-1), "seed: expected a non-negative integer"),
+    (dict(backend="bogus"), "backend: unknown 'bogus'"),
+])
+def test_a_seed_or_backend_that_cannot_run_is_refused_before_anything(tmp_path,
+                                                                      changed, message):
+    """Refused before the run record is written (which would block the corrected
+    command) and before any fit (the derived seed overflowed at the first simulated
+    dataset, after the other datasets' fits)."""
+    settings = dict(models=[CONSTANT], datasets=["ihdp"], replications=2,
+                    progress=False)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_benchmark(**dict(settings, **changed), out=tmp_path / "run")
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

@@ -38,3 +38,17 @@ def test_every_benchmark_script_answers_help_without_running():
     assert done.stdout.strip() == "", done.stdout
     after = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_ihdp_script_refuses_to_replace_results_before_fitting(tmp_path):
+    """The file names hold the device and tag, not --models or --replications: a trial
+    run would replace a full run's table (by default the committed one)."""
+    held = tmp_path / "ihdp_cpu.md"
+    held.write_text("a full run\n")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "ihdp.py"), "--device", "cpu",
+         "--replications", "1", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode != 0 and "pass --force" in result.stderr
+    assert "nothing was fitted" in result.stderr
+    assert held.read_text() == "a full run\n"

@@ -523,3 +523,92 @@ def test_a_labelled_file_whose_last_column_is_all_na_keeps_its_labels(tmp_path):
     assert list(frame.columns) == ["t", "y", "x", "note"]
     assert list(frame.index) == ["r1", "r2", "r3"]
     assert frame["y"].tolist() == [1.5, 2.5, 0.5] and frame["note"].isna().all()
+
+
+# ---- the effects file (audit of session 15) -------------------------------------------
+def test_index_col_ids_are_written_as_they_are_in_the_file(toy_frame, tmp_path, capsys):
+    """Ids read as numbers would lose their leading zeros (00012 -> 12) and no longer
+    join back to the user's table."""
+    frame = toy_frame.copy()
+    frame["id"] = [f"{i:05d}" for i in range(len(frame))]
+    data = tmp_path / "ids.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "effects.csv"
+    assert main(_toy_args(str(data)) + FAST + ["--index-col", "id", "--out", str(out)]) == 0
+    ids = pd.read_csv(out, dtype={"id": str})["id"]
+    assert ids.tolist() == frame["id"].tolist()
+
+
+def test_a_failed_write_leaves_the_existing_out_file_whole(toy_csv, tmp_path, capsys,
+                                                           monkeypatch):
+    out = tmp_path / "effects.csv"
+    out.write_text("precious\n")
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", disk_full)
+    assert main(_toy_args(toy_csv) + FAST + ["--out", str(out), "--force"]) == 2
+    assert (f"causalnn: error: --out: cannot write {out}: No space left on device "
+            f"({out} was left as it was)") in capsys.readouterr().err
+    assert out.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["effects.csv"]  # no temp file
+
+
+@pytest.mark.parametrize("spelling", ["", "newdir/"])
+def test_out_naming_no_file_is_refused_before_the_fit(toy_csv, capsys, monkeypatch,
+                                                      spelling):
+    import causalnn.cli._main as cli
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit ran before --out was checked")
+    monkeypatch.setattr(cli, "_fit", no_fit)
+    _refused(_toy_args(toy_csv) + ["--out", spelling], capsys, "names no file")
+
+
+def test_index_col_named_effect_is_refused_with_out(toy_frame, tmp_path, capsys):
+    """The effects file would hold two columns named 'effect': read back, the ids."""
+    frame = toy_frame.rename(columns={"id": "effect"})
+    data = tmp_path / "named.csv"
+    frame.to_csv(data, index=False)
+    _refused(_toy_args(str(data)) + FAST + ["--index-col", "effect", "--out",
+                                            str(tmp_path / "e.csv")],
+             capsys, "--index-col effect")
+
+
+def test_a_closed_stdout_still_writes_out(toy_csv, tmp_path):
+    """``causalnn estimate ... --out f | head -1`` with unbuffered output: the pipe
+    closes while the summary prints; the effects file is written before that, and the
+    exit status is that of a process ended by SIGPIPE, not an input error."""
+    out = tmp_path / "effects.csv"
+    command = (f"{sys.executable} -u -m causalnn estimate --data {toy_csv} --treatment "
+               f"treated --outcome y --max-epochs 3 --out {out} | head -c 1 >/dev/null; "
+               f"exit ${{PIPESTATUS[0]}}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.dirname(causalnn_path())),
+         os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode in (0, 141), result.stderr
+    assert "Broken pipe" not in result.stderr
+    assert len(pd.read_csv(out)) == 60
+
+
+def causalnn_path():
+    import causalnn
+    return causalnn.__file__
+
+
+def test_data_from_a_pipe_is_read(toy_csv, tmp_path):
+    """``--data /dev/stdin`` (or ``<(zcat ...)``): a pipe can be read once, the checks
+    read the file several times; it was refused as 'empty'."""
+    out = tmp_path / "effects.csv"
+    with open(toy_csv, "rb") as stdin:
+        result = subprocess.run(
+            [sys.executable, "-m", "causalnn", "estimate", "--data", "/dev/stdin",
+             "--treatment", "treated", "--outcome", "y", "--max-epochs", "3",
+             "--no-inference", "--out", str(out)], stdin=stdin, capture_output=True,
+            text=True, timeout=300, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                [os.path.dirname(os.path.dirname(causalnn_path())),
+                 os.environ.get("PYTHONPATH", "")])})
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(out)) == 60

@@ -243,3 +243,77 @@ def test_the_deconfounders_missing_causes_error_names_its_own_call():
     tau = fitted.effect(None, T0=0, T1=data.treatment, members=True)
     expected = fitted.effect(None, T0=0, T1=data.treatment)[None]
     np.testing.assert_array_equal(tau, expected)
+
+
+# ---- containers and dtypes (audit of session 15) --------------------------------------
+def test_tensors_that_require_grad_are_taken_as_their_values():
+    """A tensor with autograd history (e.g. a model's output) was refused by torch's own
+    RuntimeError, naming neither the argument nor causalnn."""
+    import torch
+    plain = est(random_state=0).fit(X, Y, treatment=T)
+    tracked = est(random_state=0).fit(torch.tensor(X, requires_grad=True),
+                                      torch.tensor(Y, requires_grad=True),
+                                      treatment=torch.tensor(T, requires_grad=True))
+    np.testing.assert_array_equal(tracked.effect(torch.tensor(X, requires_grad=True)),
+                                  plain.effect(X))
+    one = torch.tensor(1.0, requires_grad=True)
+    np.testing.assert_array_equal(plain.effect(X, T0=0.0, T1=one), plain.effect(X))
+
+
+def test_mixed_column_names_reach_the_propensity_model_as_strings():
+    """causalnn records ["age", 1] as strings; scikit-learn refuses mixed names, and
+    ate_inference / overlap_summary failed inside it with its own TypeError."""
+    frame = pd.DataFrame(X, columns=["age", 1, "income"])
+    fitted = est(random_state=0).fit(frame, Y, treatment=T)
+    result = fitted.ate_inference(frame, Y, treatment=T, cv=2)
+    assert np.isfinite(result.point_estimate) and np.isfinite(result.stderr)
+    assert fitted.overlap_summary(frame, treatment=T) is not None
+
+
+@pytest.mark.parametrize("where", ["treatment", "y", "treatment_col"])
+def test_nullable_missing_values_are_reported_as_missing(where):
+    """pd.NA in a nullable boolean column read as 'must be numeric (encode
+    categories...)'; the same gap in Int64 data was reported as NaN."""
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    flags = pd.array(T.astype(bool), dtype="boolean")
+    flags[3] = pd.NA
+    y = pd.Series(Y) if where != "y" else pd.Series(pd.array(Y > 0, dtype="boolean"))
+    if where == "y":
+        y[3] = pd.NA
+        with pytest.raises(ValueError, match="^y contains 1 NaN"):
+            est().fit(frame, y, treatment=T)
+    elif where == "treatment":
+        with pytest.raises(ValueError, match="^treatment contains 1 NaN"):
+            est().fit(frame, y, treatment=pd.Series(flags))
+    else:
+        frame["t"] = flags
+        with pytest.raises(ValueError, match="treatment contains 1 NaN"):
+            est(treatment_col="t").fit(frame, y)
+
+
+@pytest.mark.parametrize("arg", ["y", "treatment"])
+def test_sparse_outcome_or_treatment_is_refused_as_sparse(arg):
+    import scipy.sparse
+    inputs = {"y": Y, "treatment": T}
+    inputs[arg] = scipy.sparse.csr_matrix(inputs[arg][:, None])
+    with pytest.raises(TypeError, match=f"^{arg} is a sparse matrix"):
+        est().fit(X, inputs["y"], treatment=inputs["treatment"])
+
+
+def test_an_object_column_of_numbers_is_refused_with_its_dtype_and_a_remedy():
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).astype({"b": object})
+    with pytest.raises(TypeError, match=r"non-numeric columns: \['b'\] \(dtypes object\)"
+                                        r"\. .*pd\.to_numeric"):
+        est().fit(frame, Y, treatment=T)
+
+
+def test_deepiv_takes_a_zero_dimensional_array_as_a_scalar_level():
+    from causalnn import DeepIV
+    from causalnn.datasets import make_linear_iv
+    data = make_linear_iv(200, strength=1.0, random_state=0)
+    fitted = DeepIV(first_stage_layers=(8,), outcome_layers=(8,), n_components=2,
+                    max_epochs=2, patience=None, random_state=0).fit(
+        data.X, data.y, treatment=data.treatment, instrument=data.instrument)
+    np.testing.assert_array_equal(
+        fitted.effect(data.X, T0=np.array(0.0), T1=np.array(1.0)),
+        fitted.effect(data.X, T0=0.0, T1=1.0))

@@ -4,14 +4,13 @@ Each error names the argument that was wrong and what was wrong with it, so a us
 meets a torch stack trace for bad input.
 """
 import numbers
-import warnings
 
 import numpy as np
 import pandas as pd
 import scipy.sparse
 from sklearn.exceptions import DataConversionWarning
 
-from .._warnings import warn_at_caller
+from .._warnings import shared_filter, warn_at_caller
 
 __all__ = [
     "as_pandas_frame",
@@ -52,6 +51,15 @@ def _column_labels(X):
     return None
 
 
+def _detached(v):
+    """A torch tensor as a CPU tensor without autograd history (NumPy's conversion of a
+    tensor that requires grad raises torch's RuntimeError, of a CUDA tensor a TypeError
+    that names neither the argument nor the remedy); any other input as it is."""
+    if type(v).__module__.split(".")[0] == "torch" and callable(getattr(v, "detach", None)):
+        return v.detach().cpu()
+    return v
+
+
 def as_pandas_frame(X):
     """``X`` as a pandas DataFrame when it is a DataFrame of another library; any other
     input is returned as it is.
@@ -67,6 +75,7 @@ def as_pandas_frame(X):
     its rows are labelled 0..n-1, so pandas inputs given beside it are checked against
     that index by :func:`check_same_index`, as against such a pandas ``X``.
     """
+    X = _detached(X)
     if not _is_other_frame(X):
         return X
     labels = _column_labels(X) if hasattr(X, "columns") else None
@@ -95,9 +104,12 @@ def as_pandas_frame(X):
         if isinstance(frame, pd.DataFrame):
             return frame
     if hasattr(X, "__dataframe__"):
-        with warnings.catch_warnings():
-            # pandas >= 3 deprecates the protocol: our choice of path, not the user's
-            warnings.simplefilter("ignore")
+        # pandas >= 3 deprecates the protocol: our choice of path, not the user's. Only
+        # that warning is filtered, and not by catch_warnings: predicts overlapping in
+        # threads restored each other's saved filters and left every warning of the
+        # process silenced, and warnings of other threads were lost meanwhile
+        with shared_filter(message="The Dataframe Interchange Protocol is deprecated",
+                           category=DeprecationWarning):
             return pd.api.interchange.from_dataframe(X)
     return X
 
@@ -135,7 +147,14 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True,
             f"treatment was given twice: as the treatment argument and as column "
             f"{treatment_col!r} of X (treatment_col). Pass only one."
         )
-    return X.drop(columns=[treatment_col]), X[treatment_col].to_numpy()
+    column = X[treatment_col]
+    # a nullable column's pd.NA as NaN: reported as a missing value, not as text
+    numeric = ((pd.api.types.is_numeric_dtype(column.dtype)
+                or pd.api.types.is_bool_dtype(column.dtype))
+               and not pd.api.types.is_complex_dtype(column.dtype))
+    values = (column.to_numpy(dtype=np.float64, na_value=np.nan) if numeric
+              else column.to_numpy())
+    return X.drop(columns=[treatment_col]), values
 
 
 def require_treatment(treatment, treatment_col=None, columns=None, *,
@@ -224,7 +243,14 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
         bad = [str(c) for c, dt in X.dtypes.items()
                if not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))]
         if bad:
-            raise TypeError(f"{name} columns must be numeric; non-numeric columns: {bad}.")
+            kinds = sorted({str(dt) for c, dt in X.dtypes.items() if str(c) in bad})
+            stored = any(dt == object or isinstance(dt, pd.CategoricalDtype)
+                         for c, dt in X.dtypes.items() if str(c) in bad)
+            hint = (" Numbers stored as object or category are not converted silently: "
+                    f"convert them yourself (e.g. pd.to_numeric({name}[col])); encode "
+                    "categories (e.g. pd.get_dummies)." if stored else "")
+            raise TypeError(f"{name} columns must be numeric; non-numeric columns: {bad} "
+                            f"(dtypes {', '.join(kinds)}).{hint}")
         array = X.to_numpy(dtype=np.float64, na_value=np.nan)
     elif (keep_float32 and type(X) is np.ndarray and X.dtype == np.float32
           and X.flags.c_contiguous):
@@ -358,9 +384,17 @@ def _as_float64(v, name):
     as a float64 array; complex, non-numeric, date or duration values are refused,
     with the values shown."""
     v = as_pandas_frame(v)
+    if scipy.sparse.issparse(v):
+        raise TypeError(f"{name} is a sparse matrix; sparse input is not supported: pass "
+                        f"a dense array (e.g. {name}.toarray()).")
     _refuse_dates(v, name)
     if isinstance(v, (pd.Series, pd.DataFrame)):
-        v = v.to_numpy()
+        dtypes = [v.dtype] if isinstance(v, pd.Series) else list(v.dtypes)
+        numeric = all((pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d))
+                      and not pd.api.types.is_complex_dtype(d) for d in dtypes)
+        # nullable columns (boolean, Int64, Float64): pd.NA read as NaN, so that the
+        # missing value is reported as one, not as a non-numeric value
+        v = v.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else v.to_numpy()
         _refuse_dates(v, name)  # e.g. a categorical of dates hands out datetime64
     _refuse_masked_or_text(v, name)
     try:
@@ -424,6 +458,9 @@ def check_scalar_or_vector(v, *, name, n_samples):
     a numpy scalar or a 0-d array), applied to every row, or an (n,) array."""
     if isinstance(v, (str, bytes)):
         raise TypeError(f"{name} must be a number or an array of numbers; got {v!r}.")
+    v = _detached(v)
+    if type(v).__module__.split(".")[0] == "torch" and getattr(v, "ndim", None) == 0:
+        v = np.asarray(v)
     if isinstance(v, (numbers.Number, np.generic)) or (
             isinstance(v, np.ndarray) and v.ndim == 0):
         _refuse_dates(v, name)  # a np.datetime64 / np.timedelta64 scalar

@@ -215,6 +215,17 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _propensity_features(X, Xa):
+    """What a propensity model is fitted on: the DataFrame ``X`` (so that pipelines may
+    select columns by name), else the checked array ``Xa``. Column names of mixed types
+    (``["age", 1]``), which causalnn records as strings, are handed on as those strings:
+    scikit-learn refuses them."""
+    if not _is_frame(X):
+        return Xa
+    kinds = {isinstance(c, str) for c in X.columns}
+    return X.set_axis([str(c) for c in X.columns], axis=1) if len(kinds) > 1 else X
+
+
 def _cross_fitted_propensity(model, features, t, fold):
     """``P(t = 1 | x)`` of every row from a clone of ``model`` fitted on the other folds
     (``fold``: each row's fold number)."""
@@ -263,7 +274,7 @@ class AverageEffectInferenceMixin:
         require_treatment(treatment)
         t = check_vector(treatment, name="treatment", n_samples=n)
         check_binary(t, name="treatment", owner=type(self).__name__)
-        return X, (X if _is_frame(X) else Xa), y, t
+        return X, _propensity_features(X, Xa), y, t
 
     def _propensity_model(self, propensity_model):
         if propensity_model is None:
@@ -537,6 +548,6 @@ class AverageEffectInferenceMixin:
             # covariate hold out whole groups, and the model's extrapolation to them
             # reads as poor overlap (IHDP, sorted by site: 23.7% of rows outside the
             # bounds against 1.3% with the shuffled folds)
-            e = _cross_fitted_propensity(model, X if _is_frame(X) else Xa, t,
+            e = _cross_fitted_propensity(model, _propensity_features(X, Xa), t,
                                          self._fold_of_rows(t, 5)[0])
         return overlap_summary(e, t, clip=clip)

@@ -9,6 +9,7 @@ import pytest
 
 from causalnn import DeepIV
 from causalnn.datasets import make_demand, make_linear_iv
+from causalnn.exceptions import WeakInstrumentWarning
 
 FAST = dict(first_stage_layers=(16, 16), outcome_layers=(16, 16), n_components=3,
             max_epochs=3, patience=None, batch_size=64)
@@ -77,6 +78,27 @@ def test_first_stage_strength_is_the_weakest_columns_partial_f_and_r2():
     assert est.first_stage_f_statistic_ == pytest.approx(f[1], rel=1e-8)
     assert est.first_stage_strength_ == pytest.approx(f[1] / (f[1] + stats[1][1]),
                                                       rel=1e-8)
+
+
+@pytest.mark.parametrize("n", [8, 9])
+def test_first_stage_strength_is_nan_without_residual_degrees_of_freedom(n):
+    """With no more rows than the check's design columns (an intercept, 6 covariates
+    and 2 instruments: 9), the linear first stage interpolates the treatment: the F
+    statistic is undefined, not the 1e28 that round-off over round-off gave, which read
+    as a very strong instrument."""
+    rng = np.random.RandomState(0)
+    x, z = rng.randn(n, 6), rng.randn(n, 2)
+    t = z.sum(axis=1) + x[:, 0] + rng.randn(n)
+    y = t + rng.randn(n)
+    with pytest.warns(WeakInstrumentWarning, match="cannot be assessed: the %d rows are "
+                      "no more than the 9 columns" % n):
+        est = DeepIV(**{**FAST, "max_epochs": 1}, validation_fraction=0.0,
+                     random_state=0).fit(x, y, treatment=t, instrument=z)
+    assert np.isnan(est.first_stage_f_statistic_) and np.isnan(est.first_stage_strength_)
+    # one row more leaves one residual degree of freedom: a number again
+    x, z, t = np.vstack([x, x[:1] + 1]), np.vstack([z, z[:1]]), np.append(t, t[0] + 2)
+    est = _fit(x, np.append(y, y[0]), t, z, max_epochs=1, validation_fraction=0.0)
+    assert np.isfinite(est.first_stage_f_statistic_) == (n == 9)
 
 
 @pytest.mark.parametrize("call", ["fit", "causal_validation_loss",

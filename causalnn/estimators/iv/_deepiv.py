@@ -83,7 +83,12 @@ def _partial_f(target, exogenous, instrument, block_rows=4096):
 
     full = design.shape[1]
     (rss_r, rank_r), (rss_f, rank_f) = rss_and_rank(full - q), rss_and_rank(full)
-    q, dof = max(rank_f - rank_r, 1), max(n - rank_f, 1)
+    if n <= rank_f:
+        # as many independent design columns as rows: the full regression interpolates
+        # the treatment, leaving no residual to measure the instruments against (its
+        # F statistic would be round-off over round-off, e.g. 1e28); neither is defined
+        return np.full(k, np.nan), np.full(k, np.nan)
+    q, dof = max(rank_f - rank_r, 1), n - rank_f
     partial_r2 = np.where(rss_r > 0, 1.0 - rss_f / np.where(rss_r > 0, rss_r, 1.0), 0.0)
     f_stat = ((rss_r - rss_f) / q) / np.maximum(rss_f / dof, np.finfo(float).tiny)
     return f_stat, partial_r2
@@ -190,7 +195,9 @@ class DeepIV(BaseCausalEstimator):
         instrument that moves the treatment only non-linearly.
     first_stage_f_statistic_ : float
         The matching partial F statistic; below 10 a ``WeakInstrumentWarning`` is raised
-        (the Staiger-Stock rule of thumb).
+        (the Staiger-Stock rule of thumb). Both are NaN, with that warning, when the
+        rows are no more than the regression's independent columns (no residual is
+        left to measure the instruments against).
     treatment_type_ : str
         The treatment type fitted (``treatment_type`` at fit); prediction uses it, so a
         later ``set_params(treatment_type=...)`` takes effect at the next ``fit``.
@@ -511,7 +518,15 @@ class DeepIV(BaseCausalEstimator):
         pick = np.max if self.treatment_type_ == "discrete" else np.min
         self.first_stage_f_statistic_ = float(pick(f_stat))
         self.first_stage_strength_ = float(pick(partial_r2))
-        if self.first_stage_f_statistic_ < 10:
+        if np.isnan(self.first_stage_f_statistic_):
+            warn_at_caller(
+                f"The instrument's strength cannot be assessed: the {len(target)} rows "
+                f"are no more than the {Xs.shape[1] + Zs.shape[1] + 1} columns of the "
+                f"linear first-stage check (an intercept, X and the instrument), which "
+                f"then fits the treatment exactly. first_stage_f_statistic_ and "
+                f"first_stage_strength_ are NaN; DeepIV's estimate of h on so few rows "
+                f"is unreliable.", WeakInstrumentWarning)
+        elif self.first_stage_f_statistic_ < 10:
             warn_at_caller(
                 f"The instrument is weak: its first-stage partial F statistic is "
                 f"{self.first_stage_f_statistic_:.2f} (< 10; partial R^2 "
@@ -585,6 +600,9 @@ class DeepIV(BaseCausalEstimator):
         k = self.n_treatment_features_
         value = as_pandas_frame(value)  # another library's frame: matched by name too
         names = getattr(self, "treatment_names_", None)
+        if (isinstance(value, np.ndarray) and value.ndim == 0
+                and value.dtype.kind in "iuf"):
+            value = value.item()  # a 0-d array is a scalar level, as for the other estimators
         if isinstance(value, numbers.Number) and not isinstance(value, bool):
             value = np.full((n, k), float(value))
         elif isinstance(value, pd.DataFrame) and names is not None:

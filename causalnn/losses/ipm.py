@@ -117,7 +117,8 @@ def pairwise_sq_distances(phi):
 
 
 def median_bandwidth(sq, min_bandwidth, weight=None):
-    """Median heuristic ``sigma^2 = median_{i<j} ||phi_i - phi_j||^2``, floored at
+    """Median heuristic ``sigma^2 = median_{i<j} ||phi_i - phi_j||^2`` (the lower
+    median for an even number of pairs, as ``torch.median`` takes it), floored at
     ``min_bandwidth^2`` and held fixed for the gradient. The pairs come from a
     fixed-shape index (no data-dependent selection), so there is no host sync.
 

@@ -138,6 +138,9 @@ def build_parser():
     data.add_argument("--sep", metavar="CHAR", default=",",
                       help="field separator of --data (default: ','; e.g. ';' or "
                            "'\\t' for tab)")
+    data.add_argument("--decimal", metavar="CHAR", default=".",
+                      help="decimal mark of --data's numbers (default: '.'; ',' for "
+                           "files written as 1,5 with --sep ';')")
     data.add_argument("--no-scale", action="store_true",
                       help="fit with scale_features=False: the estimator does not "
                            "standardise the non-binary covariates of --data (0/1 columns "
@@ -347,7 +350,7 @@ def _run_ihdp(args):
 
 
 # ---- CSV job -------------------------------------------------------------------------
-def _read_csv(path, index_col, sep=","):
+def _read_csv(path, index_col, sep=",", decimal="."):
     if not os.path.exists(path):
         raise UsageError(f"--data: file not found: {path}")
     if os.path.isdir(path):
@@ -359,7 +362,7 @@ def _read_csv(path, index_col, sep=","):
                 prefix="causalnn-data-", suffix=".csv", delete=False) as copy:
             shutil.copyfileobj(source, copy)
         try:
-            return _read_csv(copy.name, index_col, sep)
+            return _read_csv(copy.name, index_col, sep, decimal)
         except UsageError as exc:
             raise UsageError(str(exc).replace(copy.name, path)) from None
         finally:
@@ -368,7 +371,7 @@ def _read_csv(path, index_col, sep=","):
         header = _refuse_repeated_names(path, sep)
         # the ids as written: read as numbers, 00123 would come back as 123
         ids = None if index_col is None else {index_col: str}
-        frame = pd.read_csv(path, sep=sep, dtype=ids)
+        frame = pd.read_csv(path, sep=sep, dtype=ids, decimal=decimal)
         if (_first_row_width(path, sep) == len(header) + 1
                 and _last_fields_empty(path, sep, len(header))):
             # data rows one field longer than the header, that field empty: the rows
@@ -376,7 +379,8 @@ def _read_csv(path, index_col, sep=","):
             # shifted every column one place left; read them where they stand
             print(f"{PROG}: warning: the data rows of {path} end with a delimiter "
                   f"'{sep}'; reading them without a row-label column", file=sys.stderr)
-            frame = pd.read_csv(path, sep=sep, index_col=False, dtype=ids)
+            frame = pd.read_csv(path, sep=sep, index_col=False, dtype=ids,
+                                decimal=decimal)
     except pd.errors.EmptyDataError:
         raise UsageError(f"--data: {path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -506,8 +510,10 @@ def _select(frame, args):
         pronoun = "them" if plural else "it"
         raise UsageError(
             f"non-numeric covariate column{'s' if plural else ''} "
-            f"{', '.join(map(repr, bad))}; encode {pronoun} as numbers (e.g. one-hot) "
-            f"or leave {pronoun} out with --covariates")
+            f"{', '.join(map(repr, bad))}; "
+            + (_decimal_comma_hint(X[bad]) or
+               f"encode {pronoun} as numbers (e.g. one-hot) or leave {pronoun} out "
+               f"with --covariates"))
     X = X.astype(np.float64)
     # before standardising, which would turn a column holding inf into NaN
     _refuse_bad_values(np.isinf(X).sum(), "infinite values",
@@ -524,10 +530,21 @@ def _select(frame, args):
 
     y = frame[args.outcome]
     if not (pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y)):
-        raise UsageError(f"--outcome column {args.outcome!r} must be numeric")
+        hint = _decimal_comma_hint(frame[[args.outcome]])
+        raise UsageError(f"--outcome column {args.outcome!r} must be numeric"
+                         + (f"; {hint}" if hint else ""))
     _refuse_bad_values(np.isinf(frame[[args.outcome]].astype(np.float64)).sum(),
                        "infinite values", "remove or replace those rows first")
     return X, t, y.astype(np.float64).to_numpy()
+
+
+def _decimal_comma_hint(columns):
+    """A hint when text columns hold numbers written with a decimal comma (1,5): they
+    read as text unless --decimal ',' is given. None otherwise."""
+    text = columns.astype("string").stack()
+    if len(text) and text.str.fullmatch(r"\s*[-+]?\d+,\d*\s*").all():
+        return "the values look like numbers with decimal commas (1,5): pass --decimal ','"
+    return None
 
 
 def _binary_columns(X):
@@ -593,7 +610,11 @@ def _run_csv(args):
         # read back as 'effect' (the ids) and 'effect.1' (the effects)
         raise UsageError("--index-col effect: the effects file has a column 'effect' "
                          "of its own; rename that id column of --data")
-    frame = _read_csv(args.data, args.index_col, _separator(args.sep))
+    decimal = _separator(args.decimal, "--decimal")
+    if decimal == _separator(args.sep):
+        raise UsageError(f"--decimal {args.decimal!r} is also the field separator "
+                         f"(--sep); a file with decimal commas is usually --sep ';'")
+    frame = _read_csv(args.data, args.index_col, _separator(args.sep), decimal)
     X, t, y = _select(frame, args)
     n_binary = len(_binary_columns(X))
     X = X.to_numpy(dtype=np.float64)
@@ -640,11 +661,12 @@ def _run_csv(args):
     return 0
 
 
-def _separator(text):
+def _separator(text, option="--sep"):
     if text in ("\\t", "tab", "\t"):
         return "\t"
     if len(text) != 1:
-        raise UsageError(f"--sep: expected one character (or '\\t' for tab), got {text!r}")
+        raise UsageError(f"{option}: expected one character (or '\\t' for tab), got "
+                         f"{text!r}")
     return text
 
 
@@ -680,6 +702,8 @@ def _run_estimate(args):
             given.append("--no-scale")
         if args.sep != ",":
             given.append("--sep")
+        if args.decimal != ".":
+            given.append("--decimal")
         if given:
             raise UsageError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} "
                              "--data FILE.csv")

@@ -612,3 +612,23 @@ def test_data_from_a_pipe_is_read(toy_csv, tmp_path):
                  os.environ.get("PYTHONPATH", "")])})
     assert result.returncode == 0, result.stderr
     assert len(pd.read_csv(out)) == 60
+
+
+def test_decimal_commas_are_read_with_decimal_and_hinted_without(toy_frame, tmp_path,
+                                                                  capsys):
+    frame = toy_frame.drop(columns="id")
+    data = tmp_path / "comma.csv"
+    frame.to_csv(data, index=False, sep=";", decimal=",")
+    reference, out = tmp_path / "ref.csv", tmp_path / "out.csv"
+    plain = tmp_path / "plain.csv"
+    frame.to_csv(plain, index=False)
+    args = ["--treatment", "treated", "--outcome", "y"] + FAST + ["--no-inference"]
+    assert main(["estimate", "--data", str(plain), "--out", str(reference)] + args) == 0
+    assert main(["estimate", "--data", str(data), "--sep", ";", "--decimal", ",",
+                 "--out", str(out)] + args) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(reference))
+    capsys.readouterr()
+    _refused(["estimate", "--data", str(data), "--sep", ";"] + args, capsys,
+             "pass --decimal ','")
+    _refused(["estimate", "--data", str(data), "--decimal", ","] + args, capsys,
+             "is also the field separator")

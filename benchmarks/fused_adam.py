@@ -71,10 +71,9 @@ def main(argv=None):
               f"fused {totals[1] / len(args.replications):.2f} "
               f"({totals[0] / totals[1]:.2f}x).", ""]
     out = Path(args.out) / "fused_adam_cpu.md"
-    if not out.exists():
-        lines = ["# Fused against per-parameter Adam on the CPU", "",
-                 __doc__.split("\n\n")[1], ""] + lines
-    append_section(lines, out)
+    append_section(lines, out, heading=[
+        "# Fused against per-parameter Adam on the CPU", "",
+        __doc__.split("\n\n")[1], ""])
     print(f"appended to {out}")
 
 

@@ -501,9 +501,12 @@ def main(argv=None):
     append_section(lines, args.out)
 
 
-def append_section(lines, out):
+def append_section(lines, out, heading=()):
     """Print a run's section and append it to the results file ``out`` (earlier runs'
-    sections stay above it)."""
+    sections stay above it); ``heading`` (lines: a title, what the file measures) goes
+    first when the file is new."""
+    if not os.path.exists(out):
+        lines = list(heading) + list(lines)
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -258,6 +258,10 @@ def test_tensors_that_require_grad_are_taken_as_their_values():
                                   plain.effect(X))
     one = torch.tensor(1.0, requires_grad=True)
     np.testing.assert_array_equal(plain.effect(X, T0=0.0, T1=one), plain.effect(X))
+    # bfloat16 (no NumPy dtype) is taken as its float32 values, which are exact
+    coarse = torch.tensor(X).bfloat16()
+    np.testing.assert_array_equal(plain.effect(coarse),
+                                  plain.effect(coarse.float().numpy().astype(np.float64)))
 
 
 def test_mixed_column_names_reach_the_propensity_model_as_strings():

@@ -54,9 +54,12 @@ def _column_labels(X):
 def _detached(v):
     """A torch tensor as a CPU tensor without autograd history (NumPy's conversion of a
     tensor that requires grad raises torch's RuntimeError, of a CUDA tensor a TypeError
-    that names neither the argument nor the remedy); any other input as it is."""
+    that names neither the argument nor the remedy); bfloat16, which NumPy lacks, as
+    float32 (exactly: every bfloat16 value is a float32 one); any other input as it
+    is."""
     if type(v).__module__.split(".")[0] == "torch" and callable(getattr(v, "detach", None)):
-        return v.detach().cpu()
+        v = v.detach().cpu()
+        return v.float() if str(v.dtype) == "torch.bfloat16" else v
     return v
 
 

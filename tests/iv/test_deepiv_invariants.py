@@ -123,3 +123,28 @@ def test_numpy_X_with_series_sorted_apart_is_refused(call):
                 est.causal_validation_loss(data.X, y, z)
             else:
                 est.first_stage_log_likelihood(data.X, t, z)
+
+
+def test_unnamed_levels_and_instruments_after_a_named_fit_are_warned_about():
+    """As X: after a fit on named treatment and instrument columns, an array of several
+    columns (or a vector of several levels) is taken in the fit's order, with the
+    warning scikit-learn gives for X; DataFrames are matched by name, silently."""
+    rng = np.random.RandomState(0)
+    n = 200
+    x = rng.randn(n, 2)
+    z = pd.DataFrame(rng.randn(n, 2), columns=["z1", "z2"])
+    t = pd.DataFrame({"p": z.z1 + rng.randn(n), "q": z.z2 + rng.randn(n)})
+    est = _fit(x, t.p - t.q + rng.randn(n), t, z, max_epochs=1)
+    order = "taken in the order seen in fit"
+    with pytest.warns(UserWarning, match=f"T1 does not have valid feature names.*{order}"):
+        est.effect(x, T0=0.0, T1=t.to_numpy())
+    with pytest.warns(UserWarning, match=f"T1 is a vector without .*{order}"):
+        est.effect(x, T0=0.0, T1=np.array([1.0, 2.0]))
+    with pytest.warns(UserWarning, match=f"instrument does not have valid .*{order}"):
+        est.first_stage_log_likelihood(x, t, z.to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_name = est.first_stage_log_likelihood(x, t, z[["z2", "z1"]])
+        np.testing.assert_array_equal(est.effect(x, T0=0.0, T1=t[["q", "p"]]),
+                                      est.effect(x, T0=0.0, T1=t))
+    assert by_name == est.first_stage_log_likelihood(x, t, z)

@@ -605,12 +605,20 @@ class DeepIV(BaseCausalEstimator):
             value = value.item()  # a 0-d array is a scalar level, as for the other estimators
         if isinstance(value, numbers.Number) and not isinstance(value, bool):
             value = np.full((n, k), float(value))
-        elif isinstance(value, pd.DataFrame) and names is not None:
+        elif names is not None and (isinstance(value, pd.DataFrame)
+                                    or (k > 1 and np.ndim(value) == 2)):
+            # a DataFrame matched by name; an array of several columns taken in the
+            # fit's order, with the warning X gets (k = 1 leaves no order to mistake)
             value, _ = check_features(value, name=name, feature_names=names,
                                       n_features=k, owner=type(self).__name__)
         elif k > 1 and np.ndim(value) == 1:
             if isinstance(value, pd.Series) and names is not None:
                 value = self._by_treatment_name(value, name)
+            elif names is not None:
+                warn_at_caller(
+                    f"{name} is a vector without the treatment's column names, but "
+                    f"{type(self).__name__} was fitted with them; its entries are taken "
+                    f"in the order seen in fit {list(names)}")
             if len(value) != k:
                 raise ValueError(
                     f"{name} is a 1-d array of length {len(value)}; with a treatment of "
@@ -885,7 +893,9 @@ class DeepIV(BaseCausalEstimator):
                              f"these rows, or set instrument_cols to the DataFrame "
                              f"columns of X that hold them.")
         names = getattr(self, "instrument_names_", None)
-        if isinstance(instrument, pd.DataFrame) and names is not None:
+        if names is not None and (isinstance(instrument, pd.DataFrame) or (
+                self.n_instruments_ > 1 and np.ndim(instrument) == 2)):
+            # as the treatment levels: by name, or in the fit's order with a warning
             instrument, _ = check_features(instrument, name="instrument",
                                            feature_names=names,
                                            n_features=self.n_instruments_,

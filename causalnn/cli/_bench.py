@@ -146,6 +146,11 @@ def run_bench(args, argv=None):
         raise UsageError("--sequential-subset times batched fits against one-at-a-time "
                          "fits, and --no-batch fits every replication one at a time; "
                          "pass one of them")
+    if args.no_batch and args.batch_size is not None:
+        # it would be ignored, and recorded: a resume with another value was refused
+        raise UsageError("--batch-size bounds the replications of one batched fit, and "
+                         "--no-batch fits every replication one at a time; pass one "
+                         "of them")
     if args.resume and args.force:
         raise UsageError("--resume and --force contradict each other: --resume "
                          "continues the run recorded in --out, --force deletes it; "

@@ -605,6 +605,14 @@ def _run_csv(args):
     for option in ("treatment", "outcome"):
         if getattr(args, option) is None:
             raise UsageError(f"--data needs --{option} COL (the {option} column)")
+    for option in ("treatment", "outcome"):
+        if args.index_col is not None and args.index_col == getattr(args, option):
+            # the id column leaves the table before the others are looked up
+            raise UsageError(f"--index-col and --{option} name the same column "
+                             f"{args.index_col!r}; the ids cannot also be the {option}")
+    if args.index_col is not None and args.index_col in (args.covariates or ()):
+        raise UsageError(f"--index-col {args.index_col!r} is also in --covariates; the "
+                         f"ids are copied to the output, not used as a covariate")
     if args.index_col == "effect" and args.out is not None:
         # the output's columns are the id column and 'effect': two columns of one name
         # read back as 'effect' (the ids) and 'effect.1' (the effects)

@@ -632,3 +632,21 @@ def test_decimal_commas_are_read_with_decimal_and_hinted_without(toy_frame, tmp_
              "pass --decimal ','")
     _refused(["estimate", "--data", str(data), "--decimal", ","] + args, capsys,
              "is also the field separator")
+
+
+@pytest.mark.parametrize("option", ["--treatment", "--outcome", "--covariates"])
+def test_index_col_naming_a_column_of_another_option_is_refused(toy_csv_with_id, capsys,
+                                                                option):
+    """It was read as the row ids first, so the other option then named an unknown
+    column (after a warning about repeated ids)."""
+    columns = {"--treatment": "treated", "--outcome": "y", "--covariates": "age"}
+    columns[option] = "id" if option != "--covariates" else "id,age"
+    argv = ["estimate", "--data", toy_csv_with_id, "--index-col", "id"] + FAST
+    for name, value in columns.items():
+        argv += [name, value]
+    _refused(argv, capsys, "--index-col")
+
+
+def test_no_batch_with_batch_size_is_refused(capsys):
+    _refused(["bench", "--no-batch", "--batch-size", "3", "--out", "unused"], capsys,
+             "--batch-size bounds the replications")

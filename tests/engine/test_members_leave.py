@@ -183,3 +183,34 @@ def test_fit_many_histories_average_over_the_members_still_training():
                 assert np.isnan(record["valid_loss"])
             else:
                 assert record["valid_loss"] == pytest.approx(np.nanmean(values))
+
+
+def test_the_module_is_whole_again_after_an_error_mid_fit():
+    """The restore runs in a ``finally``: a fit that diverges (or is interrupted) after
+    members left still leaves a module of every member, not a sliced one."""
+    from causalnn.exceptions import TrainingDivergedError
+    X, Y = _data()
+    calls = {"epochs_seen": 0}
+
+    class Diverge(Callback):
+        def on_epoch_end(self, trainer, record):
+            if len(trainer.active_members) < 4:
+                calls["epochs_seen"] += 1
+
+    def loss(module, batch):
+        losses = _member_mse(module, batch)
+        if calls["epochs_seen"] >= 2:  # two epochs after the first member left
+            losses["loss"] = losses["loss"] * float("nan")
+        return losses
+
+    module = init_weights(MLP(4, (16, 16), out_features=1, n_members=4),
+                          torch.Generator().manual_seed(0))
+    trainer = Trainer(loss_fn=loss, learning_rate=0.01, batch_size=32, max_epochs=150,
+                      patience=5, generator=make_generator(1), n_members=4,
+                      compact_members=True, callbacks=[Diverge()])
+    with pytest.raises(TrainingDivergedError):
+        trainer.fit(module, {"X": X}, member_data={"y": Y})
+    assert calls["epochs_seen"] >= 2
+    assert module[0].weight.shape[0] == 4 and module[0].n_members == 4
+    assert trainer.active_members.tolist() == [0, 1, 2, 3]
+    assert torch.isfinite(module(X)).all()  # every member's best weights, restored

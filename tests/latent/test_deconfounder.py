@@ -498,7 +498,7 @@ def test_check_settings_leave_the_effects_unchanged(small):
 @pytest.mark.parametrize("factor_model", ["bernoulli", "deep"])
 def test_fit_leaves_the_global_torch_stream_untouched(small, factor_model):
     # torch's layers draw their default initialisation from the global generator;
-    # the fit must not move the user's stream (the base fit's fork_rng)
+    # the fit must not move the user's stream (it builds them without that draw)
     d = small
     torch.manual_seed(0)
     expected = torch.rand(3)

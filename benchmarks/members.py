@@ -202,7 +202,12 @@ def part_default(args, device):
             sync(device)
             seconds.append(time.perf_counter() - start)
             scores.append(pehe(f.ite[f.test_index], est.effect(f.X[f.test_index])))
-            valid.append(min(h["valid_loss"] for h in est.history_))
+            # each member's validation loss at its restored epoch, averaged: the
+            # history's valid_loss is the mean over the members still training (those
+            # that stopped have left the batched fit and record NaN)
+            best = np.atleast_1d(est.best_epoch_)
+            valid.append(float(np.mean([est.history_[b - 1]["valid_member_loss"][m]
+                                        for m, b in enumerate(best)])))
             epochs.append(est.n_iter_)
             print(f"  n_members={M} rep {r}: pehe_out {scores[-1]:.3f} "
                   f"{seconds[-1]:.1f}s", flush=True)

@@ -19,6 +19,12 @@ _filter_lock = threading.Lock()
 _filter_users = {}
 
 
+def _filter_tuple(action, message, category):
+    """The entry ``warnings.filterwarnings(action, message, category)`` puts in
+    ``warnings.filters``."""
+    return (action, re.compile(message, re.I) if message else None, category, None, 0)
+
+
 @contextlib.contextmanager
 def shared_filter(action="ignore", *, message="", category=Warning):
     """``warnings.filterwarnings(action, message, category)`` for the block, safe
@@ -30,8 +36,13 @@ def shared_filter(action="ignore", *, message="", category=Warning):
     with _filter_lock:
         entry = _filter_users.get(key)
         if entry is None:
+            added = _filter_tuple(action, message, category)
+            # filterwarnings moves an equal filter of the caller's to the front: note
+            # where it stood, to put it back there rather than remove it at the end
+            at = (warnings.filters.index(added) if added in warnings.filters
+                  else None)
             warnings.filterwarnings(action, message=message, category=category)
-            entry = _filter_users[key] = [0]
+            entry = _filter_users[key] = [0, at]
         entry[0] += 1
     try:
         yield
@@ -41,12 +52,14 @@ def shared_filter(action="ignore", *, message="", category=Warning):
             if entry[0] == 0:
                 del _filter_users[key]
                 # remove just our filter: filters the user added meanwhile survive
-                added = (action, re.compile(message, re.I) if message else None,
-                         category, None, 0)
+                added = _filter_tuple(action, message, category)
                 try:
                     warnings.filters.remove(added)
                 except ValueError:
                     pass
+                else:
+                    if entry[1] is not None:  # the caller's own: back in its place
+                        warnings.filters.insert(entry[1], added)
                 # drop the call sites' cached "ignore" decisions (what every public
                 # filter function does; private, so looked up where it exists)
                 mutated = getattr(warnings, "_filters_mutated", None)

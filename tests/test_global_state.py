@@ -267,3 +267,22 @@ def test_a_fit_in_a_thread_does_not_rewind_the_global_stream_of_others():
     worker.join()
     torch.testing.assert_close(torch.cat([first, torch.rand(100)]), expected,
                                rtol=0, atol=0)
+
+
+def test_the_callers_own_identical_filter_survives_causalnn_s_shared_one():
+    # warnings.filterwarnings moves an equal entry to the front rather than adding one:
+    # removing "ours" at the end of the block removed the caller's filter
+    from causalnn._warnings import shared_filter
+    from causalnn.benchmark import _runner
+    message = "The Dataframe Interchange Protocol is deprecated"
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("default", category=UserWarning)
+        warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
+        before = list(warnings.filters)
+        with _runner._silenced_warnings():
+            pass
+        with shared_filter(message=message, category=DeprecationWarning):
+            pass
+        assert warnings.filters == before

@@ -350,7 +350,8 @@ def _run_ihdp(args):
 
 
 # ---- CSV job -------------------------------------------------------------------------
-def _read_csv(path, index_col, sep=",", decimal="."):
+def _read_csv(path, index_col, sep=",", decimal=".", shown=None):
+    shown = shown or path  # the name the user gave (a pipe is read from a copy)
     if not os.path.exists(path):
         raise UsageError(f"--data: file not found: {path}")
     if os.path.isdir(path):
@@ -362,7 +363,7 @@ def _read_csv(path, index_col, sep=",", decimal="."):
                 prefix="causalnn-data-", suffix=".csv", delete=False) as copy:
             shutil.copyfileobj(source, copy)
         try:
-            return _read_csv(copy.name, index_col, sep, decimal)
+            return _read_csv(copy.name, index_col, sep, decimal, shown=path)
         except UsageError as exc:
             raise UsageError(str(exc).replace(copy.name, path)) from None
         finally:
@@ -377,7 +378,7 @@ def _read_csv(path, index_col, sep=",", decimal="."):
             # data rows one field longer than the header, that field empty: the rows
             # end with a delimiter. pandas took each row's first field as its label and
             # shifted every column one place left; read them where they stand
-            print(f"{PROG}: warning: the data rows of {path} end with a delimiter "
+            print(f"{PROG}: warning: the data rows of {shown} end with a delimiter "
                   f"'{sep}'; reading them without a row-label column", file=sys.stderr)
             frame = pd.read_csv(path, sep=sep, index_col=False, dtype=ids,
                                 decimal=decimal)
@@ -410,7 +411,7 @@ def _read_csv(path, index_col, sep=",", decimal="."):
         else:
             use = "is not a covariate and is left out"
             frame = frame.drop(columns=unnamed)
-        print(f"{PROG}: note: the first column of {path} has no name (a saved pandas "
+        print(f"{PROG}: note: the first column of {shown} has no name (a saved pandas "
               f"index?): it {use}", file=sys.stderr)
     if len(frame) == 0:
         raise UsageError(f"--data: {path} has a header but no data rows")
@@ -580,13 +581,22 @@ def _check_out(path, data, force):
     # probe by creating a scratch file next to it: permission bits alone miss read-only
     # file systems, and os.access is always true for root
     try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".causalnn-probe-"):
-            pass
+        if not _is_stream(path):  # a device is written in place, not beside itself
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".causalnn-probe-"):
+                pass
         if os.path.exists(path):
             with open(path, "a"):
                 pass
     except OSError as exc:
         raise UsageError(f"--out: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _is_stream(path):
+    """Whether ``--out`` names a device or pipe rather than a file to replace."""
+    # /dev/stdout redirected to a file resolves to that file: a device by its name
+    return os.path.exists(path) and (
+        not os.path.isfile(path)
+        or os.path.abspath(path).startswith(("/dev/", "/proc/")))
 
 
 def _write_effects(effects, path, index_label):
@@ -595,7 +605,12 @@ def _write_effects(effects, path, index_label):
     there (--force) or none, never a truncated one."""
     existed = os.path.exists(path)
     try:
-        write_atomically(path, effects.to_csv(index_label=index_label))
+        if _is_stream(path):
+            # /dev/stdout, a FIFO, a terminal: nothing to replace atomically (a rename
+            # next to it fails, or replaces the file a shell redirected stdout to)
+            effects.to_csv(path, index_label=index_label)
+        else:
+            write_atomically(path, effects.to_csv(index_label=index_label))
     except OSError as exc:
         kept = f" ({path} was left as it was)" if existed else ""
         raise UsageError(f"--out: cannot write {path}: {exc.strerror or exc}{kept}") from None

@@ -656,12 +656,16 @@ class Trainer:
                     member_rows(self._parked[k], self.n_members)[
                         torch.as_tensor(held[gone], device=self.device)] = member_rows(
                             v.detach(), len(held))[torch.as_tensor(gone, device=self.device)]
-            for tensor in tensors.values():
-                state = optimizer.state.get(tensor, {})
-                for key, value in state.items():
-                    if torch.is_tensor(value) and value.shape == tensor.shape:
-                        state[key] = _member_subset(value, keep, len(held)).clone()
-                tensor.data = _member_subset(tensor.data, keep, len(held)).clone()
+            # every slice first, then the assignments: an error while slicing (out of
+            # memory) leaves the module as it was, whole for _restore_members
+            sliced = [(tensor, _member_subset(tensor.data, keep, len(held)).clone(),
+                       {key: _member_subset(value, keep, len(held)).clone()
+                        for key, value in optimizer.state.get(tensor, {}).items()
+                        if torch.is_tensor(value) and value.shape == tensor.shape})
+                      for tensor in tensors.values()]
+            for tensor, data, state in sliced:
+                optimizer.state.get(tensor, {}).update(state)
+                tensor.data = data
                 if isinstance(tensor, torch.nn.Parameter):
                     tensor.grad = None
         set_member_count(self.module, len(still))
@@ -676,10 +680,15 @@ class Trainer:
         return subset(train), subset(valid)
 
     def _member_tensors(self):
-        """The module's parameters and buffers by their state-dict names (each
-        member-major, the rule of a member module)."""
+        """The module's parameters and persistent buffers by their state-dict names
+        (each member-major, the rule of a member module). A non-persistent buffer is
+        not state (e.g. the column indices of causalnn.nets.vae.ProxyDecoder, shared
+        by all members): it is left as it is."""
+        transient = {f"{prefix}.{name}" if prefix else name
+                     for prefix, sub in self.module.named_modules()
+                     for name in sub._non_persistent_buffers_set}
         return {**dict(self.module.named_parameters()),
-                **dict(self.module.named_buffers())}
+                **{k: v for k, v in self.module.named_buffers() if k not in transient}}
 
     def _restore_members(self):
         """Make the module whole again after :meth:`_leave`: the members still held

@@ -650,3 +650,19 @@ def test_index_col_naming_a_column_of_another_option_is_refused(toy_csv_with_id,
 def test_no_batch_with_batch_size_is_refused(capsys):
     _refused(["bench", "--no-batch", "--batch-size", "3", "--out", "unused"], capsys,
              "--batch-size bounds the replications")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="others are refused /dev/stdout by the pre-fit write probe")
+def test_out_to_dev_stdout_writes_into_the_pipe(toy_csv):
+    """A device is written in place: the atomic write's rename beside it failed after
+    the whole fit ("cannot write /dev/stdout")."""
+    result = subprocess.run(
+        [sys.executable, "-m", "causalnn", "estimate", "--data", toy_csv, "--treatment",
+         "treated", "--outcome", "y", "--max-epochs", "3", "--no-inference", "--out",
+         "/dev/stdout", "--force"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(
+            [os.path.dirname(os.path.dirname(causalnn_path())),
+             os.environ.get("PYTHONPATH", "")])})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("row,effect\n")

@@ -214,3 +214,29 @@ def test_the_module_is_whole_again_after_an_error_mid_fit():
     assert module[0].weight.shape[0] == 4 and module[0].n_members == 4
     assert trainer.active_members.tolist() == [0, 1, 2, 3]
     assert torch.isfinite(module(X)).all()  # every member's best weights, restored
+
+
+def test_a_buffer_outside_the_state_is_not_sliced():
+    """A non-persistent buffer is no member state (e.g. column indices shared by every
+    member, as causalnn.nets.vae.ProxyDecoder keeps): slicing it as members left cut
+    it down and broke the forward pass."""
+    class Columns(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = MLP(4, (16,), out_features=1, n_members=4)
+            self.register_buffer("columns", torch.tensor([0, 1, 2, 3]), persistent=False)
+
+        def forward(self, x):
+            return self.mlp(x[:, self.columns])
+
+    X, Y = _data()
+    fitted = []
+    for compact in (False, True):
+        module = init_weights(Columns(), torch.Generator().manual_seed(0))
+        trainer = Trainer(loss_fn=_member_mse, learning_rate=0.01, batch_size=32,
+                          max_epochs=150, patience=5, generator=make_generator(1),
+                          n_members=4, compact_members=compact)
+        trainer.fit(module, {"X": X}, member_data={"y": Y})
+        assert module.columns.tolist() == [0, 1, 2, 3]
+        fitted.append(module(X).detach())
+    torch.testing.assert_close(fitted[1], fitted[0], rtol=1e-4, atol=1e-6)

@@ -19,8 +19,13 @@ def test_bench_options_reach_run_benchmark(tmp_path, monkeypatch):
     monkeypatch.setattr(causalnn.benchmark, "run_benchmark", capture)
     with pytest.raises(_Stop):
         main(["bench", "--datasets", "make_ihdp", "--replications", "3", "--seed", "7",
-              "--no-batch", "--shared-split", "--threads", "2", "--batch-size", "2",
+              "--shared-split", "--threads", "2", "--batch-size", "2",
               "--device", "cpu", "--quiet", "--out", str(tmp_path / "out")])
     assert (seen["datasets"], seen["replications"], seen["seed"], seen["batch"],
             seen["shared_split"], seen["threads"], seen["batch_size"], seen["device"],
-            seen["progress"]) == (["make_ihdp"], 3, 7, False, True, 2, 2, "cpu", False)
+            seen["progress"]) == (["make_ihdp"], 3, 7, True, True, 2, 2, "cpu", False)
+    # --no-batch (which --batch-size would contradict) on its own
+    with pytest.raises(_Stop):
+        main(["bench", "--datasets", "make_ihdp", "--no-batch", "--quiet", "--out",
+              str(tmp_path / "out")])
+    assert seen["batch"] is False and seen["batch_size"] is None

@@ -593,10 +593,11 @@ def _check_out(path, data, force):
 
 def _is_stream(path):
     """Whether ``--out`` names a device or pipe rather than a file to replace."""
-    # /dev/stdout redirected to a file resolves to that file: a device by its name
+    # /dev/stdout redirected to a file resolves to that file: a stream by its name
+    # (not every file under /dev is one: /dev/shm holds ordinary files)
     return os.path.exists(path) and (
         not os.path.isfile(path)
-        or os.path.abspath(path).startswith(("/dev/", "/proc/")))
+        or os.path.abspath(path).startswith(("/dev/std", "/dev/fd/", "/proc/self/fd/")))
 
 
 def _write_effects(effects, path, index_label):

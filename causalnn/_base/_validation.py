@@ -51,16 +51,23 @@ def _column_labels(X):
     return None
 
 
-def _detached(v):
-    """A torch tensor as a CPU tensor without autograd history (NumPy's conversion of a
-    tensor that requires grad raises torch's RuntimeError, of a CUDA tensor a TypeError
-    that names neither the argument nor the remedy); bfloat16, which NumPy lacks, as
-    float32 (exactly: every bfloat16 value is a float32 one); any other input as it
-    is."""
+def _tensor_as_array(v):
+    """A torch tensor as a NumPy array of its values, taken without autograd history and
+    from the CPU (NumPy's conversion of a tensor that requires grad raises torch's
+    RuntimeError, of a CUDA tensor a TypeError that names neither the argument nor the
+    remedy); bfloat16, which NumPy lacks, as float32 (exactly: every bfloat16 value is
+    a float32 one). Any other input as it is."""
     if type(v).__module__.split(".")[0] == "torch" and callable(getattr(v, "detach", None)):
         v = v.detach().cpu()
-        return v.float() if str(v.dtype) == "torch.bfloat16" else v
+        return (v.float() if str(v.dtype) == "torch.bfloat16" else v).numpy()
     return v
+
+
+def _real_numeric(dtype):
+    """Whether a pandas column of ``dtype`` holds real numbers (bool included), which
+    convert to float64 with ``pd.NA`` as NaN."""
+    return ((pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+            and not pd.api.types.is_complex_dtype(dtype))
 
 
 def as_pandas_frame(X):
@@ -78,7 +85,7 @@ def as_pandas_frame(X):
     its rows are labelled 0..n-1, so pandas inputs given beside it are checked against
     that index by :func:`check_same_index`, as against such a pandas ``X``.
     """
-    X = _detached(X)
+    X = _tensor_as_array(X)
     if not _is_other_frame(X):
         return X
     labels = _column_labels(X) if hasattr(X, "columns") else None
@@ -152,11 +159,8 @@ def split_treatment_column(X, treatment, treatment_col, *, required=True,
         )
     column = X[treatment_col]
     # a nullable column's pd.NA as NaN: reported as a missing value, not as text
-    numeric = ((pd.api.types.is_numeric_dtype(column.dtype)
-                or pd.api.types.is_bool_dtype(column.dtype))
-               and not pd.api.types.is_complex_dtype(column.dtype))
-    values = (column.to_numpy(dtype=np.float64, na_value=np.nan) if numeric
-              else column.to_numpy())
+    values = (column.to_numpy(dtype=np.float64, na_value=np.nan)
+              if _real_numeric(column.dtype) else column.to_numpy())
     return X.drop(columns=[treatment_col]), values
 
 
@@ -393,11 +397,10 @@ def _as_float64(v, name):
     _refuse_dates(v, name)
     if isinstance(v, (pd.Series, pd.DataFrame)):
         dtypes = [v.dtype] if isinstance(v, pd.Series) else list(v.dtypes)
-        numeric = all((pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d))
-                      and not pd.api.types.is_complex_dtype(d) for d in dtypes)
         # nullable columns (boolean, Int64, Float64): pd.NA read as NaN, so that the
         # missing value is reported as one, not as a non-numeric value
-        v = v.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else v.to_numpy()
+        v = (v.to_numpy(dtype=np.float64, na_value=np.nan)
+             if all(map(_real_numeric, dtypes)) else v.to_numpy())
         _refuse_dates(v, name)  # e.g. a categorical of dates hands out datetime64
     _refuse_masked_or_text(v, name)
     try:
@@ -461,9 +464,7 @@ def check_scalar_or_vector(v, *, name, n_samples):
     a numpy scalar or a 0-d array), applied to every row, or an (n,) array."""
     if isinstance(v, (str, bytes)):
         raise TypeError(f"{name} must be a number or an array of numbers; got {v!r}.")
-    v = _detached(v)
-    if type(v).__module__.split(".")[0] == "torch" and getattr(v, "ndim", None) == 0:
-        v = np.asarray(v)
+    v = _tensor_as_array(v)
     if isinstance(v, (numbers.Number, np.generic)) or (
             isinstance(v, np.ndarray) and v.ndim == 0):
         _refuse_dates(v, name)  # a np.datetime64 / np.timedelta64 scalar

@@ -104,24 +104,17 @@ class EarlyStopping(Callback):
         self.best_epoch = np.where(improved, epoch, self.best_epoch)
         self._stale = np.where(improved, 0, self._stale + 1)
         state = trainer.module.state_dict()
-        # the members the module holds now (fewer than all once stopped members have
-        # left it: Trainer(compact_members=True)); a member that left never improves
-        held = getattr(trainer, "active_members", None)
         if self._best_state is None:
             self._best_state = {k: v.detach().clone() for k, v in state.items()}
-        elif self.load_best and improved.any() and (held is None
-                                                    or len(held) == len(score)):
-            for key, value in state.items():
-                mask = torch.as_tensor(improved, device=value.device)[:, None]
-                best = member_rows(self._best_state[key], len(score))
-                best.copy_(torch.where(mask, member_rows(value.detach(), len(score)), best))
         elif self.load_best and improved.any():
-            gained = np.flatnonzero(improved[held])  # among the members held
+            # the members the module holds now: fewer than all once stopped members
+            # have left it (Trainer(compact_members=True)); one that left never improves
+            held = getattr(trainer, "active_members", np.arange(len(score)))
+            gained = np.flatnonzero(improved[held])  # positions among those held
             for key, value in state.items():
                 best = member_rows(self._best_state[key], len(score))
-                rows = member_rows(value.detach(), len(held))
-                best[torch.as_tensor(held[gained], device=value.device)] = rows[
-                    torch.as_tensor(gained, device=value.device)]
+                best[torch.as_tensor(held[gained], device=value.device)] = member_rows(
+                    value.detach(), len(held))[torch.as_tensor(gained, device=value.device)]
         self._stopped |= self._stale >= self.patience
         if np.all(self._stopped):
             raise StopTraining

@@ -645,8 +645,9 @@ class Trainer:
         optimizer state and the splits' ``member_data``; return the splits. Their
         current weights are parked, for :meth:`_restore_members`."""
         held = self.active_members
-        keep = torch.as_tensor(np.searchsorted(held, still), device=self.device)
-        gone = np.setdiff1d(np.arange(len(held)), np.searchsorted(held, still))
+        staying = np.searchsorted(held, still)  # positions among the members held
+        keep = torch.as_tensor(staying, device=self.device)
+        gone = np.setdiff1d(np.arange(len(held)), staying)
         with torch.no_grad():
             tensors = self._member_tensors()
             if self._parked is None:  # the whole module's layout, once

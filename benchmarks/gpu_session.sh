@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU checks of a session, as one script that ends inside a time budget:
 #
-#   bash benchmarks/gpu_session.sh OUTDIR [tests] [members] [throughput] [chunks] [ihdp]
-#                                         [compile]
+#   bash benchmarks/gpu_session.sh OUTDIR [tests] [profile] [members] [throughput] [chunks]
+#                                         [ihdp] [compile]
 #
 # (no step names: all of them). "tests" runs the whole default suite with the GPU
 # present, where device="auto" puts every estimator on CUDA (8 pytest workers share the
-# GPU when pytest-xdist is there). The other steps are the issue-12 benchmarks: 100 IHDP
+# GPU when pytest-xdist is there). "profile" says where a training epoch and effect(X)
+# spend their time (benchmarks/profile_steps.py). The other steps are the issue-12 benchmarks: 100 IHDP
 # TARNets as one batched fit against one-by-one fits, rows/s against a plain torch loop
 # and CATENets, effect(X) by prediction chunk size, the 10 IHDP files as one fit_many,
 # and torch.compile with CUDA graphs.
@@ -41,7 +42,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:?usage: bash benchmarks/gpu_session.sh OUTDIR [step ...]}"
 shift
-all_steps="tests members throughput chunks ihdp compile"
+all_steps="tests profile members throughput chunks ihdp compile"
 steps="${*:-$all_steps}"
 for name in $steps; do
   if [[ " $all_steps " != *" $name "* ]]; then
@@ -124,6 +125,10 @@ if has tests; then
   "$PY" -c "import xdist" 2> /dev/null && pytest_args+=(-n 8)
   "$PY" -c "import pytest_timeout" 2> /dev/null && pytest_args+=(--timeout=150)
   TAIL_LINES=40 step tests 240 "$PY" -m pytest "${pytest_args[@]}"
+fi
+if has profile; then  # the plain loop and TARNet epochs under torch.profiler
+  TAIL_LINES=12 step profile 90 "$PY" benchmarks/profile_steps.py --device "$device" \
+    --rows 1000000 --batch 8192 262144 --out "$OUT"
 fi
 if has members; then  # 100 IHDP TARNets (10 files x 10 seeds) batched vs one by one
   step members 110 "$PY" benchmarks/members.py --device "$device" --part impl batched \

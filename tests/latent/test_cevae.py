@@ -180,9 +180,11 @@ def test_posterior_outcomes_match_the_draw_by_draw_computation(outcome, n_member
     n, width = len(rows), 2 + module.latent_dim
     u = _row_uniforms(scaled, est.sampling_seed_, (members, draws, width))
     u = u.transpose(1, 2, 0, 3).reshape(members, draws * n, width)
-    normal, u = (torch.as_tensor(a, dtype=torch.float32) for a in (ndtri(u), u))
+    device = est.device_  # CUDA under device="auto" with a GPU present
+    normal, u = (torch.as_tensor(a, dtype=torch.float32, device=device)
+                 for a in (ndtri(u), u))
     with torch.no_grad():
-        x = torch.as_tensor(scaled, dtype=torch.float32).repeat(draws, 1)
+        x = torch.as_tensor(scaled, dtype=torch.float32, device=device).repeat(draws, 1)
         t = (u[..., :1] < module.auxiliary_t(x).probs).float().squeeze(-1)
         q_y = module.auxiliary_y(x, t)
         y_draw = ((u[..., 1:2] < q_y.probs).float() if outcome == "binary"
@@ -190,7 +192,7 @@ def test_posterior_outcomes_match_the_draw_by_draw_computation(outcome, n_member
         q_z = module.encode(x, t, y_draw.squeeze(-1))
         z = q_z.loc + q_z.scale * normal[..., 2:]
         arms = torch.cat([arm.mean for arm in module.p_y.all_arms(z)], dim=-1)
-    expected = arms.double().reshape(members, draws, n, 2).mean(1).numpy()
+    expected = arms.double().reshape(members, draws, n, 2).mean(1).cpu().numpy()
     np.testing.assert_allclose(est._posterior_outcomes(rows), expected, rtol=1e-5,
                                atol=1e-7)
 

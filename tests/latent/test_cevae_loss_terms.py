@@ -31,6 +31,8 @@ def test_a_cevae_members_loss_ignores_the_rows_outside_its_weight():
              "member_weight": (~left_out).float()}
     moved = dict(batch, t=torch.where(left_out[0], 1.0 - batch["t"], batch["t"]),
                  y=torch.where(left_out[0], batch["y"] + 3.0, batch["y"]))
+    # on the fitted model's device (CUDA under device="auto" with a GPU present)
+    batch, moved = ({k: v.to(est.device_) for k, v in b.items()} for b in (batch, moved))
     est.module_.eval()
     est._validation_noise = torch.Generator().manual_seed(0)
     est._validation_noise_start = est._validation_noise.get_state()
@@ -55,9 +57,11 @@ def test_auxiliary_outcome_model_of_each_arm_fits_that_arms_outcomes():
                     patience=None, n_samples=5, learning_rate=1e-2,
                     random_state=0).fit(X, y, treatment=t)
     module = est.module_.eval()
-    x = torch.as_tensor(est._scale_X(X), dtype=next(module.parameters()).dtype)
+    weight = next(module.parameters())
+    x = torch.as_tensor(est._scale_X(X), dtype=weight.dtype, device=weight.device)
     with torch.no_grad():
-        loc = {a: module.auxiliary_y(x, torch.full((n,), float(a))).loc.squeeze(-1)
+        loc = {a: module.auxiliary_y(x, torch.full((n,), float(a), device=x.device))
+               .loc.squeeze(-1)
                .double().mean().item() for a in (0, 1)}
     for a in (0, 1):  # on the training scale of y
         target = (y[t == a].mean() - est.y_mean_) / est.y_scale_

@@ -36,6 +36,8 @@ def test_a_dragonnet_members_loss_ignores_the_rows_outside_its_weight():
              "member_weight": (~left_out).float()}
     moved = dict(batch, t=torch.where(left_out[0], 1.0 - batch["t"], batch["t"]),
                  y=torch.where(left_out[0], batch["y"] + 5.0, batch["y"]))
+    # on the fitted model's device (CUDA under device="auto" with a GPU present)
+    batch, moved = ({k: v.to(est.device_) for k, v in b.items()} for b in (batch, moved))
     with torch.no_grad():
         before = est._compute_loss(est.module_, batch)
         after = est._compute_loss(est.module_, moved)

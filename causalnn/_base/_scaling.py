@@ -46,8 +46,12 @@ NETWORK_INPUT_LIMIT = float(np.finfo(np.float32).max)
 _BLOCK_VALUES = 2**16
 
 
+def _block_rows(X):
+    return max(1, _BLOCK_VALUES // max(int(np.prod(X.shape[1:])), 1))
+
+
 def _row_blocks(X):
-    step = max(1, _BLOCK_VALUES // max(X.shape[1] if X.ndim > 1 else 1, 1))
+    step = _block_rows(X)
     return ((start, X[start:start + step]) for start in range(0, X.shape[0], step))
 
 
@@ -62,44 +66,51 @@ def all_rows(X, test):
 
 def apply_scaling(X, offset, scale, name="X", dtype=np.float64, out=None):
     """``(X - offset) / scale``, as ``dtype``, in ``out`` when given (an array of ``X``'s
-    shape and ``dtype``, e.g. the columns of a wider one: the result is written there
-    and ``out`` returned).
+    shape and ``dtype``, e.g. the columns of a wider one, or ``X`` itself: the result is
+    written there and ``out`` returned).
 
-    In float64, one temporary of ``X``'s size (divided in place), none with ``out``. In
-    float32 (the networks' precision), each block of rows is scaled in float64 and
-    rounded into one float32 array, so the values are those of rounding the float64
-    result, without a float64 copy of the table.
+    Block by block of rows, each block scaled in float64 and written into the result,
+    so no temporary of the table's size is made. In float32 (the networks' precision)
+    the values are those of rounding the float64 result.
 
     Every network input passes through here, so a scaled value the networks cannot
     represent (beyond :data:`NETWORK_INPUT_LIMIT`, e.g. 1e-260 in a column whose
     training standard deviation is 1e-300: a unit mix-up) is refused with an error
-    naming ``name``, instead of coming back as NaN effects. The check reads the
-    columns' extremes, without a temporary of the table's size.
+    naming ``name``, instead of coming back as NaN effects. The check reads each block's
+    extremes while the block is still in the cache. (On an H200 machine, scaling a
+    million-row table with a float64 copy and two more passes for the check took two
+    thirds of TARNet's ``effect(X)``.)
     """
+    if out is not None and (out.shape != X.shape or out.dtype != np.dtype(dtype)):
+        raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; "
+                         f"expected {X.shape} and {np.dtype(dtype)}")
+    scaled = np.empty(X.shape, dtype=dtype) if out is None else out
+    # float64 results are computed in place; others through one block-sized float64
+    # buffer, reused
+    buffer = None if np.dtype(dtype) == np.float64 else np.empty(
+        (_block_rows(X),) + X.shape[1:], dtype=np.float64)
+    highest, lowest = -np.inf, np.inf
     with np.errstate(over="ignore"):  # an overflow to inf is refused below
-        if out is not None and (out.shape != X.shape or out.dtype != np.dtype(dtype)):
-            raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; "
-                             f"expected {X.shape} and {np.dtype(dtype)}")
-        if np.dtype(dtype) == np.float64:
-            scaled = np.subtract(X, offset, out=out)
-            scaled /= scale
-        else:
-            scaled = np.empty(X.shape, dtype=dtype) if out is None else out
-            for start, block in _row_blocks(X):
-                block = block - offset
-                block /= scale
-                scaled[start:start + len(block)] = block
-    if scaled.size:
+        for start, block in _row_blocks(X):
+            target = scaled[start:start + len(block)]
+            work = target if buffer is None else buffer[:len(block)]
+            np.subtract(block, offset, out=work)
+            work /= scale
+            if buffer is not None:
+                target[...] = work
+            if target.size:  # the extremes of the whole block, while it is cached
+                highest = np.fmax(highest, np.max(target))
+                lowest = np.fmin(lowest, np.min(target))
+    if highest > NETWORK_INPUT_LIMIT or lowest < -NETWORK_INPUT_LIMIT:
         beyond = ((np.max(scaled, axis=0) > NETWORK_INPUT_LIMIT)
                   | (np.min(scaled, axis=0) < -NETWORK_INPUT_LIMIT))
-        if np.any(beyond):
-            where = (f"{name} columns {np.flatnonzero(beyond)[:10].tolist()} hold"
-                     if np.ndim(beyond) else f"{name} holds")
-            raise ValueError(
-                f"{where} values beyond {NETWORK_INPUT_LIMIT:.1e} once scaled (in training "
-                f"standard deviations from the training mean; as given with "
-                f"scale_features=False), beyond the float32 range the networks compute "
-                f"in; check their units.")
+        where = (f"{name} columns {np.flatnonzero(beyond)[:10].tolist()} hold"
+                 if np.ndim(beyond) else f"{name} holds")
+        raise ValueError(
+            f"{where} values beyond {NETWORK_INPUT_LIMIT:.1e} once scaled (in training "
+            f"standard deviations from the training mean; as given with "
+            f"scale_features=False), beyond the float32 range the networks compute "
+            f"in; check their units.")
     return scaled
 
 

@@ -91,9 +91,13 @@ from .._warnings import warn_at_caller
 from .callbacks import EarlyStopping, ProgressBar
 from .members import (_member_subset, bootstrap_counts, member_rows, set_member_count,
                       strata_masks)
-from .random import draw_to_device
+from .random import PermutationAhead, draw_to_device
 
 __all__ = ["Trainer", "float32_term", "stratified_split"]
+
+#: devices whose fits draw the next epoch's batch order ahead, in a background thread
+#: (on a CPU fit the thread would compete with the fit for the same cores)
+_DRAW_AHEAD_ON = {"cuda"}
 
 # torch >= 2.4 has a fused Adam/AdamW for CPU tensors
 _FUSED_ADAM_ON_CPU = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4)
@@ -290,6 +294,7 @@ class Trainer:
         self.patience = patience
         self.device = device
         self.generator = generator if generator is not None else torch.Generator()
+        self._ahead = None  # the next epoch's batch order, drawn ahead (_batch_order)
         self.verbose = verbose
         self.callbacks = list(callbacks)
         self.weight_decay_filter = weight_decay_filter
@@ -447,6 +452,7 @@ class Trainer:
         self.history = []
         self.active_members = np.arange(self.n_members or 1)
         self._parked = None
+        self._ahead = None
         compacting = (self.compact_members and self.n_members is not None
                       and not self.compile)
         for cb in callbacks:
@@ -476,6 +482,9 @@ class Trainer:
         except StopTraining:
             stopped_early = True
         finally:
+            if self._ahead is not None:
+                self._ahead.discard()
+                self._ahead = None
             self._restore_members()
             for cb in callbacks:
                 cb.on_train_end(self)
@@ -556,8 +565,7 @@ class Trainer:
     def _train_epoch(self, train, n_batches, optimizer, callbacks):
         self.module.train()
         n_train = len(train[2])
-        perm = draw_to_device(torch.randperm, n_train, generator=self.generator,
-                              device=self.device)
+        perm = self._batch_order(n_train)
 
         def step(b, losses):
             optimizer.zero_grad(set_to_none=True)
@@ -567,6 +575,25 @@ class Trainer:
                 cb.on_batch_end(self, b, losses)
 
         return self._run_batches(train, torch.tensor_split(perm, n_batches), "train", step)
+
+    def _batch_order(self, n):
+        """This epoch's permutation of the ``n`` training rows, on the device.
+
+        On a GPU, the next epoch's permutation is then drawn ahead in a background
+        thread (:class:`causalnn.engine.random.PermutationAhead`) while this epoch runs:
+        the same numbers from the same generator, without the GPU waiting for the
+        host's ``randperm`` at each epoch's start."""
+        ahead, self._ahead = self._ahead, None
+        perm = None if ahead is None else ahead.take(self.generator, n)
+        if perm is None:
+            perm = draw_to_device(torch.randperm, n, generator=self.generator,
+                                  device=self.device)
+        else:
+            perm = perm.to(self.device, non_blocking=True)
+        if self.device.type in _DRAW_AHEAD_ON and self.generator.device.type == "cpu":
+            self._ahead = PermutationAhead(self.generator, n,
+                                           pin_memory=self.device.type == "cuda")
+        return perm
 
     def _evaluate(self, valid):
         """Validation losses in chunks, so pairwise terms (IPMs) stay O(chunk^2) in

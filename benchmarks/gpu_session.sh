@@ -34,10 +34,13 @@
 # On the device tool (15 minutes of device time a session, 10 a call; a machine stays
 # warm only 30 s after a call), as one call that returns its packed results:
 #   GPU_SESSION_PACK=$OUT GPU_SESSION_BUDGET_S=555 bash benchmarks/gpu_session.sh /tmp/gs
-# with timeout_s=600 and carry [".whl"]. On 2026-11-28 (an H200) the machine started in
-# about 30 s and the steps of that day (tests, members, throughput, ihdp, compile) took
-# 370 s in all. The steps' caps add up to more than a budget: the budget decides, and
-# the last steps are skipped when time runs out.
+# with timeout_s=600 and carry [".whl"]. The steps' caps add up to more than a budget:
+# the budget decides, and the last steps are skipped when time runs out. Two calls fit in
+# a session's 15 minutes when the first gives the machine back at once: on 2026-11-28 a
+# machine started in about 30 s; "tests profile throughput members chunks compile" ran
+# 408 s under a 430 s budget (chunks cut at its cap), and after changes made from its
+# profile, "tests throughput profile compile" 341 s under 370 s. The tests step alone
+# takes about 135 s (1,216 tests, 8 workers).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:?usage: bash benchmarks/gpu_session.sh OUTDIR [step ...]}"
@@ -142,8 +145,10 @@ if has throughput; then  # rows/s at 1e6 and 1e7 rows x 25 features
     --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 --out "$OUT"
 fi
 if has chunks; then  # effect(X) rows/s by prediction chunk size
+  # chunks from 2**21 floats: smaller ones launch tens of thousands of tiny products on
+  # a GPU (the step's cap ran out in them on 2026-11-28)
   step chunks 60 "$PY" benchmarks/prediction_chunks.py --device "$device" --rows 2000000 \
-    --repeats 2 --out "$OUT"
+    --floats 2097152 8388608 33554432 67108864 --repeats 2 --out "$OUT"
 fi
 if has ihdp; then  # the 10 IHDP files x 10 members as one fit_many
   step ihdp 60 "$PY" benchmarks/ihdp.py --device "$device" --fit-many --n-members 10 \

@@ -77,18 +77,10 @@ def profiled_tarnet_epoch(X, y, t, batch, device, activities, **params):
 
 def profiled_plain_epoch(X, y, t, batch, device, activities):
     """Wall seconds and profiler of the second epoch of the plain loop."""
-    net = PlainTorchRunner.Net(X.shape[1]).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    Xd, yd, td = (torch.as_tensor(a, device=device) for a in (X, y, t))
+    _, train_one_epoch = PlainTorchRunner().training(X, y, t, batch, device)
 
     def epoch():
-        for idx in torch.randperm(len(Xd), device=device).split(batch):
-            out = net(Xd[idx])
-            eta = torch.where(td[idx] == 1, out[:, 1], out[:, 0])
-            loss = (eta - yd[idx]).pow(2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        train_one_epoch()
         wait_for_gpu()
 
     epoch()
@@ -190,10 +182,12 @@ def main(argv=None):
                      X, y, t, batch, device, activities, precision="bfloat16"))]
         for label, run in runs:
             wall, prof = run()
-            lines += summarize(f"{label}, batch {batch:,}", wall, prof, on_gpu, args.top)
-            print("\n".join(lines[-2 * args.top - 12:]), flush=True)
-    lines += effect_profile(X, y, t, device, args.top)
-    print("\n".join(lines[-args.top - 14:]), flush=True)
+            section = summarize(f"{label}, batch {batch:,}", wall, prof, on_gpu, args.top)
+            print("\n".join(section), flush=True)
+            lines += section
+    section = effect_profile(X, y, t, device, args.top)
+    print("\n".join(section), flush=True)
+    lines += section
     lines += [f"Total wall time {time.perf_counter() - start:.0f} s."]
     save_markdown(lines, Path(args.out) / f"profile_{device.type}.md")
 

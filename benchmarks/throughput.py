@@ -166,23 +166,29 @@ class PlainTorchRunner:
             out = torch.cat([h(phi) for h in self.heads], dim=-1)
             return out[0] if out.dim() == 3 else out  # member layers: (1, n, 2)
 
-    def epoch_seconds(self, X, y, t, epochs, batch, device):
+    def training(self, X, y, t, batch, device):
+        """The network and a function that trains it for one epoch."""
         net = self.Net(X.shape[1], self.member_layers).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         Xd, yd, td = (torch.as_tensor(a, device=device) for a in (X, y, t))
-        n = len(Xd)
-        seconds = []
-        for _ in range(1 + epochs):
-            sync(device)
-            start = time.perf_counter()
-            perm = torch.randperm(n, device=device)
-            for idx in perm.split(batch):
+
+        def epoch():
+            for idx in torch.randperm(len(Xd), device=device).split(batch):
                 out = net(Xd[idx])
                 eta = torch.where(td[idx] == 1, out[:, 1], out[:, 0])
                 loss = (eta - yd[idx]).pow(2).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+        return net, epoch
+
+    def epoch_seconds(self, X, y, t, epochs, batch, device):
+        net, epoch = self.training(X, y, t, batch, device)
+        seconds = []
+        for _ in range(1 + epochs):
+            sync(device)
+            start = time.perf_counter()
+            epoch()
             sync(device)
             seconds.append(time.perf_counter() - start)
         return seconds[1:], net

@@ -30,12 +30,15 @@ CASES = [
     ("TARNet", "fit", 1.0, "array"),
     ("TARNet", "fit", 1.0, "DataFrame"),
     ("TARNet", "fit", 1.0, "float32 array"),
+    ("TARNet", "fit", 1.0, "F-ordered float32 array"),
+    ("TARNet", "fit", 1.0, "float32 DataFrame"),
     ("CFR-wasserstein", "fit", 1.0, "array"),
     ("Dragonnet", "fit", 1.0, "array"),
     ("CEVAE", "fit", 1.0, "array"),
     ("TARNet", "effect", 1.0, "array"),
     ("TARNet", "effect", 1.0, "DataFrame"),
     ("TARNet", "effect", 1.0, "float32 array"),
+    ("TARNet", "effect", 1.0, "float32 DataFrame"),
     ("TARNet x10 bootstrap", "effect_interval", 1.0, "array"),
     ("TARNet", "ate_inference cv=5", 0.5, "array"),
     ("DeepIV", "fit", 1.0, "array"),
@@ -94,12 +97,15 @@ def measure(name, phase, n, d, kind):
         t, X = X, np.ascontiguousarray(X[:, :2])
     if kind == "float32 array":
         X = X.astype(np.float32)
-    elif kind == "DataFrame":
+    elif kind == "F-ordered float32 array":
+        X = np.asfortranarray(X, dtype=np.float32)
+    elif kind in ("DataFrame", "float32 DataFrame"):
         import pandas as pd
-        X = pd.DataFrame(X, columns=[f"x{j}" for j in range(d)], copy=False)
+        X = pd.DataFrame(X if kind == "DataFrame" else X.astype(np.float32),
+                         columns=[f"x{j}" for j in range(d)], copy=False)
 
     def head(rows):
-        return X.iloc[:rows] if kind == "DataFrame" else X[:rows]
+        return X.iloc[:rows] if kind.endswith("DataFrame") else X[:rows]
 
     def fit(rows=n):  # the first rows are views: no copy of the table
         return _estimator(name).fit(head(rows), y[:rows], treatment=t[:rows],
@@ -164,7 +170,8 @@ def main(argv=None):
              f"Machine: {machine_description(torch.device('cpu'), threads=1)}.", "",
              f"Command: `OMP_NUM_THREADS=1 {command.strip()}`", "",
              f"X: n x {args.columns} float64 (a C-order array, or a DataFrame over it; "
-             "'float32 array': the same values as a C-order float32 array); each "
+             "'float32 array': the same values as a C-order float32 array, "
+             "'F-ordered float32 array' and 'float32 DataFrame' likewise); each "
              "entry is "
              "the peak resident "
              "memory during the call less that just before it, in multiples of X's "

@@ -252,21 +252,47 @@ def test_cevae_scales_its_training_features_straight_to_float32(columns):
     np.testing.assert_array_equal(est._scale_X(Xb, np.float32), by_hand.astype(np.float32))
 
 
-def test_float32_column_statistics_are_those_of_the_float64_copy():
-    # a C-ordered float32 X is summed in float64 without the float64 copy: numpy adds
-    # its rows in the order it adds the copy's, so the statistics are the same bits
+def test_column_statistics_are_numpys_on_the_float64_copy_in_any_layout():
+    # summed block by block in float64 without the float64 copy (or NumPy's temporary
+    # of the deviations): the statistics are NumPy's mean and std of the C-ordered
+    # float64 copy, to the bit, whatever the dtype and memory order of X, and X is
+    # left as it was
     rng = np.random.default_rng(2)
-    for n, d in [(5, 3), (8_193, 4), (70_001, 2)]:
-        X = (rng.normal(size=(n, d)) * rng.uniform(0.1, 1e4, d)
-             + rng.uniform(-1e5, 1e5, d)).astype(np.float32)
-        X[:, 0] = 7.25  # a constant column
-        expected = column_scaling(X.astype(np.float64))
-        for got, want in zip(column_scaling(X), expected):
-            np.testing.assert_array_equal(got, want)
+    for n, d in [(5, 3), (8_193, 4), (70_001, 2), (30_000, 1), (3, 40)]:
+        base = (rng.normal(size=(n, d)) * rng.uniform(0.1, 1e4, d)
+                + rng.uniform(-1e5, 1e5, d))
+        base[:, 0] = 7.25  # a constant column
+        for dtype in (np.float32, np.float64):
+            X = base.astype(dtype)
+            copy = np.array(X, dtype=np.float64, order="C")
+            expected = (copy.mean(axis=0), copy.std(axis=0))
+            expected = (np.where(expected[1] > 0, expected[0], copy[0]),
+                        np.where(expected[1] > 0, expected[1], 1.0))
+            for layout in (X, np.asfortranarray(X), X[::-1][::-1], np.array(X[:, ::-1])[:, ::-1]):
+                kept = layout.copy()
+                offset, scale = column_scaling(layout)
+                np.testing.assert_array_equal(offset, expected[0])
+                np.testing.assert_array_equal(scale, expected[1])
+                np.testing.assert_array_equal(layout, kept)
     beyond = np.array([[3e38], [-3e38], [1.0]], dtype=np.float32)  # squares overflow
     for got, expected in zip(column_scaling(beyond),
                              column_scaling(beyond.astype(np.float64))):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_float32_dataframe_fits_and_predicts_as_its_float64_copy():
+    # a DataFrame of float32 columns is taken as a float32 array, not a float64 copy;
+    # the numbers are those of the float64 copy, as for an array
+    import pandas as pd
+    X, Y, T, _ = simulate(n=150, d=3)
+    X32 = np.array(X * [1.0, 100.0, 1e-3], dtype=np.float32)
+    frame = pd.DataFrame(X32, columns=["a", "b", "c"])
+    small = {**SMALL, "max_epochs": 2, "random_state": 0}
+    a = TARNet(**small).fit(frame, Y, treatment=T)
+    b = TARNet(**small).fit(pd.DataFrame(X32.astype(np.float64), columns=["a", "b", "c"]),
+                            Y, treatment=T)
+    np.testing.assert_array_equal(a.effect(frame), b.effect(frame.astype(np.float64)))
+    np.testing.assert_array_equal(a.effect(frame[["c", "a", "b"]]), a.effect(X32))
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
@@ -297,3 +323,41 @@ def test_a_float32_X_fits_and_predicts_as_its_float64_copy(order):
     np.testing.assert_array_equal(fits[0].effect(x32, T0=0.0, T1=0.5),
                                   fits[1].effect(x64, T0=0.0, T1=0.5))
     np.testing.assert_array_equal(X32, kept)
+
+
+def test_statistics_of_some_columns_are_those_of_their_copy_and_errors_name_them():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(9_000, 5)) * [1.0, 1e3, 1.0, 1e-3, 5.0] + [0.0, 1e6, 2.0, 0.0, 0.0]
+    X[:, 2] = 2.0  # constant
+    for columns in ([0, 2, 4], [3], [1, 3]):
+        for got, expected in zip(column_scaling(X, columns=columns),
+                                 column_scaling(np.ascontiguousarray(X[:, columns]))):
+            np.testing.assert_array_equal(got, expected)
+    wide = X.copy()
+    wide[::2, 3] = 1e308
+    wide[1::2, 3] = -1e308
+    with pytest.raises(ValueError, match=r"X: columns \[3\] span more"):
+        column_scaling(wide, columns=[1, 3])
+
+
+def test_a_vector_whose_squares_overflow_is_still_standardised():
+    # a 1-d input is one column: its rare path (deviations scaled by their largest) ran
+    # into a scalar it could not assign to
+    offset, scale = column_scaling(np.array([1e300, -1e300, 3e300]))
+    assert offset.shape == scale.shape == ()
+    np.testing.assert_allclose([offset, scale], [1e300, np.std([1.0, -1.0, 3.0]) * 1e300])
+
+
+def test_a_dataframe_fits_and_predicts_as_its_array_to_the_bit():
+    # a DataFrame's values come as an F-ordered array, whose column sums NumPy used to
+    # add pairwise (an array's, row after row): the scalings differed in the last bits
+    import pandas as pd
+    X, Y, T, _ = simulate(n=150, d=3)
+    X = X * [1.0, 100.0, 1e-3] + [0.0, 1e4, 0.0]
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    small = {**SMALL, "max_epochs": 2, "random_state": 0}
+    a = TARNet(**small).fit(frame, Y, treatment=T)
+    b = TARNet(**small).fit(X, Y, treatment=T)
+    np.testing.assert_array_equal(a.X_offset_, b.X_offset_)
+    np.testing.assert_array_equal(a.X_scale_, b.X_scale_)
+    np.testing.assert_array_equal(a.effect(frame), b.effect(X))

@@ -58,10 +58,46 @@ def _row_blocks(X):
 def all_rows(X, test):
     """``np.all(test(X), axis=0)`` computed block by block: no boolean copy of the
     table."""
-    result = np.ones(X.shape[1:], dtype=bool)
+    result = np.all(test(X[:0]), axis=0)  # True, in the shape of test's columns
     for _, block in _row_blocks(X):
         result &= np.all(test(block), axis=0)
     return result
+
+
+def _mean_and_std(X, pick=lambda block: block):
+    """``mean(axis=0)`` and ``std(axis=0)`` of the C-ordered float64 copy of
+    ``pick(X)`` (``X``, or some of its columns), to the bit, for ``X`` of any float
+    dtype and memory order, without that copy or NumPy's temporary of the deviations
+    (the table's size in float64 each).
+
+    Along the rows of a C-ordered table of two or more columns NumPy adds row after row,
+    column by column; here each block of rows is converted to C-ordered float64 and
+    added after the running sums in that same order (``tests/test_copies_removed.py``
+    checks the bits against NumPy). One column is summed pairwise by NumPy, so it is
+    left to NumPy: its float64 copy is the size of a vector.
+    """
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if X.ndim != 2 or pick(X[:1]).shape[1] < 2 or X.shape[0] == 0:
+            plain = np.asarray(pick(X), dtype=np.float64)
+            return plain.mean(axis=0), plain.std(axis=0)
+        n = X.shape[0]
+
+        def column_sums(term):
+            total = None
+            for _, block in _row_blocks(X):
+                values = term(np.ascontiguousarray(pick(block), dtype=np.float64))
+                if total is not None:  # the running sums first, as NumPy's first row
+                    values = np.concatenate([total[None], values])
+                total = np.add.reduce(values, axis=0)
+            return total
+
+        def squared_deviations(block):  # a new array: ``block`` may be a view of X
+            deviation = block - mean
+            return np.square(deviation, out=deviation)
+
+        mean = column_sums(lambda block: block) / n
+        variance = column_sums(squared_deviations) / n
+    return mean, np.sqrt(variance)
 
 
 def apply_scaling(X, offset, scale, name="X", dtype=np.float64, out=None):
@@ -114,46 +150,57 @@ def apply_scaling(X, offset, scale, name="X", dtype=np.float64, out=None):
     return scaled
 
 
-def column_scaling(X, name="X"):
+def column_scaling(X, name="X", columns=None):
     """Per-column ``(offset, scale)`` that standardise ``X`` (2-D, float64).
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Float64, or a C-contiguous float32 array, whose statistics are summed in
-        float64 without a float64 copy: numpy then adds the rows in the order it adds
-        those of the float64 copy, so the results are the same to the bit
-        (``tests/test_copies_removed.py``).
+        Float64 or float32, in any memory order (another array-like is converted to
+        float64 first). The statistics are those of the C-ordered float64 copy of
+        ``X``, to the bit, without that copy (:func:`_mean_and_std`).
     name : str
         Named in the error for data outside what float64 can standardise.
+    columns : array of int, optional
+        Standardise only these columns: the statistics of ``X[:, columns]``, without
+        that copy either. Errors name the columns by their index in ``X``.
 
     Returns
     -------
-    offset, scale : ndarray of shape (n_features,)
+    offset, scale : ndarray of shape (n_features,) or (len(columns),)
         Mean and standard deviation; a constant column gets its value and 1.
     """
-    summed_in_float64 = (isinstance(X, np.ndarray) and X.dtype == np.float32
-                         and X.flags.c_contiguous)
-    if not summed_in_float64:
+    if not (isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64)):
         X = np.asarray(X, dtype=np.float64)
-    constant = all_rows(X, lambda block: block == X[:1])
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        offset = X.mean(axis=0, dtype=np.float64)
-        scale = X.std(axis=0, dtype=np.float64)
+    if X.ndim == 1:  # one column; its statistics come back as 0-d arrays
+        offset, scale = column_scaling(X[:, None], name=name, columns=columns)
+        return offset.reshape(()), scale.reshape(())
+    if columns is None:
+        def pick(block):
+            return block
+        index = np.arange(X.shape[1])
+    else:
+        index = np.asarray(columns, dtype=np.intp)
+
+        def pick(block):
+            return block[:, index]
+    first = pick(X[:1]).astype(np.float64)[0]
+    constant = all_rows(X, lambda block: pick(block) == first)
+    offset, scale = _mean_and_std(X, pick)
     # the rare columns whose mean or squares left the float64 range: from deviations
     # to the first row, scaled by their largest
     bad = ~constant & ~(np.isfinite(offset) & np.isfinite(scale) & (scale > 0))
     if bad.any():
         with np.errstate(over="ignore"):  # an overflow is refused below
-            deviation = X[:, bad].astype(np.float64) - X[0, bad].astype(np.float64)
+            deviation = pick(X)[:, bad].astype(np.float64) - first[bad]
             centre, scale[bad] = _centre_and_scale(deviation)
-        offset[bad] = X[0, bad].astype(np.float64) + centre
-    offset = np.where(constant, X[0].astype(np.float64), offset)
+        offset[bad] = first[bad] + centre
+    offset = np.where(constant, first, offset)
     scale = np.where(constant, 1.0, scale)
     if not (np.all(np.isfinite(offset)) and np.all(np.isfinite(scale))):
-        columns = np.flatnonzero(~(np.isfinite(offset) & np.isfinite(scale)))
+        wide = index[~(np.isfinite(offset) & np.isfinite(scale))]
         raise ValueError(
-            f"{name}: columns {columns[:10].tolist()} span more than float64 can "
+            f"{name}: columns {wide[:10].tolist()} span more than float64 can "
             f"standardise (differences beyond 1e308); rescale them.")
     return offset, scale
 

@@ -208,9 +208,10 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
     column names are then None, as scikit-learn records none for a frame without
     columns.
 
-    ``keep_float32=True`` returns a C-contiguous float32 NumPy array as it is instead
-    of a float64 copy, for a caller that scales it next into an array of its own (the
-    estimators' features): :func:`~causalnn._base._scaling.column_scaling` and
+    ``keep_float32=True`` returns a float32 NumPy array as it is (in any memory order),
+    and a DataFrame of NumPy float32 columns as a float32 array, instead of a float64
+    copy, for a caller that scales it next into an array of its own (the estimators'
+    features): :func:`~causalnn._base._scaling.column_scaling` and
     :func:`~causalnn._base._scaling.apply_scaling` then give the values, to the bit,
     that they give on the float64 copy, without holding that copy.
     """
@@ -258,9 +259,12 @@ def check_features(X, *, name="X", feature_names=None, n_features=None, owner="e
                     "categories (e.g. pd.get_dummies)." if stored else "")
             raise TypeError(f"{name} columns must be numeric; non-numeric columns: {bad} "
                             f"(dtypes {', '.join(kinds)}).{hint}")
-        array = X.to_numpy(dtype=np.float64, na_value=np.nan)
-    elif (keep_float32 and type(X) is np.ndarray and X.dtype == np.float32
-          and X.flags.c_contiguous):
+        if keep_float32 and len(X.columns) and all(
+                isinstance(dt, np.dtype) and dt == np.float32 for dt in X.dtypes):
+            array = X.to_numpy(dtype=np.float32)  # NumPy float32 columns: no NA to map
+        else:
+            array = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif keep_float32 and type(X) is np.ndarray and X.dtype == np.float32:
         array = X
     else:
         _refuse_dates(X, name)

@@ -279,20 +279,8 @@ class CEVAE(AverageEffectInferenceMixin, IntervalMixin, PropensityMixin,
         return scaled
 
     def _continuous_column_scaling(self, X):
-        """``column_scaling`` of the continuous columns, one column at a time: the
-        statistics of ``X[:, continuous_columns_]`` (numpy copies the selected columns
-        column by column, so each column's sums run alone) without a copy of those
-        columns."""
-        stats = []
-        for j in self.continuous_columns_:
-            try:
-                stats.append(column_scaling(X[:, [j]], name="X"))
-            except ValueError:
-                raise ValueError(f"X: column {j} spans more than float64 can standardise "
-                                 f"(differences beyond 1e308); rescale it.") from None
-        if not stats:
-            return np.zeros(0), np.ones(0)
-        return tuple(np.concatenate(part) for part in zip(*stats))
+        """``column_scaling`` of the continuous columns, without a copy of them."""
+        return column_scaling(X, name="X", columns=self.continuous_columns_)
 
     def _fit(self, X, y, treatment, generator):
         self.continuous_columns_, self.binary_columns_ = self._resolve_proxy_types(X)

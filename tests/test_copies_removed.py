@@ -361,3 +361,9 @@ def test_a_dataframe_fits_and_predicts_as_its_array_to_the_bit():
     np.testing.assert_array_equal(a.X_offset_, b.X_offset_)
     np.testing.assert_array_equal(a.X_scale_, b.X_scale_)
     np.testing.assert_array_equal(a.effect(frame), b.effect(X))
+
+
+def test_a_nan_in_a_block_does_not_hide_another_columns_float32_overflow():
+    far = np.array([[np.nan, 1e39], [0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"X columns \[1\] hold values"):
+        apply_scaling(far, np.zeros(2), np.ones(2), dtype=np.float32)

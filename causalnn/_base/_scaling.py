@@ -135,8 +135,11 @@ def apply_scaling(X, offset, scale, name="X", dtype=np.float64, out=None):
             if buffer is not None:
                 target[...] = work
             if target.size:  # the extremes of the whole block, while it is cached
-                highest = np.fmax(highest, np.max(target))
-                lowest = np.fmin(lowest, np.min(target))
+                top, bottom = np.max(target), np.min(target)
+                if np.isnan(top):  # a NaN must not hide another column's overflow
+                    top, bottom = np.nanmax(target), np.nanmin(target)
+                highest = np.fmax(highest, top)
+                lowest = np.fmin(lowest, bottom)
     if highest > NETWORK_INPUT_LIMIT or lowest < -NETWORK_INPUT_LIMIT:
         beyond = ((np.max(scaled, axis=0) > NETWORK_INPUT_LIMIT)
                   | (np.min(scaled, axis=0) < -NETWORK_INPUT_LIMIT))
@@ -162,8 +165,10 @@ def column_scaling(X, name="X", columns=None):
     name : str
         Named in the error for data outside what float64 can standardise.
     columns : array of int, optional
-        Standardise only these columns: the statistics of ``X[:, columns]``, without
-        that copy either. Errors name the columns by their index in ``X``.
+        Standardise only these columns: the statistics of the C-ordered float64 copy
+        of ``X[:, columns]`` (NumPy's own ``X[:, columns]`` is F-ordered, and its
+        ``mean`` sums each column pairwise: other last bits), without that copy
+        either. Errors name the columns by their index in ``X``.
 
     Returns
     -------

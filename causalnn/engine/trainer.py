@@ -578,6 +578,12 @@ class Trainer:
 
         return self._run_batches(train, torch.tensor_split(perm, n_batches), "train", step)
 
+    def __getstate__(self):
+        # a draw ahead in flight (a thread) is not copied: a copy draws as usual
+        state = self.__dict__.copy()
+        state["_ahead"] = None
+        return state
+
     def _batch_order(self, n):
         """This epoch's permutation of the ``n`` training rows, on the device.
 
@@ -585,8 +591,10 @@ class Trainer:
         thread (:class:`causalnn.engine.random.PermutationAhead`) while this epoch runs:
         the same numbers from the same generator, without the GPU waiting for the
         host's ``randperm`` at each epoch's start."""
-        ahead, self._ahead = self._ahead, None
-        perm = None if ahead is None else ahead.take(self.generator, n)
+        # cleared only once taken: an interrupt while take() waits for the thread
+        # leaves it to fit's ``finally``, which joins it
+        perm = None if self._ahead is None else self._ahead.take(self.generator, n)
+        self._ahead = None
         if perm is None:
             perm = draw_to_device(torch.randperm, n, generator=self.generator,
                                   device=self.device)

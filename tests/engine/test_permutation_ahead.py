@@ -104,3 +104,46 @@ def test_a_gpu_fit_sees_the_batches_of_a_cpu_fit():
     gpu, gpu_state = _batch_orders("cuda")  # draws ahead on a GPU
     np.testing.assert_array_equal(gpu, cpu)
     assert torch.equal(gpu_state, cpu_state)
+
+
+def test_a_trainer_copied_mid_fit_leaves_the_draw_ahead_behind(monkeypatch):
+    # e.g. a checkpointing callback: a thread cannot be copied; the copy draws as usual
+    import copy
+    from causalnn.engine import Callback
+    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_ON", {"cpu", "cuda"})
+    copies = []
+
+    class Checkpoint(Callback):
+        def on_epoch_end(self, trainer, record):
+            copies.append(copy.deepcopy(trainer))
+
+    Trainer(loss_fn=lambda module, batch: {"loss": module(batch["x"]).pow(2).mean()},
+            batch_size=8, max_epochs=2, patience=None, callbacks=[Checkpoint()],
+            generator=_generator()).fit(torch.nn.Linear(1, 1), {"x": torch.randn(40, 1)})
+    assert len(copies) == 2 and all(c._ahead is None for c in copies)
+
+
+def test_an_interrupted_fit_waits_for_the_draw_it_was_taking(monkeypatch):
+    # an interrupt while take() waits must leave the draw to fit's clean-up, which
+    # joins its thread: no draw outlives its fit
+    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_ON", {"cpu", "cuda"})
+    discarded, taking = [], []
+
+    def interrupted_take(self, generator, n):
+        taking.append(self)
+        raise KeyboardInterrupt
+
+    original_discard = PermutationAhead.discard
+
+    def recording_discard(self):
+        discarded.append(self)
+        original_discard(self)
+
+    monkeypatch.setattr(PermutationAhead, "take", interrupted_take)
+    monkeypatch.setattr(PermutationAhead, "discard", recording_discard)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(loss_fn=lambda module, batch: {"loss": module(batch["x"]).pow(2).mean()},
+                batch_size=8, max_epochs=3, patience=None, generator=_generator()).fit(
+            torch.nn.Linear(1, 1), {"x": torch.randn(40, 1)})
+    assert taking and taking[0] in discarded
+    assert not taking[0]._thread.is_alive()

@@ -48,6 +48,13 @@ def test_a_discarded_draw_leaves_the_generator_as_it_was():
     assert torch.equal(generator.get_state(), _generator().get_state())
 
 
+def _draw_ahead_everywhere(monkeypatch):
+    """Draw ahead on any device and for any number of rows (the tests' tables are
+    small; on a GPU only tables of _DRAW_AHEAD_MIN_ROWS rows or more do)."""
+    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_ON", {"cpu", "cuda"})
+    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_MIN_ROWS", 0)
+
+
 def _batch_orders(device, monkeypatch=None, shared_draws=False):
     """The rows of every training batch of a 4-epoch fit, as the loss saw them."""
     seen = []
@@ -77,7 +84,7 @@ def test_fits_with_draws_ahead_see_the_batches_of_fits_without(monkeypatch, shar
         return result
 
     without, state_without = _batch_orders("cpu", shared_draws=shared_draws)
-    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_ON", {"cpu", "cuda"})
+    _draw_ahead_everywhere(monkeypatch)
     monkeypatch.setattr(PermutationAhead, "take", counting_take)
     with_ahead, state_with = _batch_orders("cpu", shared_draws=shared_draws)
     np.testing.assert_array_equal(with_ahead, without)
@@ -94,12 +101,13 @@ def test_an_estimators_fit_with_draws_ahead_is_the_same_to_the_bit(monkeypatch):
     y = X[:, 0] + t + 0.1 * rng.randn(200)
     params = dict(max_epochs=4, batch_size=32, n_members=2, random_state=0, device="cpu")
     before = TARNet(**params).fit(X, y, treatment=t).effect(X)
-    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_ON", {"cpu", "cuda"})
+    _draw_ahead_everywhere(monkeypatch)
     np.testing.assert_array_equal(TARNet(**params).fit(X, y, treatment=t).effect(X), before)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_a_gpu_fit_sees_the_batches_of_a_cpu_fit():
+def test_a_gpu_fit_sees_the_batches_of_a_cpu_fit(monkeypatch):
+    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_MIN_ROWS", 0)
     cpu, cpu_state = _batch_orders("cpu")
     gpu, gpu_state = _batch_orders("cuda")  # draws ahead on a GPU
     np.testing.assert_array_equal(gpu, cpu)
@@ -110,7 +118,7 @@ def test_a_trainer_copied_mid_fit_leaves_the_draw_ahead_behind(monkeypatch):
     # e.g. a checkpointing callback: a thread cannot be copied; the copy draws as usual
     import copy
     from causalnn.engine import Callback
-    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_ON", {"cpu", "cuda"})
+    _draw_ahead_everywhere(monkeypatch)
     copies = []
 
     class Checkpoint(Callback):
@@ -126,7 +134,7 @@ def test_a_trainer_copied_mid_fit_leaves_the_draw_ahead_behind(monkeypatch):
 def test_an_interrupted_fit_waits_for_the_draw_it_was_taking(monkeypatch):
     # an interrupt while take() waits must leave the draw to fit's clean-up, which
     # joins its thread: no draw outlives its fit
-    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_ON", {"cpu", "cuda"})
+    _draw_ahead_everywhere(monkeypatch)
     discarded, taking = [], []
 
     def interrupted_take(self, generator, n):
@@ -147,3 +155,11 @@ def test_an_interrupted_fit_waits_for_the_draw_it_was_taking(monkeypatch):
             torch.nn.Linear(1, 1), {"x": torch.randn(40, 1)})
     assert taking and taking[0] in discarded
     assert not taking[0]._thread.is_alive()
+
+
+def test_small_tables_draw_as_usual(monkeypatch):
+    monkeypatch.setattr(trainer_module, "_DRAW_AHEAD_ON", {"cpu", "cuda"})
+    started = []
+    monkeypatch.setattr(PermutationAhead, "__init__", lambda self, *a, **k: started.append(1))
+    _batch_orders("cpu")  # 80 training rows: fewer than _DRAW_AHEAD_MIN_ROWS
+    assert not started

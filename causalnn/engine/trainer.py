@@ -65,7 +65,8 @@ which, by their index among all).
 Speed: the data is moved to the device once and batches are indexed there; loss terms
 are accumulated on the device and read back once per epoch (no host sync per step); on
 a GPU the next epoch's batch order is drawn on the host while the current epoch runs
-(:class:`~causalnn.engine.random.PermutationAhead`: the same numbers, drawn earlier);
+(:class:`~causalnn.engine.random.PermutationAhead`: the same numbers, drawn earlier;
+from 32,768 training rows on);
 Adam runs fused, on CUDA and (torch >= 2.4) on the CPU, where at batch 64 torch's
 per-parameter Adam was a quarter of TARNet's step; ``precision="bfloat16"`` computes
 the forward pass under autocast.

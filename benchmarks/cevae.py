@@ -16,8 +16,9 @@
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/cevae.py [--replications 10] [--select]
           [--sizes 5000] [--noise 1.0 0.5] [--confounding 1.0 2.0] [--seeds 3]
-          [--n-members 5] [--member-validation shared|own]
-Writes benchmarks/results/cevae_<device>.md (tables) and cevae_<device>.csv (per fit).
+          [--n-members 5] [--member-validation shared|own] [--out DIR] [--force]
+Writes benchmarks/results/cevae_<device>.md (tables) and cevae_<device>.csv (per fit);
+if either exists the run is refused before any fit, unless ``--force``.
 """
 import argparse
 import csv
@@ -33,8 +34,8 @@ from causalnn import CEVAE, TARNet
 from causalnn.datasets import load_ihdp, make_proxy_confounded
 from causalnn.metrics import ate_error, pehe
 
-from causalnn.benchmark import machine_description, save_markdown
-from causalnn.engine import wait_for_gpu
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
+from causalnn.engine import resolve_device, wait_for_gpu
 
 # Louizos et al. 2017, Table 2 (IHDP, 1000 replications, mean ± s.e.):
 # sqrt(PEHE) within-sample 2.7 ± .1, out-of-sample 2.6 ± .1;
@@ -236,8 +237,15 @@ def main(argv=None):
                              "all members, or each member its own")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing results files")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=causalnn.exceptions.ConvergenceWarning)
+    # every model runs on this device; the files are named for it
+    device = resolve_device(args.device).type
+    out = Path(args.out)
+    md_path, csv_path = out / f"cevae_{device}.md", out / f"cevae_{device}.csv"
+    refuse_existing([md_path, csv_path], args.force)
 
     started = time.perf_counter()
     ihdp = (run_ihdp(args.replications, args.device, args.n_members, args.select,
@@ -247,7 +255,6 @@ def main(argv=None):
                        args.n_proxies, args.latent_dim, args.n_samples, args.device)
              if args.seeds else [])
     records = ihdp + proxy
-    device = "cuda" if any(r["device"].startswith("cuda") for r in records) else "cpu"
     command = (f"OMP_NUM_THREADS=1 python benchmarks/cevae.py --replications "
                f"{args.replications} --sizes {' '.join(map(str, args.sizes))} --noise "
                f"{' '.join(map(str, args.noise))} --confounding "
@@ -280,14 +287,13 @@ def main(argv=None):
                   f"n_samples={args.n_samples}, defaults otherwise; TARNet defaults)",
                   "", *proxy_table(proxy), ""]
     print("\n".join(lines))
-    out = Path(args.out)
-    save_markdown(lines, out / f"cevae_{device}.md")
+    save_markdown(lines, md_path)
     fields = sorted({k for r in records for k in r})
-    with open(out / f"cevae_{device}.csv", "w", newline="") as fh:
+    with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(records)
-    print(f"written to {out / f'cevae_{device}.csv'}")
+    print(f"written to {csv_path}")
 
 
 if __name__ == "__main__":

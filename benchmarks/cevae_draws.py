@@ -9,7 +9,8 @@ deviation of ``ate(X)`` over 10 values of ``sampling_seed_``: IHDP replications 
 does not depend on the other rows passed with it.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/cevae_draws.py
-Writes benchmarks/results/cevae_draws_cpu.md (``--out`` to change).
+Writes benchmarks/results/cevae_draws_cpu.md (``--out`` to change); an existing file
+is refused before any fit unless ``--force``.
 """
 import argparse
 import warnings
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from causalnn import CEVAE
-from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
 from causalnn.datasets import load_ihdp, make_proxy_confounded
 
 
@@ -37,7 +38,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"
                                              / "cevae_draws_cpu.md"))
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
     args = parser.parse_args(argv)
+    refuse_existing([args.out], args.force)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows = []

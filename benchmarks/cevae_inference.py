@@ -7,8 +7,9 @@ TARNet's cross-fitted AIPW ATE on the same proxies, each against the sample ATE.
 AIPW's correction term weights by a propensity that is a function of the proxies, so it
 targets the effect adjusted for X, not for z.
 
-Run:  OMP_NUM_THREADS=1 python benchmarks/cevae_inference.py
-Writes benchmarks/results/cevae_inference_cpu.md.
+Run:  OMP_NUM_THREADS=1 python benchmarks/cevae_inference.py [--seeds 3] [--force]
+Writes benchmarks/results/cevae_inference_cpu.md; an existing file is refused before any
+fit unless ``--force``.
 """
 import argparse
 import time
@@ -19,11 +20,14 @@ import numpy as np
 import torch
 
 from causalnn import CEVAE, TARNet
-from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
 from causalnn.datasets import make_proxy_confounded
 
+OUT = Path(__file__).parent / "results" / "cevae_inference_cpu.md"
 
-def main(seeds=3, n=5000):
+
+def main(seeds=3, n=5000, force=False, out=OUT):
+    refuse_existing([out], force)
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows, lines = [], []
@@ -54,7 +58,7 @@ def main(seeds=3, n=5000):
             f"{m[2]:.4f}. The CEVAE AIPW interval covers the sample ATE in "
             f"{int(round(m[3] * seeds))} of {seeds} seeds."]
     print("\n".join(text))
-    save_markdown(text, Path(__file__).parent / "results" / "cevae_inference_cpu.md")
+    save_markdown(text, out)
 
 
 if __name__ == "__main__":
@@ -62,5 +66,7 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--n", type=int, default=5000,
                         help="rows per simulated dataset")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
     args = parser.parse_args()
-    main(seeds=args.seeds, n=args.n)
+    main(seeds=args.seeds, n=args.n, force=args.force)

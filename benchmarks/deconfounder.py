@@ -19,7 +19,8 @@ naive linear regression's in the same run.
 Run ``OMP_NUM_THREADS=1 python benchmarks/deconfounder.py`` (about 10 minutes on one
 core). Writes benchmarks/results/deconfounder_cpu.md (table) and .csv (per run).
 ``--variants --seeds 1`` instead compares the neural outcome model and the deep factor
-model at m = 100 (deconfounder_variants_cpu.md, about 2 minutes).
+model at m = 100 (deconfounder_variants_cpu.md, about 2 minutes). ``--out DIR`` puts
+the files elsewhere; an existing one is refused before any fit unless ``--force``.
 """
 import argparse
 import csv
@@ -32,7 +33,7 @@ import torch
 from sklearn.linear_model import LinearRegression
 
 from causalnn import Deconfounder
-from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
 from causalnn.benchmark._models import pc_adjusted_cause_effects
 from causalnn.datasets import make_multi_cause
 from causalnn.estimators.latent import PredictiveCheckWarning
@@ -136,7 +137,13 @@ def main(argv=None):
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--variants", action="store_true",
                         help="instead: neural outcome and deep factor model, m=100")
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing results files")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    variants_path = out / "deconfounder_variants_cpu.md"
+    md_path, csv_path = out / "deconfounder_cpu.md", out / "deconfounder_cpu.csv"
+    refuse_existing([variants_path] if args.variants else [md_path, csv_path], args.force)
     torch.set_num_threads(1)
     if args.variants:
         table = ["# Deconfounder variants (m = 100, confounding 1)", "",
@@ -145,7 +152,7 @@ def main(argv=None):
                  f"--seeds {args.seeds} --n-samples {args.n_samples}`", "",
                  "Per-cause effect RMSE per seed; timings on a shared machine.", ""]
         table += run_variants(args.n_samples, args.n_factors, args.seeds)
-        save_markdown(table, Path(args.out) / "deconfounder_variants_cpu.md")
+        save_markdown(table, variants_path)
         return table
     grid = [(m, c) for m in args.causes for c in args.confounding]
     records = []
@@ -174,9 +181,8 @@ def main(argv=None):
              "(a second factor-model fit and 100 replicates); timings were taken on a "
              "shared machine.", ""]
     table += summarise(records, grid)
-    out = Path(args.out)
-    save_markdown(table, out / "deconfounder_cpu.md")
-    with open(out / "deconfounder_cpu.csv", "w", newline="") as fh:
+    save_markdown(table, md_path)
+    with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)

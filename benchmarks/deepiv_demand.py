@@ -25,7 +25,11 @@ Usage::
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/deepiv_demand.py [--full]
         [--n 10000 ...] [--rho 0.5 0.9 ...] [--seeds 3] [--param KEY=VALUE ...]
-        [--deepiv-only] [--out NAME_OR_PATH]
+        [--deepiv-only] [--out NAME_OR_PATH] [--force]
+
+Writes benchmarks/results/deepiv_demand.md (``deepiv_demand_full.md`` with ``--full``;
+``--out`` names another file); an existing file is refused before any fit unless
+``--force``.
 """
 import argparse
 import ast
@@ -40,7 +44,7 @@ from causalnn.datasets import demand_test_grid, make_demand
 from causalnn.engine import Trainer, make_generator
 from causalnn.nets import MLP, init_weights
 from causalnn.nets.mlp import dropout_masks_from
-from causalnn.benchmark import (machine_description, save_markdown,
+from causalnn.benchmark import (machine_description, refuse_existing, save_markdown,
                                  two_stage_least_squares)
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -159,7 +163,7 @@ def parse_param(text):
         return key, value
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10000])
     parser.add_argument("--rho", type=float, nargs="+", default=[0.5, 0.9])
@@ -176,7 +180,12 @@ def main():
                         help="skip 2SLS and the blind and floor networks")
     parser.add_argument("--out", default=None,
                         help="file name under benchmarks/results, or a path")
-    args = parser.parse_args()
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
+    args = parser.parse_args(argv)
+    name = args.out or ("deepiv_demand_full.md" if args.full else "deepiv_demand.md")
+    out = RESULTS / name
+    refuse_existing([out], args.force)
     sizes, rhos = ((1000, 5000, 10000), (0.1, 0.5, 0.9)) if args.full else (args.n, args.rho)
     params = {} if args.patience is None else {"patience": args.patience}
     params.update(dict(args.param))
@@ -185,8 +194,7 @@ def main():
     if params:
         table += f"\nDeepIV parameters beside the defaults: {params}\n"
     print(table)
-    name = args.out or ("deepiv_demand_full.md" if args.full else "deepiv_demand.md")
-    save_markdown(table, RESULTS / name)
+    save_markdown(table, out)
 
 
 if __name__ == "__main__":

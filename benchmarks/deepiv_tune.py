@@ -7,7 +7,10 @@ structural function is looked at.
 
 Usage::
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/deepiv_tune.py
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/deepiv_tune.py [--force]
+
+Writes benchmarks/results/deepiv_tune.md; an existing file is refused before any fit
+unless ``--force``.
 """
 import argparse
 import warnings
@@ -16,13 +19,15 @@ from pathlib import Path
 import torch
 
 from causalnn import DeepIV
-from causalnn.benchmark import save_markdown
+from causalnn.benchmark import refuse_existing, save_markdown
 from causalnn.datasets import make_demand
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main(cases=((0.9, 10), (0.5, 11)), weight_decays=(1e-4, 1e-3, 3e-3), n_samples=10000):
+def main(cases=((0.9, 10), (0.5, 11)), weight_decays=(1e-4, 1e-3, 3e-3), n_samples=10000,
+         force=False, out=RESULTS / "deepiv_tune.md"):
+    refuse_existing([out], force)
     torch.set_num_threads(1)
     lines = ["| rho | seed | weight_decay | best held-out 2nd-stage loss | epochs |",
              "|---|---|---|---|---|"]
@@ -38,10 +43,12 @@ def main(cases=((0.9, 10), (0.5, 11)), weight_decays=(1e-4, 1e-3, 3e-3), n_sampl
             print(lines[-1], flush=True)
     table = (f"DeepIV weight_decay by held-out second-stage loss (n={n_samples}).\n\n"
              + "\n".join(lines) + "\n")
-    save_markdown(table, RESULTS / "deepiv_tune.md")
+    save_markdown(table, out)
     return table
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
+    main(force=parser.parse_args().force)

@@ -12,6 +12,11 @@
 # and CATENets, effect(X) by prediction chunk size, the 10 IHDP files as one fit_many,
 # and torch.compile with CUDA graphs.
 #
+# Each step writes its own results file(s) under OUTDIR (no two steps the same file).
+# The benchmark scripts refuse, before any fit, to replace a results file that is
+# already there (their --force is not passed here): use a fresh OUTDIR per session, or
+# the steps whose files an earlier session left in it fail at once (logs/NAME.log).
+#
 # Environment:
 #   GPU_SESSION_BUDGET_S  seconds the whole script may take (default 480). Each step's
 #                         time limit is its own cap or what is left of the budget,

@@ -2,7 +2,8 @@
 RBF gradient as the representation concentrates, and effects under a large outcome
 offset. Small and CPU-only (about a minute).
 
-Run: python benchmarks/hardening_checks.py   (writes results/hardening_checks.md)
+Run: python benchmarks/hardening_checks.py [--force]   (writes results/hardening_checks.md;
+an existing file is refused before any fit unless ``--force``)
 """
 import argparse
 import platform
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from causalnn import Dragonnet, TARNet
-from causalnn.benchmark import save_markdown
+from causalnn.benchmark import refuse_existing, save_markdown
 from causalnn.losses import mmd_linear, mmd_rbf
 
 
@@ -82,7 +83,11 @@ def offset_rows():
     return rows
 
 
-def main():
+OUT = Path(__file__).parent / "results" / "hardening_checks.md"
+
+
+def main(force=False, out=OUT):
+    refuse_existing([out], force)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     lines = [f"# Hardening checks ({platform.node()}, CPU, torch {torch.__version__})", "",
@@ -100,9 +105,11 @@ def main():
               "|---|---|---|---|---|"]
     lines += offset_rows()
     print("\n".join(lines))
-    save_markdown(lines, Path(__file__).parent / "results" / "hardening_checks.md")
+    save_markdown(lines, out)
 
 
 if __name__ == "__main__":
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
+    main(force=parser.parse_args().force)

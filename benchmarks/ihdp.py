@@ -9,9 +9,10 @@ scored in-sample (those 90%) and out-of-sample (the 10% test rows) by sqrt(PEHE)
 the speed (and accuracy) baseline; fit times are reported as ratios to it.
 
 Run:  python benchmarks/ihdp.py [--replications 10] [--device auto] [--threads 1]
-      [--models ...] [--n-members M] [--fit-many]
+      [--models ...] [--n-members M] [--fit-many] [--out DIR] [--force]
 Writes benchmarks/results/ihdp_<device>[_members<M>][_fitmany].md (the table), the
-matching .csv (per run) and .json (the run's machine, command, note and protocol).
+matching .csv (per run) and .json (the run's machine, command, note and protocol);
+if any of them exists the run is refused before any fit, unless ``--force``.
 ``--fit-many`` trains each neural model on all replications as one batched ``fit_many``
 (the files share X and the treatment; all use replication 1's split, so the scores are
 over one test set).
@@ -36,8 +37,8 @@ from sklearn.ensemble import GradientBoostingRegressor
 
 import causalnn
 from causalnn import CFRNet, Dragonnet, TARNet
-from causalnn.benchmark import machine_description, save_markdown
-from causalnn.engine import wait_for_gpu
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
+from causalnn.engine import resolve_device, wait_for_gpu
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import ate_error, pehe
 
@@ -203,13 +204,15 @@ def main(argv=None):
     # trial run would replace a full run's results (by default the committed ones)
     tag = (f"_members{args.n_members}" if args.n_members else "") + (
         "_fitmany" if args.fit_many else "")
-    devices = ({"cpu"} if args.device == "cpu" else {"cuda"} if
-               args.device.startswith("cuda") else {"cpu", "cuda"})
-    held = [p for d in sorted(devices) for ext in (".md", ".csv", ".json")
-            if (p := Path(args.out) / f"ihdp_{d}{tag}{ext}").exists()]
-    if held and not args.force:
-        raise SystemExit(f"{', '.join(map(str, held))} already exist(s); pass --force to "
-                         "replace, or --out another folder (nothing was fitted).")
+    # and the device the records will name: CUDA where a neural model runs there (the
+    # T-learner baseline always runs on the CPU)
+    neural = any(not isinstance(specs[name](1), TLearnerGB) for name in names)
+    device = "cuda" if neural and resolve_device(args.device).type == "cuda" else "cpu"
+    stem = Path(args.out) / f"ihdp_{device}{tag}"
+    md_path, csv_path, json_path = (Path(f"{stem}{ext}")
+                                    for ext in (".md", ".csv", ".json"))
+    refuse_existing([md_path, csv_path, json_path], args.force,
+                    instead="or --out another folder (nothing was fitted)")
 
     def make(name, r):
         est = specs[name](r)
@@ -237,23 +240,20 @@ def main(argv=None):
                 print(f"rep {r:2d} {row['model']:<32s} pehe_out {row['pehe_out']:6.3f} "
                       f"ate_out {row['ate_out']:6.3f} fit {row['fit_seconds']:6.2f}s "
                       f"epochs {row['epochs']}", flush=True)
-    device = "cuda" if any(r["device"].startswith("cuda") for r in records) else "cpu"
     protocol = ("all replications as one fit_many on replication 1's 63/27/10 split"
                 if args.fit_many else "63/27/10 split")
     provenance = {"machine": machine_description(), "command": command,
                   "note": args.note, "protocol": protocol}
     table = report(records, names, provenance)
     print("\n".join(table))
-    out = Path(args.out)
-    stem = out / f"ihdp_{device}{tag}"
-    save_markdown(table, stem.with_suffix(".md"))
-    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+    save_markdown(table, md_path)
+    with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(records[0]))
         writer.writeheader()
         writer.writerows(records)
     # the run's provenance, for a later --from-csv re-print of this CSV
-    stem.with_suffix(".json").write_text(json.dumps(provenance, indent=1) + "\n")
-    print(f"written to {stem.with_suffix('.csv')} and {stem.with_suffix('.json')}")
+    json_path.write_text(json.dumps(provenance, indent=1) + "\n")
+    print(f"written to {csv_path} and {json_path}")
 
 
 def report(records, names, provenance, reprinted=None):

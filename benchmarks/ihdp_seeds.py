@@ -14,8 +14,9 @@ each with its own seed and therefore its own validation rows (the members of one
 
 Run:  python benchmarks/ihdp_seeds.py [--models TARNet CFR-wasserstein]
       [--offsets 0 100 200 300] [--n-members 1 5] [--bag-splits K]
-      [--member-validation shared|own] [--threads 2]
-Writes benchmarks/results/ihdp_seeds_cpu.md (``--output`` to change the name).
+      [--member-validation shared|own] [--threads 2] [--output NAME] [--force]
+Writes benchmarks/results/ihdp_seeds_cpu.md (``--output`` to change the name); an
+existing file is refused before any fit unless ``--force``.
 """
 import argparse
 import ast
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import pehe
 
@@ -84,7 +85,11 @@ def main(argv=None):
                              "--param patience=60; repeatable")
     parser.add_argument("--output", default="ihdp_seeds_cpu.md",
                         help="file name under benchmarks/results/")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
     args = parser.parse_args(argv)
+    out = Path(__file__).parent / "results" / args.output
+    refuse_existing([out], args.force)
     params = {name: ast.literal_eval(value)
               for name, value in (item.split("=", 1) for item in args.param)}
     if args.threads:
@@ -129,7 +134,7 @@ def main(argv=None):
                            f"| {means.min():.3f} | {means.max():.3f} |")
     lines += summary
     print("\n".join(summary))
-    save_markdown(lines, Path(__file__).parent / "results" / args.output)
+    save_markdown(lines, out)
 
 
 if __name__ == "__main__":

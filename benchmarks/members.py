@@ -23,7 +23,8 @@ Three measurements (pick with --part; all by default):
 Run (CPU):  python benchmarks/members.py --device cpu
 Run (GPU):  python benchmarks/members.py --device cuda --datasets 10 --seeds 10
             --sequential-fits 20 --part impl batched
-Writes benchmarks/results/members_<device>.md.
+Writes benchmarks/results/members_<device>.md (``--out DIR`` for another folder); an
+existing file is refused before any fit unless ``--force``.
 """
 import argparse
 import time
@@ -38,7 +39,7 @@ from causalnn import TARNet
 from causalnn.datasets import load_ihdp
 from causalnn.metrics import pehe
 from causalnn.nets import RepresentationNet, init_weights
-from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
 
 
 def sync(device):
@@ -267,11 +268,15 @@ def main(argv=None):
     parser.add_argument("--seed-replication", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=causalnn.exceptions.ConvergenceWarning)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = causalnn.engine.resolve_device(args.device)
+    out = Path(args.out) / f"members_{device.type}.md"
+    refuse_existing([out], args.force)
 
     lines = [f"# Member axis benchmark ({device.type})", "",
              f"Machine: {machine_description(device)}.", "",
@@ -286,7 +291,7 @@ def main(argv=None):
         lines += part
         print("\n".join(part), flush=True)
     print("\n".join(lines))
-    save_markdown(lines, Path(args.out) / f"members_{device.type}.md")
+    save_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ Run:  OMP_NUM_THREADS=1 python benchmarks/memory.py [--rows 800000] [--compare D
 ``--compare DIR`` measures the same cases on the causalnn source tree in DIR (e.g. a
 checkout of an earlier commit, named by its commit) in the same run, as a column beside
 this tree's.
-Writes benchmarks/results/memory_cpu.md.
+Writes benchmarks/results/memory_cpu.md (``--out DIR`` for another folder); an existing
+file is refused before any measurement unless ``--force``.
 """
 import argparse
 import json
@@ -148,6 +149,8 @@ def main(argv=None):
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--estimators", nargs="+", metavar="NAME",
                         help="only the cases of these estimators (default: all)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
     parser.add_argument("--case", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
@@ -156,7 +159,9 @@ def main(argv=None):
         return
     import torch
 
-    from causalnn.benchmark import machine_description, save_markdown
+    from causalnn.benchmark import machine_description, refuse_existing, save_markdown
+    out = Path(args.out) / "memory_cpu.md"
+    refuse_existing([out], args.force)
     this_tree = HERE.parent
     trees = [("this tree", this_tree)]
     if args.compare:
@@ -194,7 +199,7 @@ def main(argv=None):
             cells.append(f"{peak / size_mb:.2f}")
         lines.append(f"| {name} | {phase} | {kind} | {n:,} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
-    save_markdown(lines, Path(args.out) / "memory_cpu.md")
+    save_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ each other, not with ``throughput.py``'s rows/s.
 
 Run (GPU):  python benchmarks/profile_steps.py --device cuda --rows 1000000 --batch 8192 262144
 Run (CPU):  python benchmarks/profile_steps.py --device cpu --rows 20000 --batch 2048
-Writes benchmarks/results/profile_<device>.md.
+Writes benchmarks/results/profile_<device>.md (``--out DIR`` for another folder); an
+existing file is refused before any run unless ``--force``.
 """
 import argparse
 import cProfile
@@ -34,7 +35,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from causalnn import TARNet
-from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
 from causalnn.engine import resolve_device, wait_for_gpu
 from causalnn.engine.callbacks import Callback
 from throughput import HEAD, REP, PlainTorchRunner, make_table  # benchmarks/, beside this
@@ -159,9 +160,13 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, nargs="+", default=[8192, 262144])
     parser.add_argument("--top", type=int, default=12, help="operators listed per run")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     device = resolve_device(args.device)
+    out = Path(args.out) / f"profile_{device.type}.md"
+    refuse_existing([out], args.force)
     on_gpu = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
     X, y, t = make_table(args.rows)
@@ -189,7 +194,7 @@ def main(argv=None):
     print("\n".join(section), flush=True)
     lines += section
     lines += [f"Total wall time {time.perf_counter() - start:.0f} s."]
-    save_markdown(lines, Path(args.out) / f"profile_{device.type}.md")
+    save_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ its extremes read after. Both run in the same process on the same table; each fi
 is the best of --repeats timings. The script checks that the results agree to the bit.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/scaling.py [--rows 2000000]
-Writes benchmarks/results/scaling_cpu.md.
+Writes benchmarks/results/scaling_cpu.md (``--out DIR`` for another folder); an existing
+file is refused before any timing unless ``--force``.
 """
 import argparse
 import sys
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from causalnn._base._scaling import apply_scaling, column_scaling
-from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
 
 
 def best_seconds(fn, repeats):
@@ -49,7 +50,11 @@ def main(argv=None):
     parser.add_argument("--columns", type=int, default=25)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
     args = parser.parse_args(argv)
+    out = Path(args.out) / "scaling_cpu.md"
+    refuse_existing([out], args.force)
     rng = np.random.default_rng(0)
     base = rng.normal(size=(args.rows, args.columns)) * 3.0 + 10.0
     lines = ["# Feature scaling: causalnn against plain NumPy", "",
@@ -80,7 +85,7 @@ def main(argv=None):
                      f"| {plain_s / ours_s:.1f}x |")
         print(lines[-1], flush=True)
     lines += ["", f"Total wall time {time.perf_counter() - start_all:.0f} s."]
-    save_markdown(lines, Path(args.out) / "scaling_cpu.md")
+    save_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ batch 1 (patched for that row only; bit-identical on the CPU).
 Run (CPU):  python benchmarks/throughput.py --device cpu --rows 20000 --batch 8192
 Run (GPU):  python benchmarks/throughput.py --device cuda --rows 100000 1000000 10000000
             --batch 8192 65536 262144 --bf16
-Writes benchmarks/results/throughput_<device>.md.
+Writes benchmarks/results/throughput_<device><tag>.md (``--out DIR`` for another folder,
+``--tag`` a suffix); an existing file is refused before any fit unless ``--force``.
 """
 import argparse
 import contextlib
@@ -46,7 +47,7 @@ import torch
 from causalnn import CFRNet, TARNet
 from causalnn.engine import resolve_device
 from causalnn.nets import MemberLinear
-from causalnn.benchmark import machine_description, save_markdown
+from causalnn.benchmark import machine_description, refuse_existing, save_markdown
 
 REP, HEAD = (200, 200, 200), (100, 100, 100)
 
@@ -281,11 +282,15 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--tag", default="", help="suffix of the result file's name")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    out = Path(args.out) / f"throughput_{device.type}{args.tag}.md"
+    refuse_existing([out], args.force)
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -363,7 +368,7 @@ def main(argv=None):
         del X, y, t
     lines += ["", f"Total wall time {time.perf_counter() - start_all:.0f} s."]
     print("\n".join(lines))
-    save_markdown(lines, Path(args.out) / f"throughput_{device.type}{args.tag}.md")
+    save_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ replication (the "fit s" column, this machine) is within the budget.
 
 Run: python benchmarks/tune_defaults.py [--models tarnet cfr dragonnet tarnet-scope
      dragonnet-scope tarnet-size tarnet-ensemble] [--max-epochs 1000] [--budget S]
-     [--threads N] [--output tune_defaults.md]
+     [--threads N] [--output tune_defaults.md] [--force]
+Writes benchmarks/results/<--output>; an existing file is refused before any fit unless
+``--force``.
 """
 import argparse
 import itertools
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 
 from causalnn import CFRNet, Dragonnet, TARNet
-from causalnn.benchmark import save_markdown
+from causalnn.benchmark import refuse_existing, save_markdown
 from causalnn.datasets import load_ihdp
 from causalnn.engine import make_generator, spawn_generator, stratified_split
 from causalnn.metrics import ate_error, pehe
@@ -104,7 +106,7 @@ def evaluate(cls, params, replications, max_epochs=1000):
     return np.mean(rows, axis=0)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(CANDIDATES))
     parser.add_argument("--replications", type=int, default=10)
@@ -116,7 +118,11 @@ def main():
     parser.add_argument("--budget", type=float, default=None,
                         help="select only among configurations whose mean fit time "
                              "per replication is at most this many seconds")
-    args = parser.parse_args()
+    parser.add_argument("--force", action="store_true",
+                        help="replace the results file if it exists")
+    args = parser.parse_args(argv)
+    out = Path(__file__).parent / "results" / args.output
+    refuse_existing([out], args.force)
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
@@ -145,7 +151,7 @@ def main():
                 b = min((s for s in scored if s[1]["ipm"] == ipm), key=lambda s: s[0])
                 lines.append(f"| cfr | best for {ipm}: {b[1]} | {b[0]:.4f} | | | |")
                 print(lines[-1], flush=True)
-    save_markdown(lines, Path(__file__).parent / "results" / args.output)
+    save_markdown(lines, out)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ the table (mean ± standard error and median per metric), CSV and JSON;
 """
 from ._datasets import DATASETS, load_replication
 from ._models import MODELS, ModelSpec, two_stage_least_squares
-from ._report import (format_table, machine_description, plot_results, save_markdown,
-                      summarize, update_readme, write_results)
+from ._report import (format_table, machine_description, plot_results, refuse_existing,
+                      save_markdown, summarize, update_readme, write_results)
 from ._runner import run_benchmark, score
 
 __all__ = ["DATASETS", "MODELS", "ModelSpec", "format_table", "load_replication",
-           "machine_description", "plot_results", "run_benchmark", "save_markdown",
+           "machine_description", "plot_results", "refuse_existing", "run_benchmark",
+           "save_markdown",
            "score", "summarize",
            "two_stage_least_squares", "update_readme", "write_results"]

@@ -14,7 +14,7 @@ from ._datasets import DATASETS
 
 __all__ = ["machine_description", "summarize", "format_table", "write_results",
            "plot_results", "save_markdown", "check_readme", "check_out_folder",
-           "held_results", "update_readme"]
+           "held_results", "refuse_existing", "update_readme"]
 
 # the files write_results and plot_results write under their folder; both (and
 # ``causalnn bench``) refuse a folder holding any of them unless told to replace them.
@@ -346,11 +346,64 @@ def check_out_folder(out, force, patterns=RESULT_FILE_PATTERNS, flag="force=True
         raise NotADirectoryError(f"{out} is a file, not a folder; name a folder for the "
                                  "results")
     held = held_results(out, patterns)
+    resume = (f"{resume_flag} to continue the run recorded there, "
+              if RUN_SETTINGS_FILE in held else "")
+    refuse_existing([out / name for name in held], force, flag, folder=out,
+                    instead=f"{resume}or choose another folder")
+
+
+def refuse_existing(paths, force, flag="--force", *, folder=None,
+                    instead="or choose another output name or folder"):
+    """Refuse to replace files that already exist unless ``force`` is true.
+
+    A results file is never overwritten by surprise: a benchmark script calls this once,
+    before it fits anything, with every file its run will write (a long run must not
+    end in a refusal), and writes those same paths afterwards.
+    :func:`check_out_folder` (``causalnn bench``) refuses through it too.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        The files about to be written.
+    force : bool
+        Whether to replace them; when true nothing is refused.
+    flag : str, default="--force"
+        The option that replaces them, named in the message.
+    folder : path-like, optional
+        When given, the message names the existing files relative to this folder
+        (``"<folder> already holds a.md, b.csv"``) rather than by their paths.
+    instead : str, default="or choose another output name or folder"
+        The message's last part: what the user can do other than pass ``flag``.
+
+    Returns
+    -------
+    held : list of pathlib.Path
+        Those of ``paths`` that exist (the files ``force`` lets be replaced), in the
+        order given; empty when none does.
+
+    Raises
+    ------
+    FileExistsError
+        Some of ``paths`` exist and ``force`` is false. The message names every one of
+        them and ``flag``.
+
+    Examples
+    --------
+    >>> refuse_existing(["no/such/results.md"], force=False)
+    []
+    """
+    held = [Path(p) for p in dict.fromkeys(map(str, paths)) if Path(p).exists()]
     if held and not force:
-        resume = (f", {resume_flag} to continue the run recorded there"
-                  if RUN_SETTINGS_FILE in held else "")
-        raise FileExistsError(f"{out} already holds {', '.join(held)}; pass {flag} to "
-                              f"replace them{resume}, or choose another folder")
+        one = len(held) == 1
+        if folder is None:
+            names = ", ".join(map(str, held))
+            what = f"{names} already {'exists' if one else 'exist'}"
+        else:
+            names = ", ".join(os.path.relpath(p, folder) for p in held)
+            what = f"{folder} already holds {names}"
+        raise FileExistsError(f"{what}; pass {flag} to replace {'it' if one else 'them'}"
+                              f", {instead}")
+    return held
 
 
 def recorded_run_id(out):

@@ -145,7 +145,8 @@ fi
 if has throughput; then  # rows/s at 1e6 and 1e7 rows x 25 features
   step throughput 150 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
     --rows 1000000 --batch 8192 65536 262144 --models plain plain-members tarnet \
-    tarnet-plain-model tarnet-addmm tarnet-bf16 cfr-wass catenets --out "$OUT"
+    tarnet-plain-model tarnet-addmm tarnet-bf16 tarnet-graph tarnet-graph-bf16 cfr-wass \
+    catenets --out "$OUT"
   step throughput_1e7 60 "$PY" benchmarks/throughput.py --device "$device" --bf16 --epochs 2 \
     --rows 10000000 --batch 262144 --models plain tarnet tarnet-bf16 --tag _1e7 --out "$OUT"
 fi
@@ -159,10 +160,10 @@ if has ihdp; then  # the 10 IHDP files x 10 members as one fit_many
   step ihdp 60 "$PY" benchmarks/ihdp.py --device "$device" --fit-many --n-members 10 \
     --models "T-learner GB (baseline)" TARNet --out "$OUT"
 fi
-if has compile; then  # CUDA graphs through torch.compile (compilation not timed)
+if has compile; then  # CUDA graphs: torch.compile's (compilation not timed), whole steps
   step compile 100 "$PY" benchmarks/throughput.py --device "$device" --epochs 3 \
-    --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile catenets --tag _compile \
-    --out "$OUT"
+    --rows 1000000 --batch 8192 --models plain tarnet tarnet-compile tarnet-graph catenets \
+    --tag _compile --out "$OUT"
 fi
 say "total $(( $(date +%s) - start )) s"
 pack

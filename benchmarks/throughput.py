@@ -25,7 +25,10 @@ two further rows take the gap to the plain loop apart: ``tarnet-plain-model`` (c
 without those three, the plain loop's model) and ``plain-members`` (the plain loop built
 from causalnn's one-member ``MemberLinear`` layers); ``tarnet-addmm`` is TARNet with its
 one-member layers computed by plain ``mm``/``addmm`` rather than batched products of
-batch 1 (patched for that row only; bit-identical on the CPU).
+batch 1 (patched for that row only; bit-identical on the CPU). ``tarnet-compile`` fits
+with ``compile=True`` (torch.compile, CUDA graphs of the forward and backward passes);
+``tarnet-graph`` with ``compile="cuda-graph"`` (each whole training step, optimizer
+included, one CUDA graph; on a CPU it trains as ``tarnet``).
 
 Run (CPU):  python benchmarks/throughput.py --device cpu --rows 20000 --batch 8192
 Run (GPU):  python benchmarks/throughput.py --device cuda --rows 100000 1000000 10000000
@@ -313,6 +316,13 @@ def main(argv=None):
             lambda **kw: TARNet(**common, precision="bfloat16", **kw))),
         "tarnet-compile": ("causalnn TARNet, compile=True (CUDA graphs)", CausalnnRunner(
             lambda **kw: TARNet(**common, compile=True, **kw))),
+        "tarnet-graph": ("causalnn TARNet, compile='cuda-graph' (whole steps as CUDA "
+                         "graphs)", CausalnnRunner(
+                             lambda **kw: TARNet(**common, compile="cuda-graph", **kw))),
+        "tarnet-graph-bf16": ("causalnn TARNet, compile='cuda-graph', precision=bfloat16",
+                              CausalnnRunner(lambda **kw: TARNet(
+                                  **common, compile="cuda-graph", precision="bfloat16",
+                                  **kw))),
         "cfr-wass": ("causalnn CFR-Wasserstein (alpha 0.1)", CausalnnRunner(
             lambda **kw: CFRNet(**common, ipm="wasserstein", alpha=0.1, **kw))),
     }
@@ -325,6 +335,7 @@ def main(argv=None):
             runners["catenets"] = ("CATENets 0.2.4 TARNet", CatenetsRunner(module))
     if not args.bf16:
         runners.pop("tarnet-bf16")
+        runners.pop("tarnet-graph-bf16")
 
     lines = [f"# Throughput ({device.type})", "",
              f"Machine: {machine_description(device)}.", "",

@@ -41,9 +41,14 @@ scale_features : bool, default=True
 precision : {"float32", "bfloat16"}, default="float32"
     ``"bfloat16"`` trains under bfloat16 autocast (mixed precision; for large tables
     on GPUs with bfloat16 tensor cores).
-compile : bool, default=False
-    Compile the forward pass and loss with ``torch.compile`` (CUDA graphs on a GPU).
-    Compilation costs tens of seconds once per fit: for long fits on large tables.""",
+compile : bool or "cuda-graph", default=False
+    ``True``: compile the forward pass and loss with ``torch.compile`` (CUDA graphs of
+    them on a GPU); compilation costs tens of seconds once per fit, so for long fits on
+    large tables. ``"cuda-graph"``: on a GPU, capture each whole training step (batch,
+    forward, backward, Adam step) as one CUDA graph after a few eager steps and replay
+    it, without compilation: for small batches, where launching kernels one by one
+    leaves the GPU waiting on the host. On a CPU it warns and trains as usual. With
+    either, members that stop keep training alongside (``n_members``).""",
     "training_parameters": """\
 learning_rate : float, default=1e-3
     Step size of the optimizer.

@@ -94,6 +94,7 @@ from .._warnings import warn_at_caller
 from .callbacks import EarlyStopping, ProgressBar
 from .members import (_member_subset, bootstrap_counts, member_rows, set_member_count,
                       strata_masks)
+from .graphs import GraphedSteps, capture_cuda_graph
 from .random import PermutationAhead, draw_to_device
 
 __all__ = ["Trainer", "float32_term", "stratified_split"]
@@ -105,6 +106,11 @@ __all__ = ["Trainer", "float32_term", "stratified_split"]
 #: 25,000 rows takes (4 us for IHDP's 672, 0.3 ms for 100,000)
 _DRAW_AHEAD_ON = {"cuda"}
 _DRAW_AHEAD_MIN_ROWS = 32768
+
+#: devices on which ``compile="cuda-graph"`` captures the training steps as graphs
+#: (elsewhere the same static steps run without capture; tests widen it with a
+#: stand-in capture)
+_CAPTURE_ON = {"cuda"}
 
 # torch >= 2.4 has a fused Adam/AdamW for CPU tensors
 _FUSED_ADAM_ON_CPU = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 4)
@@ -241,12 +247,16 @@ class Trainer:
         matrix products of the forward pass run in bfloat16, while the weights, the
         optimizer state and the loss terms and their reductions stay float32 (see
         "Precision" in the module docstring; fragile terms use :func:`float32_term`).
-    compile : bool, default=False
-        Compile ``loss_fn`` (forward and loss, and through AOTAutograd their backward)
-        with ``torch.compile``; on CUDA in ``"reduce-overhead"`` mode, which replays
-        CUDA graphs and so removes most per-step launch overhead at small batches. The
-        first epoch pays the compilation (tens of seconds); worth it for long fits on
-        large tables, not for small data.
+    compile : bool or "cuda-graph", default=False
+        ``True``: compile ``loss_fn`` (forward and loss, and through AOTAutograd their
+        backward) with ``torch.compile``; on CUDA in ``"reduce-overhead"`` mode, which
+        replays CUDA graphs of them. The first epoch pays the compilation (tens of
+        seconds); worth it for long fits on large tables, not for small data.
+        ``"cuda-graph"``: on a CUDA device, capture each whole training step (the
+        batch's gather, forward, loss, backward, optimizer step and loss sums) as a
+        CUDA graph after a few eager steps, and replay it: one launch per step, no
+        compilation (:mod:`causalnn.engine.graphs`; ``loss_fn`` must do no host work).
+        On other devices it warns and trains as usual.
     compact_members : bool, default=False
         With ``n_members``: take members that have stopped out of the batched
         computation (see "Members that stop leave" in the module docstring). Ignored
@@ -302,6 +312,7 @@ class Trainer:
         self.device = device
         self.generator = generator if generator is not None else torch.Generator()
         self._ahead = None  # the next epoch's batch order, drawn ahead (_batch_order)
+        self._graphed = None  # compile="cuda-graph": the fit's GraphedSteps
         self.verbose = verbose
         self.callbacks = list(callbacks)
         self.weight_decay_filter = weight_decay_filter
@@ -315,7 +326,11 @@ class Trainer:
             raise ValueError(
                 f"precision must be 'float32' or 'bfloat16'; got {precision!r}.")
         self.precision = precision
-        self.compile = compile
+        if (compile != "cuda-graph" if isinstance(compile, str)
+                else compile not in (False, True)):
+            raise ValueError(f"compile must be False, True or 'cuda-graph'; got "
+                             f"{compile!r}.")
+        self.compile = compile if isinstance(compile, str) else bool(compile)
         if bootstrap and n_members is None:
             raise ValueError("bootstrap=True needs n_members (one resample per member).")
 
@@ -431,7 +446,7 @@ class Trainer:
         n_batches = max(1, math.ceil(n_train / self.batch_size))
         self.n_batches = n_batches
         self._loss = self.loss_fn
-        if self.compile:
+        if self.compile is True:
             mode = "reduce-overhead" if self.device.type == "cuda" else None
             self._loss = torch.compile(self.loss_fn, mode=mode, dynamic=False)
         optimizer = self._make_optimizer(self.module)
@@ -443,6 +458,22 @@ class Trainer:
             # of TARNet's step time
             for group in optimizer.param_groups:
                 group["fused"], group["foreach"] = True, False
+        self._graphed = None
+        if self.compile == "cuda-graph":
+            capture = (capture_cuda_graph if self.device.type in _CAPTURE_ON
+                       else None)
+            if capture is not None and self.device.type == "cuda":
+                # the step count and bias corrections on the device, read by the graph
+                for group in optimizer.param_groups:
+                    group["capturable"] = True
+                # the warm-up steps run uncaptured on purpose: no warning about it
+                optimizer._warned_capturable_if_run_uncaptured = True
+            if capture is None:
+                warn_at_caller(
+                    f"compile='cuda-graph' captures CUDA graphs on a CUDA device only; "
+                    f"on {self.device.type} the training steps run as usual.",
+                    UserWarning)
+            self._graphed = GraphedSteps(self, train, optimizer, capture)
 
         monitor = "valid_loss" if valid is not None else "train_loss"
         if self.n_members is not None:
@@ -489,6 +520,7 @@ class Trainer:
         except StopTraining:
             stopped_early = True
         finally:
+            self._graphed = None  # the graphs' memory goes back to the allocator
             if self._ahead is not None:
                 self._ahead.discard()
                 self._ahead = None
@@ -572,7 +604,14 @@ class Trainer:
     def _train_epoch(self, train, n_batches, optimizer, callbacks):
         self.module.train()
         n_train = len(train[2])
-        perm = self._batch_order(n_train)
+        batches = torch.tensor_split(self._batch_order(n_train), n_batches)
+        if self._graphed is not None:  # compile="cuda-graph"
+            self._graphed.start_epoch()
+            for b, idx in enumerate(batches):
+                losses = self._graphed(idx)
+                for cb in callbacks:
+                    cb.on_batch_end(self, b, losses)
+            return self._record(self._graphed.totals, n_train, "train")
 
         def step(b, losses):
             optimizer.zero_grad(set_to_none=True)
@@ -581,12 +620,14 @@ class Trainer:
             for cb in callbacks:
                 cb.on_batch_end(self, b, losses)
 
-        return self._run_batches(train, torch.tensor_split(perm, n_batches), "train", step)
+        return self._run_batches(train, batches, "train", step)
 
     def __getstate__(self):
-        # a draw ahead in flight (a thread) is not copied: a copy draws as usual
+        # a draw ahead in flight (a thread) is not copied: a copy draws as usual; nor
+        # are the CUDA graphs of a fit in progress
         state = self.__dict__.copy()
         state["_ahead"] = None
+        state["_graphed"] = None
         return state
 
     def _batch_order(self, n):
@@ -625,24 +666,45 @@ class Trainer:
 
     def _run_batches(self, data, batches, prefix, step=None):
         """Row-weighted means of every loss term over ``batches`` of ``data``."""
-        shared, members, rows = data
         totals = {}
         for b, idx in enumerate(batches):
-            batch = {k: v[rows[idx]] for k, v in shared.items()}
-            batch.update({k: v[:, idx] for k, v in members.items()})
-            with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                enabled=self.precision == "bfloat16"):
-                losses = self._loss(self.module, batch)
+            losses = self._losses(self._batch(data, idx))
             if b == 0 and self.n_members is not None:
                 self._check_member_loss(losses)
             if step is not None:
                 step(b, losses)
-            # accumulate on the device; one host sync per term and epoch, not per step
-            for k, v in losses.items():
-                if k == "loss" and self.n_members is not None:
-                    continue  # the members' sum; their mean is logged below
-                totals[k] = totals.get(k, 0.0) + v.detach().float() * len(idx)
-        n = sum(len(idx) for idx in batches)
+            self._accumulate(totals, losses, len(idx))
+        return self._record(totals, sum(len(idx) for idx in batches), prefix)
+
+    def _batch(self, data, idx):
+        """The rows at positions ``idx`` of a split: its shared tensors (through the
+        split's row indices) and its per-member tensors."""
+        shared, members, rows = data
+        batch = {k: v[rows[idx]] for k, v in shared.items()}
+        batch.update({k: v[:, idx] for k, v in members.items()})
+        return batch
+
+    def _losses(self, batch):
+        # autocast's cache of cast weights must be off where steps are CUDA graphs
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.precision == "bfloat16",
+                            cache_enabled=False if self.compile == "cuda-graph" else None):
+            return self._loss(self.module, batch)
+
+    def _accumulate(self, totals, losses, n_rows):
+        """Add each term's batch mean times ``n_rows`` to ``totals``, in place and on
+        the device: one host sync per term and epoch, not per step (and fixed
+        addresses, as a CUDA graph of the step needs)."""
+        for k, v in losses.items():
+            if k == "loss" and self.n_members is not None:
+                continue  # the members' sum; their mean is logged by _record
+            value = v.detach().float() * n_rows
+            if k not in totals:
+                totals[k] = torch.zeros_like(value)
+            totals[k].add_(value)
+
+    def _record(self, totals, n, prefix):
+        """The history entries of an epoch's ``totals`` over ``n`` rows."""
         record = {}
         held = len(self.active_members)
         for k, v in totals.items():

@@ -37,7 +37,7 @@ class RepresentationEstimator(BaseCausalEstimator):
         "member_validation": [Options("shared", "own")],
         "scale_features": [bool],
         "precision": [Options("float32", "bfloat16")],
-        "compile": [bool],
+        "compile": [bool, Options("cuda-graph")],
     }
     _propensity_head = False
     _normalize_representation = False

@@ -466,8 +466,6 @@ class Trainer:
                 # the step count and bias corrections on the device, read by the graph
                 for group in optimizer.param_groups:
                     group["capturable"] = True
-                # the warm-up steps run uncaptured on purpose: no warning about it
-                optimizer._warned_capturable_if_run_uncaptured = True
             if capture is None:
                 warn_at_caller(
                     f"compile='cuda-graph' captures CUDA graphs on a CUDA device only; "
@@ -520,6 +518,11 @@ class Trainer:
         except StopTraining:
             stopped_early = True
         finally:
+            if self._graphed is not None:
+                # the last capture's gradients live in its graph's private memory pool,
+                # whose segments they would keep reserved for as long as the module
+                for param in self.module.parameters():
+                    param.grad = None
             self._graphed = None  # the graphs' memory goes back to the allocator
             if self._ahead is not None:
                 self._ahead.discard()
@@ -628,7 +631,21 @@ class Trainer:
         state = self.__dict__.copy()
         state["_ahead"] = None
         state["_graphed"] = None
+        # a torch.Generator copies and pickles only in newer torch (not in 2.3, which
+        # setup.cfg admits): keep its device and state, so that a copy (a checkpointing
+        # callback) draws on exactly as the original would
+        generator = state.get("generator")
+        if isinstance(generator, torch.Generator):
+            state["generator"] = (str(generator.device), generator.get_state())
         return state
+
+    def __setstate__(self, state):
+        generator = state.get("generator")
+        if isinstance(generator, tuple):
+            device, generator_state = generator
+            state["generator"] = torch.Generator(device=device)
+            state["generator"].set_state(generator_state)
+        self.__dict__.update(state)
 
     def _batch_order(self, n):
         """This epoch's permutation of the ``n`` training rows, on the device.

@@ -129,6 +129,12 @@ def test_a_trainer_copied_mid_fit_leaves_the_draw_ahead_behind(monkeypatch):
             batch_size=8, max_epochs=2, patience=None, callbacks=[Checkpoint()],
             generator=_generator()).fit(torch.nn.Linear(1, 1), {"x": torch.randn(40, 1)})
     assert len(copies) == 2 and all(c._ahead is None for c in copies)
+    # the copy's generator is its own, in the state the original's was in
+    first, again = copies[0].generator, copy.deepcopy(copies[0]).generator
+    assert isinstance(first, torch.Generator) and first is not copies[1].generator
+    assert first is not again
+    assert torch.equal(torch.randperm(40, generator=first),
+                       torch.randperm(40, generator=again))
 
 
 def test_an_interrupted_fit_waits_for_the_draw_it_was_taking(monkeypatch):

@@ -27,7 +27,7 @@ OUT = Path(__file__).parent / "results" / "cevae_inference_cpu.md"
 
 
 def main(seeds=3, n=5000, force=False, out=OUT):
-    refuse_existing([out], force)
+    refuse_existing([out], force, instead="or move it away first")
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows, lines = [], []

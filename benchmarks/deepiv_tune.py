@@ -27,7 +27,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main(cases=((0.9, 10), (0.5, 11)), weight_decays=(1e-4, 1e-3, 3e-3), n_samples=10000,
          force=False, out=RESULTS / "deepiv_tune.md"):
-    refuse_existing([out], force)
+    refuse_existing([out], force, instead="or move it away first")
     torch.set_num_threads(1)
     lines = ["| rho | seed | weight_decay | best held-out 2nd-stage loss | epochs |",
              "|---|---|---|---|---|"]

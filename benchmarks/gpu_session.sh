@@ -14,8 +14,9 @@
 #
 # Each step writes its own results file(s) under OUTDIR (no two steps the same file).
 # The benchmark scripts refuse, before any fit, to replace a results file that is
-# already there (their --force is not passed here): use a fresh OUTDIR per session, or
-# the steps whose files an earlier session left in it fail at once (logs/NAME.log).
+# already there (their --force is not passed here), so OUTDIR must be new or empty: the
+# script refuses one that holds anything (a warm machine keeps /tmp between calls; give
+# a second call another OUTDIR).
 #
 # Environment:
 #   GPU_SESSION_BUDGET_S  seconds the whole script may take (default 480). Each step's
@@ -58,6 +59,11 @@ for name in $steps; do
     exit 2
   fi
 done
+if [[ -e "$OUT" && ( ! -d "$OUT" || -n "$(ls -A "$OUT")" ) ]]; then
+  echo "OUTDIR $OUT exists and is not an empty folder: give a new one (the benchmark" \
+       "scripts would refuse to replace its results files)" >&2
+  exit 2
+fi
 budget="${GPU_SESSION_BUDGET_S:-480}"
 device="${GPU_SESSION_DEVICE:-cuda}"
 pack_to="${GPU_SESSION_PACK:-}"

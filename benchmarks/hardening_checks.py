@@ -87,7 +87,7 @@ OUT = Path(__file__).parent / "results" / "hardening_checks.md"
 
 
 def main(force=False, out=OUT):
-    refuse_existing([out], force)
+    refuse_existing([out], force, instead="or move it away first")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     lines = [f"# Hardening checks ({platform.node()}, CPU, torch {torch.__version__})", "",

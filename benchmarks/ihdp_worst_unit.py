@@ -93,8 +93,8 @@ def main(argv=None):
              "| median test mu0 |",
              "|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
-    summary = ["", "| model | 10-file mean sqrt(PEHE) | without each file's worst unit "
-               "| median over files |", "|---|---|---|---|"]
+    summary = ["", f"| model | {len(files)}-file mean sqrt(PEHE) | without each file's "
+               "worst unit | median over files |", "|---|---|---|---|"]
     for name in args.models:
         rows = []
         for data in files:

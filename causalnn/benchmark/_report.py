@@ -386,13 +386,25 @@ def refuse_existing(paths, force, flag="--force", *, folder=None,
     FileExistsError
         Some of ``paths`` exist and ``force`` is false. The message names every one of
         them and ``flag``.
+    IsADirectoryError, NotADirectoryError
+        One of ``paths`` is a folder, or lies under a file (even with ``force``: the
+        write would fail after the run).
 
     Examples
     --------
     >>> refuse_existing(["no/such/results.md"], force=False)
     []
     """
-    held = [Path(p) for p in dict.fromkeys(map(str, paths)) if Path(p).exists()]
+    paths = [Path(p) for p in dict.fromkeys(map(str, paths))]
+    for path in paths:
+        # a write that would fail anyway fails now, not after the run
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder; name a file for the results")
+        above = next((a for a in path.parents if a.exists()), None)
+        if above is not None and not above.is_dir():
+            raise NotADirectoryError(f"{above} is a file, not a folder; name a folder "
+                                     "for the results")
+    held = [path for path in paths if path.exists()]
     if held and not force:
         one = len(held) == 1
         if folder is None:

@@ -147,3 +147,81 @@ def test_cevae_inference_refuses_before_fitting(tmp_path, monkeypatch):
     assert _unchanged(tmp_path, held)
     with pytest.raises(_Fitted):
         cevae_inference.main(seeds=1, n=100, out=tmp_path / "table.md", force=True)
+
+
+# ---- every script, each of its files alone ---------------------------------------------
+# (script, its arguments ({out}: the folder), the name its first piece of work has in the
+# script's namespace, the files it writes there). Each file is held alone, so a file the
+# check forgets is caught; the first piece of work raises, so a check made after it is.
+_ALL = [
+    ("cevae", ["--device", "cpu", "--out", "{out}"], "run_ihdp",
+     ["cevae_cpu.md", "cevae_cpu.csv"]),
+    ("cevae_draws", ["--out", "{out}/cevae_draws_cpu.md"], "load_ihdp",
+     ["cevae_draws_cpu.md"]),
+    ("deconfounder", ["--out", "{out}"], "run_one",
+     ["deconfounder_cpu.md", "deconfounder_cpu.csv"]),
+    ("deconfounder", ["--variants", "--out", "{out}"], "run_variants",
+     ["deconfounder_variants_cpu.md"]),
+    ("deepiv_demand", ["--out", "{out}/d.md"], "run", ["d.md"]),
+    ("ihdp", ["--device", "cpu", "--out", "{out}"], "load_ihdp",
+     ["ihdp_cpu.md", "ihdp_cpu.csv", "ihdp_cpu.json"]),
+    ("ihdp_seeds", ["--output", "{out}/s.md"], "load_ihdp", ["s.md"]),
+    ("ihdp_worst_unit", ["--out", "{out}"], "load_ihdp", ["ihdp_worst_unit_cpu.md"]),
+    ("members", ["--device", "cpu", "--part", "impl", "--out", "{out}"], "part_impl",
+     ["members_cpu.md"]),
+    ("memory", ["--out", "{out}"], "_run_case", ["memory_cpu.md"]),
+    ("profile_steps", ["--device", "cpu", "--out", "{out}"], "make_table",
+     ["profile_cpu.md"]),
+    ("scaling", ["--out", "{out}"], "best_seconds", ["scaling_cpu.md"]),
+    ("throughput", ["--device", "cpu", "--out", "{out}"], "make_table",
+     ["throughput_cpu.md"]),
+    ("tune_defaults", ["--output", "{out}/t.md"], "evaluate", ["t.md"]),
+]
+
+
+@pytest.mark.parametrize("script, argv, work, files", _ALL,
+                         ids=[f"{s}{'-' + a[0] if a[0].startswith('--v') else ''}"
+                              for s, a, _, _ in _ALL])
+def test_each_file_alone_is_refused_before_the_first_piece_of_work(
+        tmp_path, monkeypatch, script, argv, work, files):
+    module = _script(script, monkeypatch)
+    monkeypatch.setattr(module, work, _fits)
+    argv = [a.format(out=tmp_path) for a in argv]
+    for name in files:
+        held = _held(tmp_path, name)
+        with pytest.raises(FileExistsError, match=re.escape(name)):
+            module.main(argv)
+        assert _unchanged(tmp_path, held)
+        (tmp_path / name).unlink()
+    with pytest.raises(_Fitted):  # nothing held: past the check, to the first work
+        module.main(argv)
+    _held(tmp_path, *files)
+    with pytest.raises(_Fitted):
+        module.main(argv + ["--force"])
+
+
+@pytest.mark.parametrize("script, work", [("hardening_checks", "bias_rows"),
+                                          ("deepiv_tune", "make_demand"),
+                                          ("cevae_inference", "make_proxy_confounded")])
+def test_fixed_name_scripts_refuse_before_the_first_piece_of_work(tmp_path, monkeypatch,
+                                                                  script, work):
+    module = _script(script, monkeypatch)
+    monkeypatch.setattr(module, work, _fits)
+    held = _held(tmp_path, "r.md")
+    with pytest.raises(FileExistsError, match=r"r\.md"):
+        module.main(out=tmp_path / "r.md")
+    assert _unchanged(tmp_path, held)
+    with pytest.raises(_Fitted):
+        module.main(out=tmp_path / "r.md", force=True)
+
+
+def test_a_path_that_cannot_be_written_is_refused_even_with_force(tmp_path):
+    """A folder given for a results file, or a file given for a folder, would fail at
+    the write, after the whole run: it fails at the check instead."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.md").write_text("x")
+    for force in (False, True):
+        with pytest.raises(IsADirectoryError, match="is a folder"):
+            refuse_existing([tmp_path / "folder"], force)
+        with pytest.raises(NotADirectoryError, match="file.md is a file, not a folder"):
+            refuse_existing([tmp_path / "file.md" / "results.md"], force)

@@ -77,22 +77,19 @@ def capture_cuda_graph(step, pool=None):
     graph = torch.cuda.CUDAGraph()
     stream = torch.cuda.current_stream()
     with _CAPTURE_LOCK:
-        return _captured(graph, stream, step, pool)
-
-
-def _captured(graph, stream, step, pool):
-    try:
-        # "thread_local": the trainer's draw-ahead thread may pin host memory meanwhile
-        # (a call that the default "global" mode refuses in every thread during a
-        # capture)
-        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
-            losses = step()
-    except BaseException:
-        # torch.cuda.graph.__exit__ calls capture_end() before it restores the stream:
-        # when the capture was invalidated (a sync in the loss) capture_end raises and
-        # its capture stream stays current in this thread, for the rest of the process
-        torch.cuda.set_stream(stream)
-        raise
+        try:
+            # "thread_local": the trainer's draw-ahead thread may pin host memory
+            # meanwhile (a call that the default "global" mode refuses in every thread
+            # during a capture)
+            with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
+                losses = step()
+        except BaseException:
+            # torch.cuda.graph.__exit__ calls capture_end() before it restores the
+            # stream: when the capture was invalidated (a sync in the loss) capture_end
+            # raises and its capture stream stays current in this thread, for the rest
+            # of the process
+            torch.cuda.set_stream(stream)
+            raise
     return graph, losses
 
 
@@ -102,8 +99,7 @@ class GraphedSteps:
     Parameters
     ----------
     trainer : Trainer
-        Supplies the batch (``_batch``), the losses (``_losses``) and the in-place sums
-        (``_accumulate``), as in its ordinary loop.
+        Supplies the step (``_train_step``) of its ordinary loop.
     data : tuple
         The training split as the trainer holds it (``shared, members, rows``).
     optimizer : torch.optim.Optimizer
@@ -217,15 +213,7 @@ class GraphedSteps:
                         if own is not torch.default_generator else [])
 
     def _step(self, index):
-        trainer = self.trainer
-        self.optimizer.zero_grad(set_to_none=True)
-        losses = trainer._losses(trainer._batch(self.data, index))
-        if trainer.n_members is not None:
-            trainer._check_member_loss(losses)
-        losses["loss"].backward()
-        self.optimizer.step()
-        trainer._accumulate(self.totals, losses, len(index))
-        return losses
+        return self.trainer._train_step(self.data, index, self.optimizer, self.totals)
 
     @contextlib.contextmanager
     def _side_stream(self):

@@ -151,6 +151,8 @@ def per_member(fn, phi, *args, member_args=()):
             # differs from vmap's, and differ from the same fit in a fresh process
             pass
         except (RuntimeError, ValueError, NotImplementedError):
+            if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+                raise  # the capture failed, not vmap: nothing to remember about fn
             _NOT_VMAPPABLE.add(fn)
     return torch.stack([fn(p, *args, *(a[m] for a in member_args))
                         for m, p in enumerate(phi)])

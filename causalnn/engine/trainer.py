@@ -608,22 +608,32 @@ class Trainer:
         self.module.train()
         n_train = len(train[2])
         batches = torch.tensor_split(self._batch_order(n_train), n_batches)
-        if self._graphed is not None:  # compile="cuda-graph"
+        if self._graphed is not None:  # compile="cuda-graph": the same step, replayed
             self._graphed.start_epoch()
-            for b, idx in enumerate(batches):
-                losses = self._graphed(idx)
-                for cb in callbacks:
-                    cb.on_batch_end(self, b, losses)
-            return self._record(self._graphed.totals, n_train, "train")
+            step, totals = self._graphed, self._graphed.totals
+        else:
+            totals = {}
 
-        def step(b, losses):
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            optimizer.step()
+            def step(idx):
+                return self._train_step(train, idx, optimizer, totals)
+
+        for b, idx in enumerate(batches):
+            losses = step(idx)
             for cb in callbacks:
                 cb.on_batch_end(self, b, losses)
+        return self._record(totals, n_train, "train")
 
-        return self._run_batches(train, batches, "train", step)
+    def _train_step(self, data, idx, optimizer, totals):
+        """One optimizer step on the rows at positions ``idx`` of ``data``; the loss
+        terms are added to ``totals`` in place. :class:`GraphedSteps` captures this."""
+        optimizer.zero_grad(set_to_none=True)
+        losses = self._losses(self._batch(data, idx))
+        if self.n_members is not None:
+            self._check_member_loss(losses)
+        losses["loss"].backward()
+        optimizer.step()
+        self._accumulate(totals, losses, len(idx))
+        return losses
 
     def __getstate__(self):
         # a draw ahead in flight (a thread) is not copied: a copy draws as usual; nor
@@ -681,15 +691,13 @@ class Trainer:
                 valid, torch.tensor_split(index, max(1, math.ceil(n_valid / chunk))),
                 "valid")
 
-    def _run_batches(self, data, batches, prefix, step=None):
+    def _run_batches(self, data, batches, prefix):
         """Row-weighted means of every loss term over ``batches`` of ``data``."""
         totals = {}
         for b, idx in enumerate(batches):
             losses = self._losses(self._batch(data, idx))
             if b == 0 and self.n_members is not None:
                 self._check_member_loss(losses)
-            if step is not None:
-                step(b, losses)
             self._accumulate(totals, losses, len(idx))
         return self._record(totals, sum(len(idx) for idx in batches), prefix)
 
